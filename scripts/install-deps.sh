@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs every Debian package Warren needs to build, test and benchmark, if any is missing.
+set -euo pipefail
+PKGS=(
+  build-essential cmake ninja-build pkg-config
+  libboost1.81-all-dev libspdlog-dev libfmt-dev libcli11-dev libssl-dev libsqlite3-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+  amqp-specs python3 python3-pika python3-pytest amqp-tools librabbitmq-dev
+)
+if [ "${WARREN_WITH_RABBITMQ:-0}" = 1 ]; then PKGS+=(rabbitmq-server); fi
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing: ${missing[*]}"
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi

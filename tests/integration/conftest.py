@@ -1,0 +1,255 @@
+"""Fixtures for the Warren integration tests.
+
+The broker under test is either
+
+* an already running broker at 127.0.0.1:$WARREN_TEST_AMQP_PORT (nothing is
+  started; this is how the suite is validated against the real RabbitMQ), or
+* a warren-server started by the session-scoped ``broker`` fixture: binary from
+  $WARREN_SERVER, else <repo>/build/warren-server.
+"""
+
+import os
+import re
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+
+import pika
+import pytest
+
+import amqp_helpers
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+LISTEN_RE = re.compile(r"AMQP listening on 127\.0\.0\.1:(\d+)")
+STARTUP_TIMEOUT = 10.0
+STOP_TIMEOUT = 5.0
+PER_TEST_TIMEOUT = float(os.environ.get("WARREN_TEST_TIMEOUT", "60"))
+
+
+class Broker(object):
+    """A broker the tests talk to (started by us or external)."""
+
+    def __init__(self, host, port, external, process=None, log=None):
+        self.host = host
+        self.port = port
+        self.external = external
+        self.process = process
+        self.log = log if log is not None else []
+
+    def log_tail(self, lines=200):
+        return "".join(self.log[-lines:])
+
+    def alive(self):
+        return self.external or self.process.poll() is None
+
+
+def _server_binary():
+    path = os.environ.get("WARREN_SERVER")
+    if path:
+        return path
+    return os.path.join(REPO, "build", "warren-server")
+
+
+def start_warren():
+    """Start a fresh warren-server on ephemeral ports; returns a Broker."""
+    binary = _server_binary()
+    if not os.path.exists(binary):
+        pytest.fail("warren-server binary not found at %s (set WARREN_SERVER "
+                    "or WARREN_TEST_AMQP_PORT)" % binary, pytrace=False)
+    data_dir = tempfile.mkdtemp(prefix="warren-it-data-")
+    cmd = [binary, "--amqp-port", "0", "--bind", "127.0.0.1",
+           "--management-port", "0", "--data-dir", data_dir]
+    process = subprocess.Popen(cmd, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT,
+                               stdin=subprocess.DEVNULL)
+    log = []
+    port_found = threading.Event()
+    found = {}
+
+    def pump():
+        for raw in iter(process.stdout.readline, b""):
+            line = raw.decode("utf-8", "replace")
+            log.append(line)
+            if not port_found.is_set():
+                match = LISTEN_RE.search(line)
+                if match:
+                    found["port"] = int(match.group(1))
+                    port_found.set()
+        process.stdout.close()
+
+    threading.Thread(target=pump, name="warren-log-pump", daemon=True).start()
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    while not port_found.wait(0.05):
+        if process.poll() is not None or time.monotonic() > deadline:
+            stop_process(process)
+            pytest.fail("warren-server did not report 'AMQP listening on "
+                        "127.0.0.1:<port>' within %.0f s (exit=%r); log:\n%s"
+                        % (STARTUP_TIMEOUT, process.poll(), "".join(log)),
+                        pytrace=False)
+    broker = Broker("127.0.0.1", found["port"], external=False,
+                    process=process, log=log)
+    broker.data_dir = data_dir
+    return broker
+
+
+def stop_process(process):
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(STOP_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(STOP_TIMEOUT)
+
+
+def external_port():
+    value = os.environ.get("WARREN_TEST_AMQP_PORT")
+    return int(value) if value else None
+
+
+_current_brokers = []
+
+
+@pytest.fixture(scope="session")
+def broker():
+    port = external_port()
+    if port is not None:
+        yield Broker("127.0.0.1", port, external=True)
+        return
+    b = start_warren()
+    _current_brokers.append(b)
+    try:
+        yield b
+    finally:
+        _current_brokers.remove(b)
+        stop_process(b.process)
+
+
+@pytest.fixture(scope="module")
+def private_broker():
+    """A fresh broker for this module only (skipped against an external one)."""
+    if external_port() is not None:
+        pytest.skip("needs a private broker instance; WARREN_TEST_AMQP_PORT "
+                    "points at a shared external broker")
+    b = start_warren()
+    _current_brokers.append(b)
+    try:
+        yield b
+    finally:
+        _current_brokers.remove(b)
+        stop_process(b.process)
+
+
+@pytest.fixture
+def amqp_port(broker):
+    return broker.port
+
+
+@pytest.fixture
+def conn_params(broker):
+    return amqp_helpers.params(broker.port)
+
+
+class ConnectionFactory(object):
+    """Opens pika BlockingConnections and closes them all at teardown."""
+
+    def __init__(self, port):
+        self.port = port
+        self.connections = []
+
+    def __call__(self, **kwargs):
+        conn = pika.BlockingConnection(amqp_helpers.params(self.port,
+                                                           **kwargs))
+        self.connections.append(conn)
+        return conn
+
+    def close_all(self):
+        for conn in self.connections:
+            amqp_helpers.close_quietly(conn)
+
+
+@pytest.fixture
+def connect(broker):
+    """Factory fixture: ``connect(**params)`` -> BlockingConnection."""
+    factory = ConnectionFactory(broker.port)
+    yield factory
+    factory.close_all()
+
+
+@pytest.fixture
+def connection(connect):
+    return connect()
+
+
+@pytest.fixture
+def channel(connection):
+    return connection.channel()
+
+
+@pytest.fixture
+def raw_client(broker):
+    """Factory fixture for rawamqp.RawClient sockets (closed at teardown)."""
+    import rawamqp
+    clients = []
+
+    def make(timeout=5.0):
+        client = rawamqp.RawClient(broker.host, broker.port, timeout=timeout)
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.close_socket()
+
+
+@pytest.fixture
+def uname(request):
+    """``uname('q')`` -> a unique resource name for this test."""
+    return lambda prefix="x": amqp_helpers.unique(prefix)
+
+
+# ---------------------------------------------------------------------------
+# Per-test timeout (no pytest-timeout plugin on Debian by default).
+
+
+class PerTestTimeout(Exception):
+    pass
+
+
+@pytest.fixture(autouse=True)
+def _per_test_timeout():
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_alarm(signum, frame):
+        raise PerTestTimeout("test exceeded %.0f s" % PER_TEST_TIMEOUT)
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, PER_TEST_TIMEOUT)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+# ---------------------------------------------------------------------------
+# Attach the broker log to failing tests, and notice a crashed broker.
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed and _current_brokers:
+        for b in _current_brokers:
+            status = "running" if b.alive() else (
+                "EXITED with %r" % b.process.poll())
+            report.sections.append(
+                ("warren-server (port %d, %s) log tail" % (b.port, status),
+                 b.log_tail(150)))
