@@ -1,1 +1,57 @@
-int main() { return 0; }
+// warren-server: parses configuration, opens the data directory, starts the AMQP listener and runs
+// the broker's event loop until SIGINT/SIGTERM.
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <spdlog/spdlog.h>
+
+#include "broker/broker.h"
+#include "server/amqp_listener.h"
+#include "server/config.h"
+#include "server/data_dir.h"
+
+int main(int argc, char** argv) {
+  using namespace warren;
+  int exit_code = 0;
+  auto config = server::parse_config(argc, argv, &exit_code);
+  if (!config) return exit_code;
+  spdlog::set_level(spdlog::level::from_str(config->log_level));
+  spdlog::set_pattern("%Y-%m-%d %H:%M:%S.%e [%l] %v");
+
+  server::DataDirLock lock;
+  std::string error;
+  if (!lock.acquire(config->data_dir, &error)) {
+    spdlog::critical("{}", error);
+    return 1;
+  }
+
+  boost::asio::io_context io(1);  // one thread, no internal locking
+  auth::UserStore users;
+  users.add_user(config->default_user, config->default_pass, {"administrator"});
+  broker::Broker broker(io, config->limits, std::move(users));
+
+  std::unique_ptr<server::AmqpListener> listener;
+  try {
+    auto address = boost::asio::ip::make_address(config->bind);
+    listener = std::make_unique<server::AmqpListener>(
+        broker, boost::asio::ip::tcp::endpoint(address, config->amqp_port));
+  } catch (const std::exception& e) {
+    spdlog::critical("cannot listen for AMQP on {}:{}: {}", config->bind, config->amqp_port,
+                     e.what());
+    return 1;
+  }
+  listener->start();
+  spdlog::info("Warren {} starting, data directory {}", "0.1.0", config->data_dir);
+  spdlog::info("AMQP listening on {}:{}", config->bind, listener->port());
+  spdlog::info("management HTTP API is not implemented yet; --management-port {} is reserved",
+               config->management_port);
+
+  boost::asio::signal_set signals(io, SIGINT, SIGTERM);
+  signals.async_wait([&](boost::system::error_code, int sig) {
+    spdlog::info("signal {} received, stopping", sig);
+    listener->stop();
+    io.stop();
+  });
+  io.run();
+  spdlog::info("stopped");
+  return 0;
+}

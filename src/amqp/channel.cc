@@ -1,0 +1,564 @@
+#include "amqp/channel.h"
+
+#include <algorithm>
+#include <random>
+
+#include "amqp/connection.h"
+#include "broker/vhost.h"
+
+namespace warren::amqp {
+
+using broker::amqp_error;
+using broker::AmqpError;
+using broker::Status;
+
+namespace {
+
+std::string random_tag(std::string_view prefix) {
+  static thread_local std::mt19937_64 rng{std::random_device{}()};
+  static constexpr char kAlphabet[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+  std::string tag(prefix);
+  for (int i = 0; i < 22; ++i) tag.push_back(kAlphabet[rng() % 64]);
+  return tag;
+}
+
+// Stamps the failing method's ids on an error so channel.close/connection.close carry them.
+// 312 NO_ROUTE is a RabbitMQ reply code that the spec XML does not list.
+constexpr uint16_t kReplyNoRoute = 312;
+
+Status with_method(Status s, uint16_t class_id, uint16_t method_id) {
+  if (s && s->class_id == 0) {
+    s->class_id = class_id;
+    s->method_id = method_id;
+  }
+  return s;
+}
+
+}  // namespace
+
+Channel::Channel(Connection& conn, uint16_t id) : conn_(conn), id_(id) {}
+
+Channel::~Channel() { shutdown(); }
+
+template <class M>
+void Channel::send(const M& m) {
+  write_method(conn_.out(), id_, m);
+  conn_.output_added();
+}
+
+Status Channel::handle_method(uint16_t class_id, uint16_t method_id, Reader& r) {
+  if (assembly_ != Assembly::kIdle)
+    return amqp_error(kUnexpectedFrame,
+                      "expected content header for class 60, got non content header frame instead");
+  return with_method(dispatch_method(class_id, method_id, r, *this), class_id, method_id);
+}
+
+Status Channel::on_unknown_method(uint16_t class_id, uint16_t method_id) {
+  return amqp_error(kCommandInvalid, "unknown method {}.{} (class {}, method {})", class_id,
+                    method_id, class_id, method_id);
+}
+
+Status Channel::on_malformed_method(uint16_t class_id, uint16_t method_id) {
+  return amqp_error(kSyntaxError, "malformed arguments for method {}",
+                    method_name(class_id, method_id));
+}
+
+broker::OpResult<FieldTable> Channel::table(std::string_view raw) const {
+  auto t = decode_table(raw);
+  if (!t) return amqp_error(kSyntaxError, "malformed field table");
+  return std::move(*t);
+}
+
+broker::OpResult<std::string> Channel::queue_name(std::string_view name) const {
+  if (!name.empty()) return std::string(name);
+  if (last_queue_.empty()) return amqp_error(kNotFound, "no previously declared queue");
+  return last_queue_;
+}
+
+// ---- channel class ----
+
+Status Channel::on(const ChannelOpen&) {
+  return amqp_error(kChannelError, "second 'channel.open' seen");
+}
+
+Status Channel::on(const ChannelFlow& m) {
+  if (!m.active) return amqp_error(kNotImplemented, "active=false");
+  send(ChannelFlowOk{true});
+  return std::nullopt;
+}
+
+Status Channel::on(const ChannelClose&) {
+  // Handled by the connection (it owns the channel's lifetime).
+  return std::nullopt;
+}
+
+Status Channel::on(const ChannelCloseOk&) { return std::nullopt; }
+
+// ---- exchange class ----
+
+Status Channel::on(const ExchangeDeclare& m) {
+  auto args = table(m.arguments);
+  if (!args) return args.error();
+  broker::ExchangeDeclare d{m.exchange, m.type, m.passive, m.durable, m.auto_delete, m.internal,
+                            std::move(*args)};
+  if (Status s = conn_.vhost().declare_exchange(d)) return s;
+  if (!m.no_wait) send(ExchangeDeclareOk{});
+  return std::nullopt;
+}
+
+Status Channel::on(const ExchangeDelete& m) {
+  if (Status s = conn_.vhost().delete_exchange(m.exchange, m.if_unused)) return s;
+  if (!m.no_wait) send(ExchangeDeleteOk{});
+  return std::nullopt;
+}
+
+Status Channel::on(const ExchangeBind& m) {
+  auto args = table(m.arguments);
+  if (!args) return args.error();
+  if (Status s = conn_.vhost().bind_exchange(m.destination, m.source, m.routing_key, *args))
+    return s;
+  if (!m.no_wait) send(ExchangeBindOk{});
+  return std::nullopt;
+}
+
+Status Channel::on(const ExchangeUnbind& m) {
+  auto args = table(m.arguments);
+  if (!args) return args.error();
+  if (Status s = conn_.vhost().unbind_exchange(m.destination, m.source, m.routing_key, *args))
+    return s;
+  if (!m.no_wait) send(ExchangeUnbindOk{});
+  return std::nullopt;
+}
+
+// ---- queue class ----
+
+Status Channel::on(const QueueDeclare& m) {
+  auto args = table(m.arguments);
+  if (!args) return args.error();
+  broker::QueueDeclare d{m.queue, m.passive, m.durable, m.exclusive, m.auto_delete,
+                         std::move(*args)};
+  auto ok = conn_.vhost().declare_queue(d, conn_.id());
+  if (!ok) return ok.error();
+  last_queue_ = ok->name;
+  if (!m.no_wait) send(QueueDeclareOk{ok->name, ok->message_count, ok->consumer_count});
+  return std::nullopt;
+}
+
+Status Channel::on(const QueueBind& m) {
+  auto args = table(m.arguments);
+  if (!args) return args.error();
+  auto q = queue_name(m.queue);
+  if (!q) return q.error();
+  std::string_view key = m.routing_key;
+  if (m.queue.empty() && key.empty()) key = *q;
+  if (Status s = conn_.vhost().bind_queue(*q, m.exchange, key, *args, conn_.id())) return s;
+  if (!m.no_wait) send(QueueBindOk{});
+  return std::nullopt;
+}
+
+Status Channel::on(const QueueUnbind& m) {
+  auto args = table(m.arguments);
+  if (!args) return args.error();
+  auto q = queue_name(m.queue);
+  if (!q) return q.error();
+  if (Status s = conn_.vhost().unbind_queue(*q, m.exchange, m.routing_key, *args, conn_.id()))
+    return s;
+  send(QueueUnbindOk{});
+  return std::nullopt;
+}
+
+Status Channel::on(const QueuePurge& m) {
+  auto q = queue_name(m.queue);
+  if (!q) return q.error();
+  auto n = conn_.vhost().purge_queue(*q, conn_.id());
+  if (!n) return n.error();
+  if (!m.no_wait) send(QueuePurgeOk{*n});
+  return std::nullopt;
+}
+
+Status Channel::on(const QueueDelete& m) {
+  auto q = queue_name(m.queue);
+  if (!q) return q.error();
+  auto n = conn_.vhost().delete_queue(*q, m.if_unused, m.if_empty, conn_.id());
+  if (!n) return n.error();
+  if (!m.no_wait) send(QueueDeleteOk{*n});
+  return std::nullopt;
+}
+
+// ---- basic class: qos, consume, cancel ----
+
+Status Channel::on(const BasicQos& m) {
+  if (m.prefetch_size != 0)
+    return amqp_error(kNotImplemented, "prefetch_size!=0 ({})", m.prefetch_size);
+  if (m.global) {
+    channel_prefetch_ = m.prefetch_count;
+  } else {
+    consumer_prefetch_ = m.prefetch_count;
+  }
+  send(BasicQosOk{});
+  request_dispatch_all();
+  return std::nullopt;
+}
+
+Status Channel::on(const BasicConsume& m) {
+  auto args = table(m.arguments);
+  if (!args) return args.error();
+  auto qname = queue_name(m.queue);
+  if (!qname) return qname.error();
+  auto q = conn_.vhost().usable_queue(*qname, conn_.id());
+  if (!q) return q.error();
+  broker::Queue* queue = *q;
+  std::string tag = m.consumer_tag.empty() ? random_tag("amq.ctag-") : std::string(m.consumer_tag);
+  if (consumers_.count(tag))
+    return amqp_error(kNotAllowed, "attempt to reuse consumer tag '{}'", tag);
+  if (queue->has_exclusive_consumer() || (m.exclusive && queue->consumer_count() > 0))
+    return amqp_error(kAccessRefused, "queue '{}' in vhost '{}' in exclusive use", queue->name(),
+                      queue->vhost());
+  auto c = std::make_unique<broker::Consumer>();
+  c->tag = tag;
+  c->sink = this;
+  c->queue = broker::QueueRef(queue);
+  c->connection_id = conn_.id();
+  c->no_ack = m.no_ack;
+  c->exclusive = m.exclusive;
+  c->prefetch = consumer_prefetch_;
+  c->arguments = std::move(*args);
+  broker::Consumer* raw = c.get();
+  consumers_.emplace(tag, std::move(c));
+  // consume-ok goes out before any delivery: deliveries are written by the next dispatch.
+  if (!m.no_wait) send(BasicConsumeOk{tag});
+  queue->add_consumer(raw);
+  return std::nullopt;
+}
+
+Status Channel::on(const BasicCancel& m) {
+  std::string tag(m.consumer_tag);
+  remove_consumer(tag, false);
+  if (!m.no_wait) send(BasicCancelOk{tag});
+  return std::nullopt;
+}
+
+void Channel::remove_consumer(const std::string& tag, bool notify_client) {
+  auto it = consumers_.find(tag);
+  if (it == consumers_.end()) return;
+  std::unique_ptr<broker::Consumer> c = std::move(it->second);
+  consumers_.erase(it);
+  for (Unacked& u : unacked_)
+    if (u.consumer == c.get()) u.consumer = nullptr;
+  broker::Queue* q = c->queue.get();
+  if (notify_client && conn_.consumer_cancel_notify()) send(BasicCancel{tag, true});
+  if (!q->deleted() && q->remove_consumer(c.get())) conn_.vhost().remove_queue(q);
+}
+
+void Channel::cancelled_by_broker(broker::Consumer& c) {
+  // The queue already dropped the consumer; forget it and tell the client.
+  auto it = consumers_.find(c.tag);
+  if (it == consumers_.end()) return;
+  std::unique_ptr<broker::Consumer> owned = std::move(it->second);
+  consumers_.erase(it);
+  for (Unacked& u : unacked_)
+    if (u.consumer == owned.get()) u.consumer = nullptr;
+  if (conn_.consumer_cancel_notify() && !closing_) send(BasicCancel{owned->tag, true});
+}
+
+// ---- delivery ----
+
+bool Channel::can_deliver(const broker::Consumer& c) const {
+  if (closing_ || conn_.output_blocked()) return false;
+  if (c.no_ack) return true;
+  if (c.prefetch != 0 && c.unacked >= c.prefetch) return false;
+  if (channel_prefetch_ != 0 && consumer_unacked_ >= channel_prefetch_) return false;
+  return true;
+}
+
+void Channel::deliver(broker::Consumer& c, broker::Queue& q, broker::QueuedMessage&& m) {
+  uint64_t tag = next_delivery_tag_++;
+  const broker::Message& msg = *m.msg;
+  std::string& out = conn_.out();
+  write_method(out, id_,
+               BasicDeliver{c.tag, tag, m.redelivered, msg.exchange(), msg.routing_key()});
+  write_content_header(out, id_, msg.body_size(), msg.raw_properties());
+  write_body(out, id_, msg.body(), conn_.frame_max());
+  conn_.output_added();
+  if (!c.no_ack) {
+    ++c.unacked;
+    ++consumer_unacked_;
+    ++channel_unacked_;
+    unacked_.push_back(Unacked{tag, std::move(m), broker::QueueRef(&q), &c, false});
+  }
+}
+
+void Channel::request_dispatch_all() {
+  for (auto& [tag, c] : consumers_) c->queue->request_dispatch();
+}
+
+// ---- basic.get ----
+
+Status Channel::on(const BasicGet& m) {
+  auto qname = queue_name(m.queue);
+  if (!qname) return qname.error();
+  auto q = conn_.vhost().usable_queue(*qname, conn_.id());
+  if (!q) return q.error();
+  broker::QueuedMessage qm = (*q)->pop();
+  if (!qm.msg) {
+    send(BasicGetEmpty{});
+    return std::nullopt;
+  }
+  uint64_t tag = next_delivery_tag_++;
+  const broker::Message& msg = *qm.msg;
+  std::string& out = conn_.out();
+  write_method(out, id_,
+               BasicGetOk{tag, qm.redelivered, msg.exchange(), msg.routing_key(),
+                          static_cast<uint32_t>((*q)->message_count())});
+  write_content_header(out, id_, msg.body_size(), msg.raw_properties());
+  write_body(out, id_, msg.body(), conn_.frame_max());
+  conn_.output_added();
+  if (!m.no_ack) {
+    ++channel_unacked_;
+    unacked_.push_back(Unacked{tag, std::move(qm), broker::QueueRef(*q), nullptr, false});
+  }
+  return std::nullopt;
+}
+
+// ---- acknowledgements ----
+
+void Channel::settle_entry(Unacked& u) {
+  u.done = true;
+  --channel_unacked_;
+  if (u.consumer != nullptr) {
+    --u.consumer->unacked;
+    --consumer_unacked_;
+    u.consumer->queue->request_dispatch();
+  }
+}
+
+Status Channel::settle(uint64_t tag, bool multiple, bool requeue, bool ack, uint16_t method_id) {
+  // Entries are in tag order: find the first with tag >= the requested one.
+  auto it = std::lower_bound(unacked_.begin(), unacked_.end(), tag,
+                             [](const Unacked& u, uint64_t t) { return u.tag < t; });
+  bool exact = it != unacked_.end() && it->tag == tag && !it->done;
+  if (!exact && !(multiple && tag == 0))
+    return amqp_error(kPreconditionFailed, "unknown delivery tag {}", tag);
+  auto begin = multiple ? unacked_.begin() : it;
+  auto end = (multiple && tag == 0) ? unacked_.end() : it + 1;
+  // Requeued messages are grouped per queue so each queue merges them back in one pass.
+  std::vector<std::pair<broker::QueueRef, std::vector<broker::QueuedMessage>>> requeued;
+  for (auto e = begin; e != end; ++e) {
+    if (e->done) continue;
+    settle_entry(*e);
+    if (!ack && requeue) {
+      auto g = std::find_if(requeued.begin(), requeued.end(),
+                            [&](const auto& p) { return p.first == e->queue; });
+      if (g == requeued.end()) g = requeued.insert(requeued.end(), {e->queue, {}});
+      g->second.push_back(std::move(e->message));
+    }
+    e->message.msg.reset();
+    e->queue.reset();
+  }
+  for (auto& [q, msgs] : requeued) q->requeue(std::move(msgs));
+  while (!unacked_.empty() && unacked_.front().done) unacked_.pop_front();
+  if (channel_prefetch_ != 0) request_dispatch_all();
+  (void)method_id;
+  return std::nullopt;
+}
+
+Status Channel::on(const BasicAck& m) {
+  return settle(m.delivery_tag, m.multiple, false, true, BasicAck::kMethodId);
+}
+
+Status Channel::on(const BasicNack& m) {
+  return settle(m.delivery_tag, m.multiple, m.requeue, false, BasicNack::kMethodId);
+}
+
+Status Channel::on(const BasicReject& m) {
+  return settle(m.delivery_tag, false, m.requeue, false, BasicReject::kMethodId);
+}
+
+void Channel::requeue_all_unacked() {
+  std::vector<std::pair<broker::QueueRef, std::vector<broker::QueuedMessage>>> requeued;
+  for (Unacked& u : unacked_) {
+    if (u.done) continue;
+    if (u.consumer != nullptr) --u.consumer->unacked;
+    auto g = std::find_if(requeued.begin(), requeued.end(),
+                          [&](const auto& p) { return p.first == u.queue; });
+    if (g == requeued.end()) g = requeued.insert(requeued.end(), {u.queue, {}});
+    g->second.push_back(std::move(u.message));
+  }
+  unacked_.clear();
+  channel_unacked_ = 0;
+  consumer_unacked_ = 0;
+  for (auto& [q, msgs] : requeued) q->requeue(std::move(msgs));
+}
+
+Status Channel::on(const BasicRecoverAsync& m) {
+  requeue_all_unacked();
+  return std::nullopt;
+}
+
+Status Channel::on(const BasicRecover& m) {
+  if (!m.requeue) return amqp_error(kNotImplemented, "requeue=false");
+  requeue_all_unacked();
+  send(BasicRecoverOk{});
+  return std::nullopt;
+}
+
+// ---- publish ----
+
+Status Channel::on(const BasicPublish& m) {
+  if (m.immediate) return amqp_error(kNotImplemented, "immediate=true");
+  publish_exchange_.assign(m.exchange);
+  publish_routing_key_.assign(m.routing_key);
+  publish_mandatory_ = m.mandatory;
+  assembly_ = Assembly::kHeader;
+  return std::nullopt;
+}
+
+Status Channel::handle_header(std::string_view payload) {
+  if (assembly_ != Assembly::kHeader) {
+    if (assembly_ == Assembly::kBody)
+      return amqp_error(kUnexpectedFrame, "expected content body, got non content body frame instead");
+    return amqp_error(kUnexpectedFrame, "expected method frame, got non method frame instead");
+  }
+  Reader r(payload);
+  uint16_t class_id = r.u16();
+  r.u16();  // weight
+  uint64_t body_size = r.u64();
+  std::string_view raw_props(reinterpret_cast<const char*>(r.position()), r.remaining());
+  BasicProperties props;
+  if (!r.ok() || !props.decode(r))
+    return amqp_error(kFrameError, "malformed content header frame");
+  if (class_id != kBasicClass)
+    return amqp_error(kFrameError, "content header for class {} does not match basic.publish",
+                      class_id);
+  auto& limits = conn_.broker().limits();
+  if (body_size > limits.max_message_size) {
+    assembly_ = Assembly::kIdle;
+    return with_method(amqp_error(kPreconditionFailed,
+                                  "message size {} is larger than configured max size {}",
+                                  body_size, limits.max_message_size),
+                       kBasicClass, BasicPublish::kMethodId);
+  }
+  if (props.has_user_id() && props.user_id != conn_.user()) {
+    assembly_ = Assembly::kIdle;
+    return with_method(
+        amqp_error(kPreconditionFailed,
+                   "user_id property set to '{}' but authenticated user was '{}'", props.user_id,
+                   conn_.user()),
+        kBasicClass, BasicPublish::kMethodId);
+  }
+  publish_message_ =
+      broker::Message::create(publish_exchange_, publish_routing_key_, raw_props, body_size);
+  publish_message_->delivery_mode = props.has_delivery_mode() ? props.delivery_mode : 0;
+  publish_message_->priority = props.has_priority() ? props.priority : 0;
+  if (body_size == 0) return finish_publish();
+  assembly_ = Assembly::kBody;
+  return std::nullopt;
+}
+
+Status Channel::handle_body(std::string_view payload) {
+  if (assembly_ != Assembly::kBody) {
+    if (assembly_ == Assembly::kHeader)
+      return amqp_error(kUnexpectedFrame,
+                        "expected content header for class 60, got non content header frame instead");
+    return amqp_error(kUnexpectedFrame, "expected method frame, got non method frame instead");
+  }
+  if (!publish_message_->append_body(payload))
+    return amqp_error(kFrameError, "content body is larger than its header announced");
+  if (publish_message_->complete()) return finish_publish();
+  return std::nullopt;
+}
+
+Status Channel::finish_publish() {
+  assembly_ = Assembly::kIdle;
+  broker::MessageRef msg = std::move(publish_message_);
+  auto fail = [](AmqpError e) -> Status {
+    e.class_id = kBasicClass;
+    e.method_id = BasicPublish::kMethodId;
+    return e;
+  };
+  broker::VHost& vhost = conn_.vhost();
+  route_scratch_.clear();
+  if (publish_exchange_.empty()) {
+    vhost.route_default(publish_routing_key_, route_scratch_);
+  } else {
+    broker::Exchange* x = vhost.find_exchange(publish_exchange_);
+    if (x == nullptr)
+      return fail(amqp_error(kNotFound, "no exchange '{}' in vhost '{}'", publish_exchange_,
+                             vhost.name()));
+    if (x->options().internal)
+      return fail(amqp_error(kAccessRefused, "cannot publish to internal exchange '{}' in vhost '{}'",
+                             publish_exchange_, vhost.name()));
+    std::optional<FieldTable> headers;
+    auto headers_fn = [&]() -> const FieldTable& {
+      if (!headers) {
+        Reader r(msg->raw_properties());
+        BasicProperties p;
+        p.decode(r);
+        if (p.has_headers()) headers = decode_table(p.headers);
+        if (!headers) headers.emplace();
+      }
+      return *headers;
+    };
+    vhost.route(x, publish_routing_key_, headers_fn, route_scratch_);
+  }
+  if (confirm_mode_) ++publish_seq_;
+  if (route_scratch_.empty()) {
+    if (publish_mandatory_) {
+      std::string& out = conn_.out();
+      write_method(out, id_,
+                   BasicReturn{kReplyNoRoute, "NO_ROUTE", msg->exchange(), msg->routing_key()});
+      write_content_header(out, id_, msg->body_size(), msg->raw_properties());
+      write_body(out, id_, msg->body(), conn_.frame_max());
+      conn_.output_added();
+    }
+  } else {
+    for (broker::Queue* q : route_scratch_) q->enqueue(msg);
+  }
+  if (confirm_mode_) conn_.confirm_pending(this);
+  return std::nullopt;
+}
+
+void Channel::write_confirms() {
+  if (closing_ || publish_seq_ <= confirmed_) return;
+  bool multiple = publish_seq_ - confirmed_ > 1;
+  write_method(conn_.out(), id_, BasicAck{publish_seq_, multiple});
+  confirmed_ = publish_seq_;
+}
+
+// ---- confirm / tx ----
+
+Status Channel::on(const ConfirmSelect& m) {
+  confirm_mode_ = true;
+  if (!m.nowait) send(ConfirmSelectOk{});
+  return std::nullopt;
+}
+
+Status Channel::on(const TxSelect&) {
+  return amqp_error(kNotImplemented, "transactions (tx.select) are not supported yet");
+}
+Status Channel::on(const TxCommit&) {
+  return amqp_error(kPreconditionFailed, "channel is not transactional");
+}
+Status Channel::on(const TxRollback&) {
+  return amqp_error(kPreconditionFailed, "channel is not transactional");
+}
+
+// ---- lifecycle ----
+
+void Channel::begin_close() {
+  closing_ = true;
+  assembly_ = Assembly::kIdle;
+  publish_message_.reset();
+  shutdown();
+}
+
+void Channel::shutdown() {
+  std::vector<std::string> tags;
+  tags.reserve(consumers_.size());
+  for (auto& [tag, c] : consumers_) tags.push_back(tag);
+  for (const std::string& tag : tags) remove_consumer(tag, false);
+  requeue_all_unacked();
+}
+
+}  // namespace warren::amqp

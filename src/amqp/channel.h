@@ -1,0 +1,135 @@
+// One AMQP channel: method handlers for exchange/queue/basic/confirm, content assembly for
+// publishes, consumers, unacked deliveries and prefetch accounting.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "amqp/frame.h"
+#include "amqp/methods.h"
+#include "broker/amqp_error.h"
+#include "broker/message.h"
+#include "broker/queue.h"
+
+namespace warren::amqp {
+
+class Connection;
+
+class Channel : public broker::DeliverySink {
+ public:
+  Channel(Connection& conn, uint16_t id);
+  ~Channel() override;
+
+  uint16_t id() const { return id_; }
+  bool closing() const { return closing_; }
+
+  // Frame handlers; an error is the reply code to close the channel (soft) or connection (hard).
+  broker::Status handle_method(uint16_t class_id, uint16_t method_id, Reader& r);
+  broker::Status handle_header(std::string_view payload);
+  broker::Status handle_body(std::string_view payload);
+  bool expecting_content() const { return assembly_ != Assembly::kIdle; }
+
+  // Channel close initiated by us after a soft error: release everything, wait for close-ok.
+  void begin_close();
+  // Releases consumers and requeues unacked messages (channel or connection closing).
+  void shutdown();
+  // Writes the cumulative publisher confirm, if any is due.
+  void write_confirms();
+
+  // DeliverySink
+  bool can_deliver(const broker::Consumer& c) const override;
+  void deliver(broker::Consumer& c, broker::Queue& q, broker::QueuedMessage&& m) override;
+  void cancelled_by_broker(broker::Consumer& c) override;
+  // Asks the queues this channel consumes from to dispatch again (credit or socket space freed).
+  void request_dispatch_all();
+
+  // Method handlers (called by dispatch_method).
+  broker::Status on(const ChannelOpen&);
+  broker::Status on(const ChannelFlow&);
+  broker::Status on(const ChannelClose&);
+  broker::Status on(const ChannelCloseOk&);
+  broker::Status on(const ExchangeDeclare&);
+  broker::Status on(const ExchangeDelete&);
+  broker::Status on(const ExchangeBind&);
+  broker::Status on(const ExchangeUnbind&);
+  broker::Status on(const QueueDeclare&);
+  broker::Status on(const QueueBind&);
+  broker::Status on(const QueueUnbind&);
+  broker::Status on(const QueuePurge&);
+  broker::Status on(const QueueDelete&);
+  broker::Status on(const BasicQos&);
+  broker::Status on(const BasicConsume&);
+  broker::Status on(const BasicCancel&);
+  broker::Status on(const BasicPublish&);
+  broker::Status on(const BasicGet&);
+  broker::Status on(const BasicAck&);
+  broker::Status on(const BasicReject&);
+  broker::Status on(const BasicNack&);
+  broker::Status on(const BasicRecoverAsync&);
+  broker::Status on(const BasicRecover&);
+  broker::Status on(const ConfirmSelect&);
+  broker::Status on(const TxSelect&);
+  broker::Status on(const TxCommit&);
+  broker::Status on(const TxRollback&);
+  // Methods a client must not send on a channel (server-to-client methods, connection class).
+  template <class M>
+  broker::Status on(const M&) {
+    return broker::amqp_error(kCommandInvalid, "unexpected method {} on channel {}", M::kName, id_);
+  }
+  broker::Status on_unknown_method(uint16_t class_id, uint16_t method_id);
+  broker::Status on_malformed_method(uint16_t class_id, uint16_t method_id);
+
+ private:
+  enum class Assembly { kIdle, kHeader, kBody };
+
+  struct Unacked {
+    uint64_t tag = 0;
+    broker::QueuedMessage message;
+    broker::QueueRef queue;
+    broker::Consumer* consumer = nullptr;  // null for basic.get or after the consumer went away
+    bool done = false;
+  };
+
+  template <class M>
+  void send(const M& m);
+  broker::Status finish_publish();
+  broker::Status settle(uint64_t tag, bool multiple, bool requeue, bool ack, uint16_t method_id);
+  void settle_entry(Unacked& u);
+  void requeue_all_unacked();
+  void remove_consumer(const std::string& tag, bool notify_client);
+  // Resolves "" to the channel's most recently declared queue as RabbitMQ does.
+  broker::OpResult<std::string> queue_name(std::string_view name) const;
+  broker::OpResult<FieldTable> table(std::string_view raw) const;
+
+  Connection& conn_;
+  uint16_t id_;
+  bool closing_ = false;
+
+  // Publish being assembled from method + header + body frames.
+  Assembly assembly_ = Assembly::kIdle;
+  std::string publish_exchange_;
+  std::string publish_routing_key_;
+  bool publish_mandatory_ = false;
+  broker::MessageRef publish_message_;
+  std::vector<broker::Queue*> route_scratch_;
+
+  std::unordered_map<std::string, std::unique_ptr<broker::Consumer>> consumers_;
+  uint16_t consumer_prefetch_ = 0;  // basic.qos global=false: for consumers created after
+  uint32_t channel_prefetch_ = 0;   // basic.qos global=true: shared by the channel's consumers
+  uint32_t channel_unacked_ = 0;    // deliveries awaiting ack on this channel (consumers + get)
+  uint32_t consumer_unacked_ = 0;   // of which delivered to consumers (counted by global qos)
+  std::deque<Unacked> unacked_;
+  uint64_t next_delivery_tag_ = 1;
+
+  bool confirm_mode_ = false;
+  uint64_t publish_seq_ = 0;
+  uint64_t confirmed_ = 0;
+
+  std::string last_queue_;
+};
+
+}  // namespace warren::amqp

@@ -1,0 +1,533 @@
+#include "amqp/connection.h"
+
+#include <cstring>
+
+#include <boost/asio/write.hpp>
+#include <spdlog/spdlog.h>
+
+#include "amqp/channel.h"
+#include "amqp/field_table.h"
+#include "auth/user_store.h"
+
+namespace warren::amqp {
+
+namespace asio = boost::asio;
+using broker::amqp_error;
+using broker::AmqpError;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+constexpr size_t kReadBufferMin = 256 * 1024;
+
+const std::string& server_properties() {
+  static const std::string encoded = [] {
+    FieldTable caps;
+    for (const char* c : {"publisher_confirms", "exchange_exchange_bindings", "basic.nack",
+                          "consumer_cancel_notify", "connection.blocked", "consumer_priorities",
+                          "authentication_failure_close", "per_consumer_qos", "direct_reply_to"})
+      caps.set(c, true);
+    FieldTable props;
+    props.set("product", std::string("Warren"));
+    props.set("version", std::string("0.1.0"));
+    props.set("platform", std::string("C++20 / Boost.Asio"));
+    props.set("copyright", std::string("Warren authors"));
+    props.set("information", std::string("AMQP 0-9-1 broker compatible with RabbitMQ clients"));
+    props.set("cluster_name", std::string("warren"));
+    props.set("capabilities", std::move(caps));
+    return encode_table_body(props);
+  }();
+  return encoded;
+}
+
+bool is_loopback(const asio::ip::address& a) {
+  if (a.is_loopback()) return true;
+  if (a.is_v6() && a.to_v6().is_v4_mapped())
+    return asio::ip::make_address_v4(asio::ip::v4_mapped, a.to_v6()).is_loopback();
+  return false;
+}
+
+}  // namespace
+
+Connection::Connection(asio::ip::tcp::socket socket, broker::Broker& broker)
+    : socket_(std::move(socket)),
+      broker_(broker),
+      id_(broker.next_connection_id()),
+      frame_max_(broker.limits().frame_max),
+      channel_max_(broker.limits().channel_max),
+      heartbeat_timer_(socket_.get_executor()),
+      close_timer_(socket_.get_executor()) {
+  in_.resize(std::max<size_t>(kReadBufferMin, frame_max_ + kFrameOverhead));
+  boost::system::error_code ec;
+  auto ep = socket_.remote_endpoint(ec);
+  if (!ec) {
+    peer_ = ep.address().to_string() + ":" + std::to_string(ep.port());
+    peer_is_loopback_ = is_loopback(ep.address());
+  }
+  socket_.set_option(asio::ip::tcp::no_delay(true), ec);
+}
+
+Connection::~Connection() = default;
+
+void Connection::start() {
+  last_recv_ = last_send_ = Clock::now();
+  spdlog::debug("accepted AMQP connection {} from {}", id_, peer_);
+  // A client that never finishes the handshake is dropped (RabbitMQ: handshake_timeout 10 s).
+  close_timer_.expires_after(std::chrono::seconds(10));
+  close_timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
+    if (!ec && self->state_ != State::kRunning && self->state_ != State::kClosed) {
+      spdlog::info("connection {} from {}: handshake timeout", self->id_, self->peer_);
+      self->close_socket();
+    }
+  });
+  read_some();
+}
+
+void Connection::read_some() {
+  if (state_ == State::kClosed) return;
+  socket_.async_read_some(
+      asio::buffer(in_.data() + in_len_, in_.size() - in_len_),
+      [self = shared_from_this()](boost::system::error_code ec, size_t n) {
+        if (ec) {
+          if (self->state_ != State::kClosed)
+            spdlog::debug("connection {} from {}: {}", self->id_, self->peer_, ec.message());
+          self->close_socket();
+          return;
+        }
+        self->on_read(n);
+      });
+}
+
+void Connection::on_read(size_t n) {
+  in_len_ += n;
+  last_recv_ = Clock::now();
+  size_t pos = 0;
+  if (state_ == State::kHeader) {
+    if (in_len_ < kProtocolHeader.size()) {
+      if (std::memcmp(in_.data(), kProtocolHeader.data(), in_len_) == 0) return read_some();
+      in_len_ = std::max(in_len_, kProtocolHeader.size());  // mismatch already visible
+    }
+    if (!handle_protocol_header()) return;
+    pos = kProtocolHeader.size();
+  }
+  while (state_ != State::kClosed) {
+    Frame f;
+    size_t used = 0;
+    uint32_t max_payload = frame_max_ - static_cast<uint32_t>(kFrameOverhead);
+    std::string_view data(in_.data() + pos, in_len_ - pos);
+    ParseStatus st = parse_frame(data, max_payload, &f, &used);
+    if (st == ParseStatus::kNeedMore) break;
+    if (st == ParseStatus::kTooLarge) {
+      Reader r(data);
+      r.u8();
+      r.u16();
+      close_with_error(amqp_error(kFrameError, "frame size {} exceeds negotiated frame_max {}",
+                                  r.u32(), frame_max_));
+      return;
+    }
+    if (st == ParseStatus::kBadFrameEnd) {
+      close_with_error(amqp_error(kFrameError, "frame end octet is not 0xCE"));
+      return;
+    }
+    pos += used;
+    if (!handle_frame(f)) break;
+  }
+  if (state_ == State::kClosed) return;
+  if (pos > 0) {
+    std::memmove(in_.data(), in_.data() + pos, in_len_ - pos);
+    in_len_ -= pos;
+  }
+  read_some();
+}
+
+bool Connection::handle_protocol_header() {
+  if (std::memcmp(in_.data(), kProtocolHeader.data(), kProtocolHeader.size()) != 0) {
+    // As RabbitMQ: answer with the protocol version we speak, then close.
+    spdlog::info("connection {} from {}: unsupported protocol header, closing", id_, peer_);
+    out_.assign(kProtocolHeader);
+    close_after_flush_ = true;
+    state_ = State::kClosing;
+    write_now();
+    return false;
+  }
+  state_ = State::kStartOk;
+  send_start();
+  return true;
+}
+
+void Connection::send_start() {
+  write_method(out_, 0,
+               ConnectionStart{0, 9, server_properties(), "PLAIN AMQPLAIN", "en_US"});
+  write_now();
+}
+
+Channel* Connection::channel(uint16_t id) {
+  return id < channels_.size() ? channels_[id].get() : nullptr;
+}
+
+bool Connection::handle_frame(const Frame& f) {
+  if (state_ == State::kClosing) {
+    // After our connection.close only close-ok (or a crossing close) matters.
+    if (f.type == kFrameMethod && f.channel == 0) {
+      Reader r(f.payload);
+      uint16_t c = r.u16(), m = r.u16();
+      if (c == kConnectionClass && m == ConnectionCloseOk::kMethodId) {
+        close_socket();
+        return false;
+      }
+      if (c == kConnectionClass && m == ConnectionClose::kMethodId) {
+        write_method(out_, 0, ConnectionCloseOk{});
+        close_after_flush_ = true;
+        write_now();
+        return false;
+      }
+    }
+    return true;
+  }
+  switch (f.type) {
+    case kFrameHeartbeat:
+      if (f.channel != 0) {
+        close_with_error(amqp_error(kFrameError, "heartbeat frame on channel {}", f.channel));
+        return false;
+      }
+      return true;
+    case kFrameMethod:
+      if (f.channel == 0) {
+        Reader r(f.payload);
+        uint16_t c = r.u16(), m = r.u16();
+        if (!r.ok()) {
+          close_with_error(amqp_error(kFrameError, "method frame too short"));
+          return false;
+        }
+        return handle_connection_method(c, m, r);
+      }
+      [[fallthrough]];
+    case kFrameHeader:
+    case kFrameBody:
+      if (state_ != State::kRunning) {
+        close_with_error(amqp_error(kChannelError, "channel {} used before connection.open",
+                                    f.channel));
+        return false;
+      }
+      if (f.channel == 0) {
+        close_with_error(amqp_error(kUnexpectedFrame, "content frame of type {} on channel 0",
+                                    f.type));
+        return false;
+      }
+      return handle_channel_frame(f);
+    default:
+      close_with_error(amqp_error(kFrameError, "unknown frame type {}", f.type));
+      return false;
+  }
+}
+
+bool Connection::handle_connection_method(uint16_t class_id, uint16_t method_id, Reader& r) {
+  uint32_t id = (uint32_t(class_id) << 16) | method_id;
+  auto fail = [&](AmqpError e) {
+    e.class_id = class_id;
+    e.method_id = method_id;
+    close_with_error(e);
+    return false;
+  };
+  if (id == ConnectionClose::kId) {
+    write_method(out_, 0, ConnectionCloseOk{});
+    close_after_flush_ = true;
+    state_ = State::kClosing;
+    release_resources();
+    write_now();
+    return false;
+  }
+  if (id == ConnectionCloseOk::kId) {
+    close_socket();
+    return false;
+  }
+  switch (state_) {
+    case State::kStartOk: {
+      ConnectionStartOk m;
+      if (id != ConnectionStartOk::kId)
+        return fail(amqp_error(kCommandInvalid, "expected connection.start-ok, got {}",
+                               method_name(class_id, method_id)));
+      if (!m.decode(r)) return fail(amqp_error(kSyntaxError, "malformed connection.start-ok"));
+      if (auto props = decode_table(m.client_properties)) {
+        if (const FieldValue* caps = props->find("capabilities"))
+          if (const FieldTable* t = caps->as_table())
+            if (const FieldValue* ccn = t->find("consumer_cancel_notify"))
+              consumer_cancel_notify_ = ccn->as_bool().value_or(false);
+      }
+      if (m.mechanism != "PLAIN" && m.mechanism != "AMQPLAIN")
+        return fail(amqp_error(kCommandInvalid, "unknown authentication mechanism '{}'",
+                               m.mechanism));
+      if (!authenticate(m.mechanism, m.response)) return false;
+      write_method(out_, 0, ConnectionTune{broker_.limits().channel_max,
+                                           broker_.limits().frame_max, broker_.limits().heartbeat});
+      write_now();
+      state_ = State::kTuneOk;
+      return true;
+    }
+    case State::kTuneOk: {
+      ConnectionTuneOk m;
+      if (id != ConnectionTuneOk::kId)
+        return fail(amqp_error(kCommandInvalid, "expected connection.tune-ok, got {}",
+                               method_name(class_id, method_id)));
+      if (!m.decode(r)) return fail(amqp_error(kSyntaxError, "malformed connection.tune-ok"));
+      uint32_t server_max = broker_.limits().frame_max;
+      uint32_t fm = m.frame_max == 0 ? server_max : m.frame_max;
+      if (fm < kFrameMinSize)
+        return fail(amqp_error(kNotAllowed, "frame_max={} < {} min size", fm, kFrameMinSize));
+      if (fm > server_max)
+        return fail(amqp_error(kNotAllowed, "frame_max={} > {} max size", fm, server_max));
+      frame_max_ = fm;
+      uint16_t cm = m.channel_max == 0 ? broker_.limits().channel_max : m.channel_max;
+      channel_max_ = std::min(cm, broker_.limits().channel_max);
+      heartbeat_ = m.heartbeat;
+      state_ = State::kOpen;
+      start_heartbeat();
+      return true;
+    }
+    case State::kOpen: {
+      ConnectionOpen m;
+      if (id != ConnectionOpen::kId)
+        return fail(amqp_error(kCommandInvalid, "expected connection.open, got {}",
+                               method_name(class_id, method_id)));
+      if (!m.decode(r)) return fail(amqp_error(kSyntaxError, "malformed connection.open"));
+      vhost_ = broker_.find_vhost(m.virtual_host);
+      if (vhost_ == nullptr)
+        return fail(amqp_error(kNotAllowed, "vhost {} not found", m.virtual_host));
+      write_method(out_, 0, ConnectionOpenOk{});
+      write_now();
+      state_ = State::kRunning;
+      close_timer_.cancel();
+      spdlog::debug("connection {} from {}: user '{}' opened vhost '{}'", id_, peer_, user_,
+                    vhost_->name());
+      return true;
+    }
+    case State::kRunning:
+      // connection.blocked/unblocked (10.60/10.61) are RabbitMQ extensions absent from the spec XML.
+      if (id == ((uint32_t(kConnectionClass) << 16) | 60) ||
+          id == ((uint32_t(kConnectionClass) << 16) | 61))
+        return true;
+      return fail(amqp_error(kCommandInvalid, "unexpected method {} on channel 0",
+                             method_name(class_id, method_id).empty()
+                                 ? std::string_view("unknown")
+                                 : method_name(class_id, method_id)));
+    default:
+      return fail(amqp_error(kCommandInvalid, "unexpected method on channel 0"));
+  }
+}
+
+bool Connection::authenticate(std::string_view mechanism, std::string_view response) {
+  auto creds = mechanism == "PLAIN" ? auth::parse_plain(response) : auth::parse_amqplain(response);
+  const auth::User* user =
+      creds ? broker_.users().authenticate(creds->user, creds->password) : nullptr;
+  std::string name = creds ? creds->user : std::string();
+  std::string reason;
+  if (user == nullptr) {
+    reason = "invalid credentials";
+  } else if (!peer_is_loopback_ && broker_.users().loopback_only(name)) {
+    user = nullptr;
+    reason = "user can only connect via localhost";
+  }
+  if (user == nullptr) {
+    spdlog::warn("connection {} from {}: login of user '{}' refused ({}, mechanism {})", id_, peer_,
+                 name, reason, mechanism);
+    AmqpError e = amqp_error(kAccessRefused,
+                             "Login was refused using authentication mechanism {}. For details "
+                             "see the broker logfile.",
+                             mechanism);
+    write_method(out_, 0, ConnectionClose{e.code, e.text, 0, 0});
+    close_after_flush_ = true;
+    state_ = State::kClosing;
+    write_now();
+    return false;
+  }
+  user_ = user->name;
+  return true;
+}
+
+bool Connection::handle_channel_frame(const Frame& f) {
+  if (f.channel > channel_max_) {
+    close_with_error(amqp_error(kNotAllowed, "channel {} exceeds negotiated channel_max {}",
+                                f.channel, channel_max_));
+    return false;
+  }
+  Channel* ch = channel(f.channel);
+  Reader r(f.payload);
+  uint16_t class_id = 0, method_id = 0;
+  if (f.type == kFrameMethod) {
+    class_id = r.u16();
+    method_id = r.u16();
+    if (!r.ok()) {
+      close_with_error(amqp_error(kFrameError, "method frame too short"));
+      return false;
+    }
+  }
+  bool is_open = class_id == kChannelClass && method_id == ChannelOpen::kMethodId;
+  bool is_close = class_id == kChannelClass && method_id == ChannelClose::kMethodId;
+  bool is_close_ok = class_id == kChannelClass && method_id == ChannelCloseOk::kMethodId;
+  if (ch == nullptr) {
+    if (f.type == kFrameMethod && is_open) {
+      if (channels_.size() <= f.channel) channels_.resize(size_t(f.channel) + 1);
+      channels_[f.channel] = std::make_unique<Channel>(*this, f.channel);
+      write_method(out_, f.channel, ChannelOpenOk{});
+      output_added();
+      return true;
+    }
+    // RabbitMQ ignores a close-ok for a channel it already forgot.
+    if (is_close_ok) return true;
+    AmqpError e = amqp_error(kChannelError, "expected 'channel.open'");
+    e.class_id = class_id;
+    e.method_id = method_id;
+    close_with_error(e);
+    return false;
+  }
+  if (ch->closing()) {
+    // Waiting for close-ok after we closed the channel: drop everything else.
+    if (is_close_ok) {
+      destroy_channel(f.channel);
+    } else if (is_close) {
+      write_method(out_, f.channel, ChannelCloseOk{});
+      output_added();
+      destroy_channel(f.channel);
+    }
+    return true;
+  }
+  broker::Status st;
+  if (f.type == kFrameMethod) {
+    if (is_close) {
+      destroy_channel(f.channel);  // releases consumers, requeues unacked
+      write_method(out_, f.channel, ChannelCloseOk{});
+      output_added();
+      return true;
+    }
+    st = ch->handle_method(class_id, method_id, r);
+  } else if (f.type == kFrameHeader) {
+    st = ch->handle_header(f.payload);
+  } else {
+    st = ch->handle_body(f.payload);
+  }
+  if (!st) return true;
+  if (st->hard()) {
+    close_with_error(*st);
+    return false;
+  }
+  spdlog::debug("connection {}: closing channel {}: {}", id_, f.channel, st->text);
+  ch->begin_close();
+  write_method(out_, f.channel, ChannelClose{st->code, st->text, st->class_id, st->method_id});
+  output_added();
+  return true;
+}
+
+void Connection::destroy_channel(uint16_t id) {
+  Channel* ch = channel(id);
+  if (ch == nullptr) return;
+  std::erase(pending_confirms_, ch);
+  channels_[id].reset();
+}
+
+void Connection::close_with_error(const AmqpError& e) {
+  if (state_ == State::kClosing || state_ == State::kClosed) return;
+  spdlog::info("connection {} from {}: closing with {}", id_, peer_, e.text);
+  write_method(out_, 0, ConnectionClose{e.code, e.text, e.class_id, e.method_id});
+  bool handshake = state_ != State::kRunning;
+  state_ = State::kClosing;
+  release_resources();
+  if (handshake) close_after_flush_ = true;
+  write_now();
+  // Wait a little for the client's close-ok, then drop the socket regardless.
+  close_timer_.expires_after(std::chrono::seconds(3));
+  close_timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
+    if (!ec) self->close_socket();
+  });
+}
+
+void Connection::output_added() {
+  if (!flush_scheduled) broker_.schedule_flush(shared_from_this());
+}
+
+void Connection::confirm_pending(Channel* ch) {
+  if (std::find(pending_confirms_.begin(), pending_confirms_.end(), ch) == pending_confirms_.end())
+    pending_confirms_.push_back(ch);
+  output_added();
+}
+
+void Connection::flush_output() {
+  for (Channel* ch : pending_confirms_) ch->write_confirms();
+  pending_confirms_.clear();
+  write_now();
+}
+
+void Connection::write_now() {
+  if (write_in_flight_ || out_.empty() || state_ == State::kClosed) return;
+  bool was_blocked = output_blocked();
+  writing_.swap(out_);
+  write_in_flight_ = true;
+  last_send_ = Clock::now();
+  asio::async_write(socket_, asio::buffer(writing_),
+                    [self = shared_from_this()](boost::system::error_code ec, size_t) {
+                      self->write_in_flight_ = false;
+                      self->writing_.clear();
+                      if (self->writing_.capacity() > (8u << 20)) std::string().swap(self->writing_);
+                      if (ec) {
+                        self->close_socket();
+                        return;
+                      }
+                      if (!self->out_.empty()) {
+                        self->write_now();
+                      } else if (self->close_after_flush_) {
+                        self->close_socket();
+                      }
+                    });
+  if (was_blocked) {
+    // Space freed: consumers skipped for a full socket may receive again.
+    for (auto& ch : channels_)
+      if (ch) ch->request_dispatch_all();
+  }
+}
+
+void Connection::start_heartbeat() {
+  if (heartbeat_ == 0) return;
+  heartbeat_timer_.expires_after(std::chrono::milliseconds(heartbeat_ * 500));
+  heartbeat_timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
+    if (!ec) self->on_heartbeat_tick();
+  });
+}
+
+void Connection::on_heartbeat_tick() {
+  if (state_ == State::kClosed) return;
+  auto now = Clock::now();
+  auto interval = std::chrono::seconds(heartbeat_);
+  if (now - last_recv_ > 2 * interval) {
+    spdlog::info("connection {} from {}: missed heartbeats from client, timeout: {}s", id_, peer_,
+                 heartbeat_);
+    close_socket();
+    return;
+  }
+  if (now - last_send_ >= interval / 2 && out_.empty() && !write_in_flight_) {
+    write_heartbeat(out_);
+    write_now();
+  }
+  start_heartbeat();
+}
+
+void Connection::release_resources() {
+  if (resources_released_) return;
+  resources_released_ = true;
+  pending_confirms_.clear();
+  // Destroying a channel cancels its consumers and requeues its unacked messages.
+  for (auto& ch : channels_) ch.reset();
+  if (vhost_ != nullptr) vhost_->connection_closed(id_);
+}
+
+void Connection::close_socket() {
+  if (state_ == State::kClosed) return;
+  state_ = State::kClosed;
+  release_resources();
+  heartbeat_timer_.cancel();
+  close_timer_.cancel();
+  boost::system::error_code ec;
+  socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ec);
+  socket_.close(ec);
+  spdlog::debug("connection {} from {} closed", id_, peer_);
+}
+
+}  // namespace warren::amqp

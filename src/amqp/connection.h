@@ -1,0 +1,98 @@
+// One AMQP client connection: socket I/O with large batched reads and double-buffered writes, the
+// handshake (start/tune/open), heartbeats, framing errors and the set of channels.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include "amqp/frame.h"
+#include "broker/amqp_error.h"
+#include "broker/broker.h"
+
+namespace warren::amqp {
+
+class Channel;
+
+class Connection : public broker::OutputFlusher,
+                   public std::enable_shared_from_this<Connection> {
+ public:
+  Connection(boost::asio::ip::tcp::socket socket, broker::Broker& broker);
+  ~Connection() override;
+
+  void start();
+
+  // For channels.
+  broker::Broker& broker() { return broker_; }
+  broker::VHost& vhost() { return *vhost_; }
+  uint64_t id() const { return id_; }
+  const std::string& user() const { return user_; }
+  uint32_t frame_max() const { return frame_max_; }
+  bool consumer_cancel_notify() const { return consumer_cancel_notify_; }
+  std::string& out() { return out_; }
+  // Schedules a flush of out() at the end of this event-loop turn.
+  void output_added();
+  bool output_blocked() const { return out_.size() >= broker_.limits().output_high_water; }
+  void confirm_pending(Channel* ch);
+  // A hard error raised while handling a channel method: close the whole connection.
+  void close_with_error(const broker::AmqpError& e);
+
+  void flush_output() override;
+
+ private:
+  enum class State { kHeader, kStartOk, kSecureOk, kTuneOk, kOpen, kRunning, kClosing, kClosed };
+
+  void read_some();
+  void on_read(size_t n);
+  // Returns false when the connection stops processing input (closed or closing).
+  bool handle_frame(const Frame& f);
+  bool handle_protocol_header();
+  bool handle_connection_method(uint16_t class_id, uint16_t method_id, Reader& r);
+  bool handle_channel_frame(const Frame& f);
+  void send_start();
+  bool authenticate(std::string_view mechanism, std::string_view response);
+  void start_heartbeat();
+  void on_heartbeat_tick();
+  void write_now();
+  void close_socket();
+  void release_resources();
+  Channel* channel(uint16_t id);
+  void destroy_channel(uint16_t id);
+
+  boost::asio::ip::tcp::socket socket_;
+  broker::Broker& broker_;
+  broker::VHost* vhost_ = nullptr;
+  uint64_t id_;
+  State state_ = State::kHeader;
+  std::string user_;
+  std::string peer_;
+  bool peer_is_loopback_ = false;
+  bool consumer_cancel_notify_ = false;
+
+  uint32_t frame_max_ = 131072;
+  uint16_t channel_max_ = 2047;
+  uint16_t heartbeat_ = 0;
+
+  std::vector<char> in_;
+  size_t in_len_ = 0;
+  std::string out_;
+  std::string writing_;
+  bool write_in_flight_ = false;
+  bool close_after_flush_ = false;
+  bool resources_released_ = false;
+
+  std::vector<std::unique_ptr<Channel>> channels_;  // index = channel id
+  std::vector<Channel*> pending_confirms_;
+
+  boost::asio::steady_timer heartbeat_timer_;
+  boost::asio::steady_timer close_timer_;
+  std::chrono::steady_clock::time_point last_recv_;
+  std::chrono::steady_clock::time_point last_send_;
+};
+
+}  // namespace warren::amqp

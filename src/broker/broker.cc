@@ -1,0 +1,60 @@
+#include "broker/broker.h"
+
+#include <boost/asio/post.hpp>
+
+namespace warren::broker {
+
+Broker::Broker(boost::asio::io_context& io, Limits limits, auth::UserStore users)
+    : io_(io), limits_(limits), users_(std::move(users)) {
+  add_vhost("/");
+}
+
+Broker::~Broker() = default;
+
+VHost* Broker::find_vhost(std::string_view name) {
+  auto it = vhosts_.find(name);
+  return it == vhosts_.end() ? nullptr : it->second.get();
+}
+
+VHost& Broker::add_vhost(std::string name) {
+  auto& slot = vhosts_[name];
+  if (!slot) slot = std::make_unique<VHost>(name, this);
+  return *slot;
+}
+
+void Broker::schedule_dispatch(Queue& q) {
+  q.dispatch_scheduled = true;
+  dirty_queues_.emplace_back(&q);
+  schedule_drain();
+}
+
+void Broker::schedule_flush(std::shared_ptr<OutputFlusher> f) {
+  if (f->flush_scheduled) return;
+  f->flush_scheduled = true;
+  dirty_flushers_.push_back(std::move(f));
+  schedule_drain();
+}
+
+void Broker::schedule_drain() {
+  if (drain_scheduled_) return;
+  drain_scheduled_ = true;
+  boost::asio::post(io_, [this] { drain(); });
+}
+
+void Broker::drain() {
+  drain_scheduled_ = false;
+  dispatching_.swap(dirty_queues_);
+  for (QueueRef& q : dispatching_) {
+    q->dispatch_scheduled = false;
+    if (!q->deleted()) q->dispatch();
+  }
+  dispatching_.clear();
+  flushing_.swap(dirty_flushers_);
+  for (auto& f : flushing_) {
+    f->flush_scheduled = false;
+    f->flush_output();
+  }
+  flushing_.clear();
+}
+
+}  // namespace warren::broker

@@ -1,0 +1,86 @@
+#include "broker/exchange.h"
+
+#include <algorithm>
+
+namespace warren::broker {
+
+std::optional<ExchangeType> parse_exchange_type(std::string_view s) {
+  if (s == "direct") return ExchangeType::kDirect;
+  if (s == "fanout") return ExchangeType::kFanout;
+  if (s == "topic") return ExchangeType::kTopic;
+  if (s == "headers") return ExchangeType::kHeaders;
+  return std::nullopt;
+}
+
+std::string_view exchange_type_name(ExchangeType t) {
+  switch (t) {
+    case ExchangeType::kDirect: return "direct";
+    case ExchangeType::kFanout: return "fanout";
+    case ExchangeType::kTopic: return "topic";
+    case ExchangeType::kHeaders: return "headers";
+  }
+  return "direct";
+}
+
+Exchange::Exchange(std::string name, ExchangeType type, Options options)
+    : name_(std::move(name)), type_(type), options_(std::move(options)) {
+  if (const amqp::FieldValue* ae = options_.arguments.find("alternate-exchange"))
+    if (auto s = ae->as_string()) alternate_exchange_ = std::string(*s);
+}
+
+bool Exchange::add_binding(Destination dest, std::string_view routing_key,
+                           const amqp::FieldTable& args, std::string* error) {
+  for (const Binding& b : bindings_)
+    if (b.dest == dest && b.routing_key == routing_key && b.arguments == args) return false;
+  Binding b{dest, std::string(routing_key), args, std::nullopt, std::nullopt};
+  if (type_ == ExchangeType::kTopic) b.topic.emplace(routing_key);
+  if (type_ == ExchangeType::kHeaders) {
+    HeadersPattern p;
+    if (!HeadersPattern::parse(args, &p, error)) return false;
+    b.headers = std::move(p);
+  }
+  index_add(b);
+  bindings_.push_back(std::move(b));
+  return true;
+}
+
+bool Exchange::remove_binding(Destination dest, std::string_view routing_key,
+                              const amqp::FieldTable& args) {
+  auto it = std::find_if(bindings_.begin(), bindings_.end(), [&](const Binding& b) {
+    return b.dest == dest && b.routing_key == routing_key && b.arguments == args;
+  });
+  if (it == bindings_.end()) return false;
+  index_remove(*it);
+  bindings_.erase(it);
+  return true;
+}
+
+size_t Exchange::remove_bindings_to(Destination dest) {
+  size_t before = bindings_.size();
+  for (const Binding& b : bindings_)
+    if (b.dest == dest) index_remove(b);
+  std::erase_if(bindings_, [&](const Binding& b) { return b.dest == dest; });
+  return before - bindings_.size();
+}
+
+void Exchange::index_add(const Binding& b) {
+  if (type_ != ExchangeType::kDirect) return;
+  auto& dests = direct_[b.routing_key];
+  // Bindings that differ only by arguments route once to the same destination.
+  if (std::find(dests.begin(), dests.end(), b.dest) == dests.end()) dests.push_back(b.dest);
+}
+
+void Exchange::index_remove(const Binding& b) {
+  if (type_ != ExchangeType::kDirect) return;
+  // Keep the destination while another binding with the same key still targets it.
+  size_t same = 0;
+  for (const Binding& o : bindings_)
+    if (o.dest == b.dest && o.routing_key == b.routing_key) ++same;
+  if (same > 1) return;
+  auto it = direct_.find(b.routing_key);
+  if (it == direct_.end()) return;
+  std::erase(it->second, b.dest);
+  if (it->second.empty()) direct_.erase(it);
+}
+
+}  // namespace warren::broker

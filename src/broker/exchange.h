@@ -1,0 +1,117 @@
+// An exchange and its bindings, with the routing function of each exchange type.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "amqp/field_table.h"
+#include "broker/headers_matcher.h"
+#include "broker/topic_matcher.h"
+
+namespace warren::broker {
+
+class Queue;
+class Exchange;
+
+enum class ExchangeType { kDirect, kFanout, kTopic, kHeaders };
+std::optional<ExchangeType> parse_exchange_type(std::string_view s);
+std::string_view exchange_type_name(ExchangeType t);
+
+// A binding's destination: exactly one of queue / exchange is set.
+struct Destination {
+  Queue* queue = nullptr;
+  Exchange* exchange = nullptr;
+  bool operator==(const Destination&) const = default;
+};
+
+struct Binding {
+  Destination dest;
+  std::string routing_key;
+  amqp::FieldTable arguments;
+  std::optional<TopicPattern> topic;      // topic exchanges
+  std::optional<HeadersPattern> headers;  // headers exchanges
+};
+
+struct StringHash {
+  using is_transparent = void;
+  size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+};
+
+class Exchange {
+ public:
+  struct Options {
+    bool durable = false;
+    bool auto_delete = false;
+    bool internal = false;
+    amqp::FieldTable arguments;
+  };
+
+  Exchange(std::string name, ExchangeType type, Options options);
+
+  const std::string& name() const { return name_; }
+  ExchangeType type() const { return type_; }
+  const Options& options() const { return options_; }
+  const std::string& alternate_exchange() const { return alternate_exchange_; }
+  const std::vector<Binding>& bindings() const { return bindings_; }
+  bool has_bindings() const { return !bindings_.empty(); }
+
+  // Adds a binding; false (and no error) if the same binding exists. Errors for bad arguments.
+  bool add_binding(Destination dest, std::string_view routing_key, const amqp::FieldTable& args,
+                   std::string* error);
+  // Removes a binding; false if it did not exist.
+  bool remove_binding(Destination dest, std::string_view routing_key, const amqp::FieldTable& args);
+  // Removes every binding to dest; returns how many.
+  size_t remove_bindings_to(Destination dest);
+
+  // Calls emit(Destination) for every binding the message matches. headers() is called at most
+  // once, and only by headers exchanges, so other types never decode message headers.
+  template <class Emit, class HeadersFn>
+  void route(std::string_view routing_key, HeadersFn&& headers, Emit&& emit) const;
+
+  uint64_t route_mark = 0;  // scratch for cycle detection in exchange-to-exchange routing
+
+ private:
+  void index_add(const Binding& b);
+  void index_remove(const Binding& b);
+
+  std::string name_;
+  ExchangeType type_;
+  Options options_;
+  std::string alternate_exchange_;
+  std::vector<Binding> bindings_;
+  // Direct exchanges: routing key -> destinations (heterogeneous lookup: no key copy per publish).
+  std::unordered_map<std::string, std::vector<Destination>, StringHash, std::equal_to<>> direct_;
+};
+
+template <class Emit, class HeadersFn>
+void Exchange::route(std::string_view routing_key, HeadersFn&& headers, Emit&& emit) const {
+  switch (type_) {
+    case ExchangeType::kDirect: {
+      auto it = direct_.find(routing_key);
+      if (it != direct_.end())
+        for (const Destination& d : it->second) emit(d);
+      break;
+    }
+    case ExchangeType::kFanout:
+      for (const Binding& b : bindings_) emit(b.dest);
+      break;
+    case ExchangeType::kTopic:
+      for (const Binding& b : bindings_)
+        if (b.topic->matches(routing_key)) emit(b.dest);
+      break;
+    case ExchangeType::kHeaders: {
+      if (bindings_.empty()) break;
+      const amqp::FieldTable& h = headers();
+      for (const Binding& b : bindings_)
+        if (b.headers->matches(h)) emit(b.dest);
+      break;
+    }
+  }
+}
+
+}  // namespace warren::broker

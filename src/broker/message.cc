@@ -1,0 +1,37 @@
+#include "broker/message.h"
+
+#include <new>
+
+namespace warren::broker {
+
+MessageRef Message::create(std::string_view exchange, std::string_view routing_key,
+                           std::string_view raw_properties, uint64_t body_size) {
+  size_t total = sizeof(Message) + exchange.size() + routing_key.size() + raw_properties.size() +
+                 static_cast<size_t>(body_size);
+  // One block: the header object followed by its variable-length data.
+  void* block = ::operator new(total);
+  Message* m = ::new (block) Message();
+  m->exchange_len_ = static_cast<uint8_t>(exchange.size());
+  m->routing_key_len_ = static_cast<uint8_t>(routing_key.size());
+  m->properties_len_ = static_cast<uint32_t>(raw_properties.size());
+  m->body_size_ = body_size;
+  char* p = reinterpret_cast<char*>(m + 1);
+  std::memcpy(p, exchange.data(), exchange.size());
+  std::memcpy(p + exchange.size(), routing_key.data(), routing_key.size());
+  std::memcpy(p + exchange.size() + routing_key.size(), raw_properties.data(), raw_properties.size());
+  return MessageRef(m);
+}
+
+void Message::destroy(Message* m) {
+  m->~Message();
+  ::operator delete(static_cast<void*>(m));
+}
+
+bool Message::append_body(std::string_view chunk) {
+  if (chunk.size() > body_size_ - body_filled_) return false;
+  std::memcpy(body_ptr() + body_filled_, chunk.data(), chunk.size());
+  body_filled_ += chunk.size();
+  return true;
+}
+
+}  // namespace warren::broker

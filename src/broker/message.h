@@ -1,0 +1,55 @@
+// A published message: exchange, routing key, raw content-header properties and body in ONE
+// allocation, shared by reference by every queue it is routed to (fanout costs a refcount, not a
+// copy). Properties are kept as received so they pass through byte-exact.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+#include <string_view>
+
+#include "broker/ref.h"
+
+namespace warren::broker {
+
+class Message;
+using MessageRef = Ref<Message>;
+
+class Message {
+ public:
+  // Allocates a message with room for a body of body_size bytes, filled later by append_body().
+  static MessageRef create(std::string_view exchange, std::string_view routing_key,
+                           std::string_view raw_properties, uint64_t body_size);
+  static void destroy(Message* m);
+
+  std::string_view exchange() const { return {data(), exchange_len_}; }
+  std::string_view routing_key() const { return {data() + exchange_len_, routing_key_len_}; }
+  std::string_view raw_properties() const {
+    return {data() + exchange_len_ + routing_key_len_, properties_len_};
+  }
+  std::string_view body() const { return {body_ptr(), static_cast<size_t>(body_filled_)}; }
+  uint64_t body_size() const { return body_size_; }
+  bool complete() const { return body_filled_ == body_size_; }
+  // Copies a body frame's payload in; false if it would overflow the announced size.
+  bool append_body(std::string_view chunk);
+
+  uint8_t delivery_mode = 0;  // 2 = persistent
+  uint8_t priority = 0;
+
+ private:
+  template <class>
+  friend class Ref;
+  Message() = default;
+  const char* data() const { return reinterpret_cast<const char*>(this + 1); }
+  char* body_ptr() const {
+    return const_cast<char*>(data()) + exchange_len_ + routing_key_len_ + properties_len_;
+  }
+
+  uint32_t refs_ = 0;
+  uint8_t exchange_len_ = 0;
+  uint8_t routing_key_len_ = 0;
+  uint32_t properties_len_ = 0;
+  uint64_t body_size_ = 0;
+  uint64_t body_filled_ = 0;
+};
+
+}  // namespace warren::broker

@@ -1,0 +1,110 @@
+#include "broker/queue.h"
+
+#include <algorithm>
+#include <memory>
+
+namespace warren::broker {
+
+Queue::Queue(std::string vhost, std::string name, Options options, DispatchScheduler* scheduler)
+    : vhost_(std::move(vhost)), name_(std::move(name)), options_(std::move(options)),
+      scheduler_(scheduler) {}
+
+Ref<Queue> Queue::create(std::string vhost, std::string name, Options options,
+                         DispatchScheduler* scheduler) {
+  auto q = std::make_unique<Queue>(std::move(vhost), std::move(name), std::move(options), scheduler);
+  Ref<Queue> ref(q.get());
+  q.release();  // now owned by the reference count; destroy() frees it
+  return ref;
+}
+
+void Queue::destroy(Queue* q) { std::unique_ptr<Queue> owned(q); }
+
+bool Queue::has_exclusive_consumer() const {
+  return consumers_.size() == 1 && consumers_.front()->exclusive;
+}
+
+void Queue::enqueue(MessageRef m) {
+  ready_.push_back(QueuedMessage{std::move(m), next_seq_++, false});
+  if (!consumers_.empty()) request_dispatch();
+}
+
+void Queue::requeue(std::vector<QueuedMessage> messages) {
+  if (messages.empty() || deleted_) return;
+  std::sort(messages.begin(), messages.end(),
+            [](const QueuedMessage& a, const QueuedMessage& b) { return a.seq < b.seq; });
+  for (auto& m : messages) m.redelivered = true;
+  if (ready_.empty() || messages.back().seq < ready_.front().seq) {
+    // The common case: everything requeued is older than what is ready.
+    for (auto it = messages.rbegin(); it != messages.rend(); ++it) ready_.push_front(std::move(*it));
+  } else {
+    std::deque<QueuedMessage> merged;
+    std::merge(std::make_move_iterator(messages.begin()), std::make_move_iterator(messages.end()),
+               std::make_move_iterator(ready_.begin()), std::make_move_iterator(ready_.end()),
+               std::back_inserter(merged),
+               [](const QueuedMessage& a, const QueuedMessage& b) { return a.seq < b.seq; });
+    ready_.swap(merged);
+  }
+  if (!consumers_.empty()) request_dispatch();
+}
+
+QueuedMessage Queue::pop() {
+  if (ready_.empty()) return {};
+  QueuedMessage m = std::move(ready_.front());
+  ready_.pop_front();
+  return m;
+}
+
+size_t Queue::purge() {
+  size_t n = ready_.size();
+  ready_.clear();
+  ready_.shrink_to_fit();
+  return n;
+}
+
+void Queue::add_consumer(Consumer* c) {
+  consumers_.push_back(c);
+  ever_had_consumer_ = true;
+  if (!ready_.empty()) request_dispatch();
+}
+
+bool Queue::remove_consumer(Consumer* c) {
+  auto it = std::find(consumers_.begin(), consumers_.end(), c);
+  if (it == consumers_.end()) return false;
+  size_t idx = static_cast<size_t>(it - consumers_.begin());
+  consumers_.erase(it);
+  if (rr_next_ > idx) --rr_next_;
+  if (rr_next_ >= consumers_.size()) rr_next_ = 0;
+  return consumers_.empty() && options_.auto_delete;
+}
+
+Consumer* Queue::next_consumer() {
+  size_t n = consumers_.size();
+  for (size_t i = 0; i < n; ++i) {
+    size_t idx = (rr_next_ + i) % n;
+    Consumer* c = consumers_[idx];
+    if (c->sink->can_deliver(*c)) {
+      rr_next_ = (idx + 1) % n;
+      return c;
+    }
+  }
+  return nullptr;
+}
+
+size_t Queue::dispatch() {
+  size_t delivered = 0;
+  while (!ready_.empty() && !consumers_.empty()) {
+    Consumer* c = next_consumer();
+    if (c == nullptr) break;
+    QueuedMessage m = std::move(ready_.front());
+    ready_.pop_front();
+    c->sink->deliver(*c, *this, std::move(m));
+    ++delivered;
+  }
+  return delivered;
+}
+
+void Queue::request_dispatch() {
+  if (!dispatch_scheduled && scheduler_ != nullptr && !deleted_) scheduler_->schedule_dispatch(*this);
+}
+
+}  // namespace warren::broker

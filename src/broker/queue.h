@@ -1,0 +1,128 @@
+// A queue: ready messages in publish order, its consumers in round-robin order, and dispatch.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <string>
+#include <vector>
+
+#include "amqp/field_table.h"
+#include "broker/message.h"
+#include "broker/ref.h"
+
+namespace warren::broker {
+
+class Queue;
+struct Consumer;
+
+// A message waiting in (or delivered from) a queue. seq orders messages by publish time so that a
+// requeued message returns to its original position.
+struct QueuedMessage {
+  MessageRef msg;
+  uint64_t seq = 0;
+  bool redelivered = false;
+};
+
+// Where a consumer's deliveries go (an AMQP channel). Kept abstract so the broker does not depend on
+// the protocol layer.
+class DeliverySink {
+ public:
+  virtual ~DeliverySink() = default;
+  // Whether the channel/connection can take one more delivery for this consumer now.
+  virtual bool can_deliver(const Consumer& c) const = 0;
+  virtual void deliver(Consumer& c, Queue& q, QueuedMessage&& m) = 0;
+  // The broker removed the consumer (its queue was deleted); the sink notifies the client and
+  // frees the consumer.
+  virtual void cancelled_by_broker(Consumer& c) = 0;
+};
+
+struct Consumer {
+  std::string tag;
+  DeliverySink* sink = nullptr;
+  Ref<Queue> queue;
+  uint64_t connection_id = 0;
+  bool no_ack = false;
+  bool exclusive = false;
+  uint32_t prefetch = 0;  // 0 = unlimited
+  uint32_t unacked = 0;
+  amqp::FieldTable arguments;
+};
+
+// Receives "this queue has work" notifications so dispatch can run once per event-loop turn.
+class DispatchScheduler {
+ public:
+  virtual ~DispatchScheduler() = default;
+  virtual void schedule_dispatch(Queue& q) = 0;
+};
+
+class Queue {
+ public:
+  struct Options {
+    bool durable = false;
+    bool exclusive = false;
+    bool auto_delete = false;
+    uint64_t owner_connection = 0;  // for exclusive queues
+    amqp::FieldTable arguments;
+  };
+
+  Queue(std::string vhost, std::string name, Options options, DispatchScheduler* scheduler);
+  static Ref<Queue> create(std::string vhost, std::string name, Options options,
+                           DispatchScheduler* scheduler);
+  static void destroy(Queue* q);
+
+  const std::string& name() const { return name_; }
+  const std::string& vhost() const { return vhost_; }
+  const Options& options() const { return options_; }
+  bool durable() const { return options_.durable; }
+  bool exclusive() const { return options_.exclusive; }
+  bool auto_delete() const { return options_.auto_delete; }
+  uint64_t owner_connection() const { return options_.owner_connection; }
+  bool deleted() const { return deleted_; }
+  void mark_deleted() { deleted_ = true; }
+
+  size_t message_count() const { return ready_.size(); }
+  size_t consumer_count() const { return consumers_.size(); }
+  const std::vector<Consumer*>& consumers() const { return consumers_; }
+  bool has_exclusive_consumer() const;
+
+  void enqueue(MessageRef m);
+  // Puts messages back at their original positions (by seq), flagged redelivered.
+  void requeue(std::vector<QueuedMessage> messages);
+  // Takes the head message for basic.get; empty msg when the queue is empty.
+  QueuedMessage pop();
+  size_t purge();
+
+  void add_consumer(Consumer* c);
+  // Returns true if this was the last consumer of an auto-delete queue (caller deletes it).
+  bool remove_consumer(Consumer* c);
+  bool ever_had_consumer() const { return ever_had_consumer_; }
+
+  // Delivers ready messages round-robin to consumers that can take them. Returns how many.
+  size_t dispatch();
+  void request_dispatch();
+
+  // Scratch mark used by routing to add a queue once per publish without a set.
+  uint64_t route_mark = 0;
+  bool dispatch_scheduled = false;
+
+ private:
+  template <class>
+  friend class Ref;
+  Consumer* next_consumer();
+
+  uint32_t refs_ = 0;
+  std::string vhost_;
+  std::string name_;
+  Options options_;
+  DispatchScheduler* scheduler_;
+  std::deque<QueuedMessage> ready_;
+  std::vector<Consumer*> consumers_;
+  size_t rr_next_ = 0;
+  uint64_t next_seq_ = 1;
+  bool deleted_ = false;
+  bool ever_had_consumer_ = false;
+};
+
+using QueueRef = Ref<Queue>;
+
+}  // namespace warren::broker

@@ -1,0 +1,308 @@
+#include "broker/vhost.h"
+
+#include <random>
+
+namespace warren::broker {
+namespace {
+
+
+
+
+std::string_view bool_text(bool b) { return b ? "true" : "false"; }
+
+// Queue arguments RabbitMQ compares on redeclare; other x-arguments are not compared.
+constexpr std::string_view kComparedQueueArgs[] = {
+    "x-expires",          "x-message-ttl",       "x-dead-letter-exchange",
+    "x-dead-letter-routing-key", "x-max-length", "x-max-length-bytes",
+    "x-max-in-memory-length", "x-max-in-memory-bytes", "x-max-priority",
+    "x-overflow",         "x-queue-mode",        "x-queue-type",
+    "x-single-active-consumer", "x-queue-master-locator", "x-queue-version",
+};
+
+std::string describe(const amqp::FieldValue* v) {
+  return v == nullptr ? std::string("none") : "'" + amqp::to_string(*v) + "'";
+}
+
+}  // namespace
+
+VHost::VHost(std::string name, DispatchScheduler* scheduler)
+    : name_(std::move(name)), scheduler_(scheduler) {
+  Exchange::Options durable;
+  durable.durable = true;
+  add_exchange("", ExchangeType::kDirect, durable);
+  add_exchange("amq.direct", ExchangeType::kDirect, durable);
+  add_exchange("amq.fanout", ExchangeType::kFanout, durable);
+  add_exchange("amq.topic", ExchangeType::kTopic, durable);
+  add_exchange("amq.headers", ExchangeType::kHeaders, durable);
+  add_exchange("amq.match", ExchangeType::kHeaders, durable);
+}
+
+VHost::~VHost() {
+  for (auto& [name, q] : queues_) q->mark_deleted();
+}
+
+void VHost::add_exchange(std::string name, ExchangeType type, Exchange::Options options) {
+  auto x = std::make_unique<Exchange>(name, type, std::move(options));
+  exchanges_.emplace(std::move(name), std::move(x));
+}
+
+Exchange* VHost::find_exchange(std::string_view name) {
+  auto it = exchanges_.find(name);
+  return it == exchanges_.end() ? nullptr : it->second.get();
+}
+
+Queue* VHost::find_queue(std::string_view name) {
+  auto it = queues_.find(name);
+  return it == queues_.end() ? nullptr : it->second.get();
+}
+
+OpResult<Queue*> VHost::usable_queue(std::string_view name, uint64_t connection_id) {
+  Queue* q = find_queue(name);
+  if (q == nullptr) return amqp_error(404, "no queue '{}' in vhost '{}'", name, name_);
+  if (q->exclusive() && q->owner_connection() != connection_id)
+    return amqp_error(405,
+                      "cannot obtain exclusive access to locked queue '{}' in vhost '{}'. It could "
+                      "be originally declared on another connection or the exclusive property "
+                      "value does not match that of the original declaration.",
+                      name, name_);
+  return q;
+}
+
+Status VHost::declare_exchange(const ExchangeDeclare& d) {
+  if (d.name.empty())
+    return amqp_error(403, "operation not permitted on the default exchange");
+  Exchange* x = find_exchange(d.name);
+  if (d.passive) {
+    if (x == nullptr) return amqp_error(404, "no exchange '{}' in vhost '{}'", d.name, name_);
+    return std::nullopt;
+  }
+  auto type = parse_exchange_type(d.type);
+  if (!type) {
+    AmqpError e = amqp_error(503, "unknown exchange type '{}'", d.type);
+    return e;
+  }
+  if (x == nullptr) {
+    if (d.name.starts_with("amq."))
+      return amqp_error(403, "exchange name '{}' contains reserved prefix 'amq.*'", d.name);
+    Exchange::Options o{d.durable, d.auto_delete, d.internal, d.arguments};
+    add_exchange(std::string(d.name), *type, std::move(o));
+    return std::nullopt;
+  }
+  auto inequivalent = [&](std::string_view arg, std::string_view got, std::string_view cur) {
+    return amqp_error(406,
+                      "inequivalent arg '{}' for exchange '{}' in vhost '{}': received '{}' but "
+                      "current is '{}'",
+                      arg, d.name, name_, got, cur);
+  };
+  if (x->type() != *type) return inequivalent("type", d.type, exchange_type_name(x->type()));
+  if (x->options().durable != d.durable)
+    return inequivalent("durable", bool_text(d.durable), bool_text(x->options().durable));
+  if (x->options().auto_delete != d.auto_delete)
+    return inequivalent("auto_delete", bool_text(d.auto_delete),
+                        bool_text(x->options().auto_delete));
+  if (x->options().internal != d.internal)
+    return inequivalent("internal", bool_text(d.internal), bool_text(x->options().internal));
+  const amqp::FieldValue* got_ae = d.arguments.find("alternate-exchange");
+  const amqp::FieldValue* cur_ae = x->options().arguments.find("alternate-exchange");
+  if ((got_ae == nullptr) != (cur_ae == nullptr) || (got_ae && !(*got_ae == *cur_ae)))
+    return amqp_error(406,
+                      "inequivalent arg 'alternate-exchange' for exchange '{}' in vhost '{}': "
+                      "received {} but current is {}",
+                      d.name, name_, describe(got_ae), describe(cur_ae));
+  return std::nullopt;
+}
+
+Status VHost::delete_exchange(std::string_view name, bool if_unused) {
+  if (name.empty()) return amqp_error(403, "operation not permitted on the default exchange");
+  if (name.starts_with("amq."))
+    return amqp_error(403, "deletion of system exchange '{}' in vhost '{}' not allowed", name,
+                      name_);
+  auto it = exchanges_.find(name);
+  if (it == exchanges_.end()) return std::nullopt;  // RabbitMQ: deleting a missing exchange is ok
+  Exchange* x = it->second.get();
+  if (if_unused && x->has_bindings())
+    return amqp_error(406, "exchange '{}' in vhost '{}' in use", name, name_);
+  std::unique_ptr<Exchange> owned = std::move(it->second);
+  exchanges_.erase(it);
+  // Bindings where this exchange is the destination go with it.
+  std::vector<Exchange*> sources;
+  for (auto& [n, other] : exchanges_)
+    if (other->remove_bindings_to(Destination{nullptr, x}) > 0) sources.push_back(other.get());
+  for (Exchange* s : sources) maybe_auto_delete(s);
+  return std::nullopt;
+}
+
+void VHost::maybe_auto_delete(Exchange* x) {
+  if (x->options().auto_delete && !x->has_bindings()) {
+    std::string name = x->name();
+    delete_exchange(name, false);
+  }
+}
+
+std::string VHost::generate_queue_name() {
+  static thread_local std::mt19937_64 rng{std::random_device{}()};
+  static constexpr char kAlphabet[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+  while (true) {
+    std::string name = "amq.gen-";
+    for (int i = 0; i < 22; ++i) name.push_back(kAlphabet[rng() % 64]);
+    if (find_queue(name) == nullptr) return name;
+  }
+}
+
+OpResult<QueueDeclareOk> VHost::declare_queue(const QueueDeclare& d, uint64_t connection_id) {
+  if (d.passive) {
+    auto q = usable_queue(d.name, connection_id);
+    if (!q) return q.error();
+    return QueueDeclareOk{(*q)->name(), static_cast<uint32_t>((*q)->message_count()),
+                          static_cast<uint32_t>((*q)->consumer_count())};
+  }
+  std::string name(d.name);
+  if (name.empty()) {
+    name = generate_queue_name();
+  } else if (name.starts_with("amq.")) {
+    return amqp_error(403, "queue name '{}' contains reserved prefix 'amq.*'", name);
+  }
+  if (Queue* q = find_queue(name)) {
+    uint64_t owner = d.exclusive ? connection_id : 0;
+    if (q->owner_connection() != owner)
+      return amqp_error(405,
+                        "cannot obtain exclusive access to locked queue '{}' in vhost '{}'. It "
+                        "could be originally declared on another connection or the exclusive "
+                        "property value does not match that of the original declaration.",
+                        name, name_);
+    auto inequivalent = [&](std::string_view arg, bool got, bool cur) {
+      return amqp_error(406,
+                        "inequivalent arg '{}' for queue '{}' in vhost '{}': received '{}' but "
+                        "current is '{}'",
+                        arg, name, name_, bool_text(got), bool_text(cur));
+    };
+    if (q->durable() != d.durable) return inequivalent("durable", d.durable, q->durable());
+    if (q->auto_delete() != d.auto_delete)
+      return inequivalent("auto_delete", d.auto_delete, q->auto_delete());
+    for (std::string_view key : kComparedQueueArgs) {
+      const amqp::FieldValue* got = d.arguments.find(key);
+      const amqp::FieldValue* cur = q->options().arguments.find(key);
+      bool same = (got == nullptr && cur == nullptr) ||
+                  (got && cur && (got->as_int() && cur->as_int() ? *got->as_int() == *cur->as_int()
+                                                                 : *got == *cur));
+      if (!same)
+        return amqp_error(406,
+                          "inequivalent arg '{}' for queue '{}' in vhost '{}': received {} but "
+                          "current is {}",
+                          key, name, name_, describe(got), describe(cur));
+    }
+    return QueueDeclareOk{name, static_cast<uint32_t>(q->message_count()),
+                          static_cast<uint32_t>(q->consumer_count())};
+  }
+  Queue::Options o{d.durable, d.exclusive, d.auto_delete, d.exclusive ? connection_id : 0,
+                   d.arguments};
+  QueueRef q = Queue::create(name_, name, std::move(o), scheduler_);
+  queues_.emplace(name, q);
+  // Every queue is bound to the default exchange by its name; that binding is implicit (routing
+  // to "" looks the queue up by name) and cannot be changed.
+  return QueueDeclareOk{name, 0, 0};
+}
+
+void VHost::remove_queue(Queue* q) {
+  QueueRef keep(q);
+  auto it = queues_.find(q->name());
+  if (it == queues_.end() || it->second.get() != q) return;
+  q->mark_deleted();
+  std::vector<Exchange*> sources;
+  for (auto& [n, x] : exchanges_)
+    if (x->remove_bindings_to(Destination{q, nullptr}) > 0) sources.push_back(x.get());
+  std::vector<Consumer*> consumers = q->consumers();
+  for (Consumer* c : consumers) {
+    q->remove_consumer(c);
+    c->sink->cancelled_by_broker(*c);
+  }
+  q->purge();
+  queues_.erase(it);
+  for (Exchange* s : sources) maybe_auto_delete(s);
+}
+
+OpResult<uint32_t> VHost::delete_queue(std::string_view name, bool if_unused, bool if_empty,
+                                       uint64_t connection_id) {
+  Queue* q = find_queue(name);
+  if (q == nullptr) return uint32_t{0};  // RabbitMQ: deleting a missing queue is ok
+  auto usable = usable_queue(name, connection_id);
+  if (!usable) return usable.error();
+  if (if_unused && q->consumer_count() > 0)
+    return amqp_error(406, "queue '{}' in vhost '{}' in use", name, name_);
+  if (if_empty && q->message_count() > 0)
+    return amqp_error(406, "queue '{}' in vhost '{}' not empty", name, name_);
+  uint32_t count = static_cast<uint32_t>(q->message_count());
+  remove_queue(q);
+  return count;
+}
+
+OpResult<uint32_t> VHost::purge_queue(std::string_view name, uint64_t connection_id) {
+  auto q = usable_queue(name, connection_id);
+  if (!q) return q.error();
+  return static_cast<uint32_t>((*q)->purge());
+}
+
+Status VHost::bind_queue(std::string_view queue, std::string_view exchange, std::string_view key,
+                         const amqp::FieldTable& args, uint64_t connection_id) {
+  if (exchange.empty()) return amqp_error(403, "operation not permitted on the default exchange");
+  auto q = usable_queue(queue, connection_id);
+  if (!q) return q.error();
+  Exchange* x = find_exchange(exchange);
+  if (x == nullptr) return amqp_error(404, "no exchange '{}' in vhost '{}'", exchange, name_);
+  std::string error;
+  if (!x->add_binding(Destination{*q, nullptr}, key, args, &error) && !error.empty())
+    return amqp_error(406, "{}", error);
+  return std::nullopt;
+}
+
+Status VHost::unbind_queue(std::string_view queue, std::string_view exchange, std::string_view key,
+                           const amqp::FieldTable& args, uint64_t connection_id) {
+  if (exchange.empty()) return amqp_error(403, "operation not permitted on the default exchange");
+  auto q = usable_queue(queue, connection_id);
+  if (!q) return q.error();
+  Exchange* x = find_exchange(exchange);
+  if (x == nullptr) return amqp_error(404, "no exchange '{}' in vhost '{}'", exchange, name_);
+  // RabbitMQ answers unbind-ok for a binding that does not exist.
+  if (x->remove_binding(Destination{*q, nullptr}, key, args)) maybe_auto_delete(x);
+  return std::nullopt;
+}
+
+Status VHost::bind_exchange(std::string_view dest, std::string_view source, std::string_view key,
+                            const amqp::FieldTable& args) {
+  if (dest.empty() || source.empty())
+    return amqp_error(403, "operation not permitted on the default exchange");
+  Exchange* d = find_exchange(dest);
+  if (d == nullptr) return amqp_error(404, "no exchange '{}' in vhost '{}'", dest, name_);
+  Exchange* s = find_exchange(source);
+  if (s == nullptr) return amqp_error(404, "no exchange '{}' in vhost '{}'", source, name_);
+  std::string error;
+  if (!s->add_binding(Destination{nullptr, d}, key, args, &error) && !error.empty())
+    return amqp_error(406, "{}", error);
+  return std::nullopt;
+}
+
+Status VHost::unbind_exchange(std::string_view dest, std::string_view source, std::string_view key,
+                              const amqp::FieldTable& args) {
+  if (dest.empty() || source.empty())
+    return amqp_error(403, "operation not permitted on the default exchange");
+  Exchange* d = find_exchange(dest);
+  if (d == nullptr) return amqp_error(404, "no exchange '{}' in vhost '{}'", dest, name_);
+  Exchange* s = find_exchange(source);
+  if (s == nullptr) return amqp_error(404, "no exchange '{}' in vhost '{}'", source, name_);
+  if (s->remove_binding(Destination{nullptr, d}, key, args)) maybe_auto_delete(s);
+  return std::nullopt;
+}
+
+void VHost::connection_closed(uint64_t connection_id) {
+  std::vector<Queue*> owned;
+  for (auto& [name, q] : queues_)
+    if (q->exclusive() && q->owner_connection() == connection_id) owned.push_back(q.get());
+  for (Queue* q : owned) remove_queue(q);
+}
+
+void VHost::route_default(std::string_view routing_key, std::vector<Queue*>& out) {
+  if (Queue* q = find_queue(routing_key)) out.push_back(q);
+}
+
+}  // namespace warren::broker

@@ -1,0 +1,138 @@
+// A virtual host: its exchanges, queues and bindings, the declare/delete/bind operations with
+// RabbitMQ's checks and reply codes, and routing of a published message to queues.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "amqp/field_table.h"
+#include "broker/amqp_error.h"
+#include "broker/exchange.h"
+#include "broker/queue.h"
+
+namespace warren::broker {
+
+struct ExchangeDeclare {
+  std::string_view name;
+  std::string_view type;
+  bool passive = false;
+  bool durable = false;
+  bool auto_delete = false;
+  bool internal = false;
+  amqp::FieldTable arguments;
+};
+
+struct QueueDeclare {
+  std::string_view name;
+  bool passive = false;
+  bool durable = false;
+  bool exclusive = false;
+  bool auto_delete = false;
+  amqp::FieldTable arguments;
+};
+
+struct QueueDeclareOk {
+  std::string name;
+  uint32_t message_count = 0;
+  uint32_t consumer_count = 0;
+};
+
+class VHost {
+ public:
+  VHost(std::string name, DispatchScheduler* scheduler);
+  ~VHost();
+
+  const std::string& name() const { return name_; }
+
+  Exchange* find_exchange(std::string_view name);
+  Queue* find_queue(std::string_view name);
+  // The queue if it exists and the connection may use it: 404 if missing, 405 if exclusive to
+  // another connection.
+  OpResult<Queue*> usable_queue(std::string_view name, uint64_t connection_id);
+
+  Status declare_exchange(const ExchangeDeclare& d);
+  Status delete_exchange(std::string_view name, bool if_unused);
+  OpResult<QueueDeclareOk> declare_queue(const QueueDeclare& d, uint64_t connection_id);
+  OpResult<uint32_t> delete_queue(std::string_view name, bool if_unused, bool if_empty,
+                                  uint64_t connection_id);
+  OpResult<uint32_t> purge_queue(std::string_view name, uint64_t connection_id);
+  Status bind_queue(std::string_view queue, std::string_view exchange, std::string_view key,
+                    const amqp::FieldTable& args, uint64_t connection_id);
+  Status unbind_queue(std::string_view queue, std::string_view exchange, std::string_view key,
+                      const amqp::FieldTable& args, uint64_t connection_id);
+  Status bind_exchange(std::string_view dest, std::string_view source, std::string_view key,
+                       const amqp::FieldTable& args);
+  Status unbind_exchange(std::string_view dest, std::string_view source, std::string_view key,
+                         const amqp::FieldTable& args);
+
+  // Removes a queue: its bindings go, its consumers are cancelled by the broker.
+  void remove_queue(Queue* q);
+  // Deletes the exclusive queues owned by a closing connection.
+  void connection_closed(uint64_t connection_id);
+
+  // Routes to the queues bound (directly or through exchange-to-exchange bindings and alternate
+  // exchanges) and appends each matching queue once to out. headers() decodes message headers on
+  // first use. The exchange must exist.
+  template <class HeadersFn>
+  void route(Exchange* x, std::string_view routing_key, HeadersFn&& headers,
+             std::vector<Queue*>& out);
+  void route_default(std::string_view routing_key, std::vector<Queue*>& out);
+
+  const std::unordered_map<std::string, std::unique_ptr<Exchange>, StringHash, std::equal_to<>>&
+  exchanges() const { return exchanges_; }
+  const std::unordered_map<std::string, QueueRef, StringHash, std::equal_to<>>& queues() const {
+    return queues_;
+  }
+
+ private:
+  template <class HeadersFn>
+  void route_from(Exchange* x, std::string_view routing_key, HeadersFn& headers,
+                  std::vector<Queue*>& out, uint64_t mark);
+  void add_exchange(std::string name, ExchangeType type, Exchange::Options options);
+  void maybe_auto_delete(Exchange* x);
+  std::string generate_queue_name();
+
+  std::string name_;
+  DispatchScheduler* scheduler_;
+  std::unordered_map<std::string, std::unique_ptr<Exchange>, StringHash, std::equal_to<>> exchanges_;
+  std::unordered_map<std::string, QueueRef, StringHash, std::equal_to<>> queues_;
+  uint64_t route_epoch_ = 0;
+};
+
+template <class HeadersFn>
+void VHost::route(Exchange* x, std::string_view routing_key, HeadersFn&& headers,
+                  std::vector<Queue*>& out) {
+  uint64_t mark = ++route_epoch_;
+  route_from(x, routing_key, headers, out, mark);
+  // Unroutable: follow the alternate-exchange chain, each exchange at most once.
+  Exchange* cur = x;
+  while (out.empty() && !cur->alternate_exchange().empty()) {
+    cur->route_mark = mark;
+    Exchange* ae = find_exchange(cur->alternate_exchange());
+    if (ae == nullptr || ae->route_mark == mark) break;
+    route_from(ae, routing_key, headers, out, mark);
+    cur = ae;
+  }
+}
+
+template <class HeadersFn>
+void VHost::route_from(Exchange* x, std::string_view routing_key, HeadersFn& headers,
+                       std::vector<Queue*>& out, uint64_t mark) {
+  x->route_mark = mark;
+  x->route(routing_key, headers, [&](const Destination& d) {
+    if (d.queue != nullptr) {
+      if (d.queue->route_mark != mark) {
+        d.queue->route_mark = mark;
+        out.push_back(d.queue);
+      }
+    } else if (d.exchange->route_mark != mark) {
+      route_from(d.exchange, routing_key, headers, out, mark);
+    }
+  });
+}
+
+}  // namespace warren::broker
