@@ -47,10 +47,15 @@ void Channel::send(const M& m) {
   conn_.output_added();
 }
 
+Status Channel::content_error(std::string_view expected, std::string_view got) {
+  return with_method(amqp_error(kUnexpectedFrame, "expected {}, got {} instead", expected, got),
+                     kBasicClass, BasicPublish::kMethodId);
+}
+
 Status Channel::handle_method(uint16_t class_id, uint16_t method_id, Reader& r) {
-  if (assembly_ != Assembly::kIdle)
-    return amqp_error(kUnexpectedFrame,
-                      "expected content header for class 60, got non content header frame instead");
+  if (assembly_ == Assembly::kHeader)
+    return content_error("content header for class 60", "non content header frame");
+  if (assembly_ == Assembly::kBody) return content_error("content body", "non content body frame");
   return with_method(dispatch_method(class_id, method_id, r, *this), class_id, method_id);
 }
 
@@ -60,7 +65,7 @@ Status Channel::on_unknown_method(uint16_t class_id, uint16_t method_id) {
 }
 
 Status Channel::on_malformed_method(uint16_t class_id, uint16_t method_id) {
-  return amqp_error(kSyntaxError, "malformed arguments for method {}",
+  return amqp_error(kFrameError, "cannot decode arguments of method {}",
                     method_name(class_id, method_id));
 }
 
@@ -134,6 +139,16 @@ Status Channel::on(const ExchangeUnbind& m) {
 // ---- queue class ----
 
 Status Channel::on(const QueueDeclare& m) {
+  if (m.passive && m.queue.starts_with(kReplyToQueue)) {
+    // The direct reply-to pseudo-queue always exists; a reply address while its consumer lives.
+    std::string_view rest = m.queue.substr(kReplyToQueue.size());
+    bool exists = rest.empty() || (rest.size() > 1 && rest[0] == '.' &&
+                                   conn_.broker().find_reply_consumer(rest.substr(1)));
+    if (!exists)
+      return amqp_error(kNotFound, "no queue '{}' in vhost '{}'", m.queue, conn_.vhost().name());
+    if (!m.no_wait) send(QueueDeclareOk{m.queue, 0, 0});
+    return std::nullopt;
+  }
   auto args = table(m.arguments);
   if (!args) return args.error();
   broker::QueueDeclare d{m.queue, m.passive, m.durable, m.exclusive, m.auto_delete,
@@ -194,7 +209,9 @@ Status Channel::on(const BasicQos& m) {
   if (m.global) {
     channel_prefetch_ = m.prefetch_count;
   } else {
+    // As RabbitMQ 3.x: a per-consumer qos also lifts a channel-wide limit set earlier.
     consumer_prefetch_ = m.prefetch_count;
+    channel_prefetch_ = 0;
   }
   send(BasicQosOk{});
   request_dispatch_all();
@@ -204,6 +221,7 @@ Status Channel::on(const BasicQos& m) {
 Status Channel::on(const BasicConsume& m) {
   auto args = table(m.arguments);
   if (!args) return args.error();
+  if (m.queue == kReplyToQueue) return consume_reply_to(m);
   auto qname = queue_name(m.queue);
   if (!qname) return qname.error();
   auto q = conn_.vhost().usable_queue(*qname, conn_.id());
@@ -232,6 +250,30 @@ Status Channel::on(const BasicConsume& m) {
   return std::nullopt;
 }
 
+Status Channel::consume_reply_to(const BasicConsume& m) {
+  if (!m.no_ack) return amqp_error(kPreconditionFailed, "reply consumer cannot acknowledge");
+  if (!reply_token_.empty()) return amqp_error(kPreconditionFailed, "reply consumer already set");
+  std::string tag = m.consumer_tag.empty() ? random_tag("amq.ctag-") : std::string(m.consumer_tag);
+  if (consumers_.count(tag))
+    return amqp_error(kNotAllowed, "attempt to reuse consumer tag '{}'", tag);
+  auto c = std::make_unique<broker::Consumer>();
+  c->tag = tag;
+  c->sink = this;
+  c->connection_id = conn_.id();
+  c->no_ack = true;
+  reply_token_ = random_tag("");
+  conn_.broker().add_reply_consumer(reply_token_, c.get());
+  consumers_.emplace(tag, std::move(c));
+  if (!m.no_wait) send(BasicConsumeOk{tag});
+  return std::nullopt;
+}
+
+void Channel::publish_direct_reply(broker::MessageRef msg, std::string_view token) {
+  broker::Consumer* c = conn_.broker().find_reply_consumer(token);
+  if (c == nullptr) return;  // the requester is gone: the reply is dropped, as in RabbitMQ
+  c->sink->deliver(*c, nullptr, broker::QueuedMessage{std::move(msg), 0, false});
+}
+
 Status Channel::on(const BasicCancel& m) {
   std::string tag(m.consumer_tag);
   remove_consumer(tag, false);
@@ -248,6 +290,11 @@ void Channel::remove_consumer(const std::string& tag, bool notify_client) {
     if (u.consumer == c.get()) u.consumer = nullptr;
   broker::Queue* q = c->queue.get();
   if (notify_client && conn_.consumer_cancel_notify()) send(BasicCancel{tag, true});
+  if (q == nullptr) {  // the direct reply-to consumer
+    conn_.broker().remove_reply_consumer(reply_token_);
+    reply_token_.clear();
+    return;
+  }
   if (!q->deleted() && q->remove_consumer(c.get())) conn_.vhost().remove_queue(q);
 }
 
@@ -272,7 +319,7 @@ bool Channel::can_deliver(const broker::Consumer& c) const {
   return true;
 }
 
-void Channel::deliver(broker::Consumer& c, broker::Queue& q, broker::QueuedMessage&& m) {
+void Channel::deliver(broker::Consumer& c, broker::Queue* q, broker::QueuedMessage&& m) {
   uint64_t tag = next_delivery_tag_++;
   const broker::Message& msg = *m.msg;
   std::string& out = conn_.out();
@@ -285,12 +332,13 @@ void Channel::deliver(broker::Consumer& c, broker::Queue& q, broker::QueuedMessa
     ++c.unacked;
     ++consumer_unacked_;
     ++channel_unacked_;
-    unacked_.push_back(Unacked{tag, std::move(m), broker::QueueRef(&q), &c, false});
+    unacked_.push_back(Unacked{tag, std::move(m), broker::QueueRef(q), &c, false});
   }
 }
 
 void Channel::request_dispatch_all() {
-  for (auto& [tag, c] : consumers_) c->queue->request_dispatch();
+  for (auto& [tag, c] : consumers_)
+    if (c->queue) c->queue->request_dispatch();
 }
 
 // ---- basic.get ----
@@ -415,22 +463,21 @@ Status Channel::on(const BasicPublish& m) {
 }
 
 Status Channel::handle_header(std::string_view payload) {
-  if (assembly_ != Assembly::kHeader) {
-    if (assembly_ == Assembly::kBody)
-      return amqp_error(kUnexpectedFrame, "expected content body, got non content body frame instead");
+  if (assembly_ == Assembly::kBody) return content_error("content body", "non content body frame");
+  if (assembly_ == Assembly::kIdle)
     return amqp_error(kUnexpectedFrame, "expected method frame, got non method frame instead");
-  }
   Reader r(payload);
   uint16_t class_id = r.u16();
   r.u16();  // weight
   uint64_t body_size = r.u64();
   std::string_view raw_props(reinterpret_cast<const char*>(r.position()), r.remaining());
   BasicProperties props;
-  if (!r.ok() || !props.decode(r))
-    return amqp_error(kFrameError, "malformed content header frame");
   if (class_id != kBasicClass)
-    return amqp_error(kFrameError, "content header for class {} does not match basic.publish",
-                      class_id);
+    return content_error("content header for class 60",
+                         fmt::format("content header for class {}", class_id));
+  if (!r.ok() || !props.decode(r))
+    return with_method(amqp_error(kFrameError, "malformed content header frame"), kBasicClass,
+                       BasicPublish::kMethodId);
   auto& limits = conn_.broker().limits();
   if (body_size > limits.max_message_size) {
     assembly_ = Assembly::kIdle;
@@ -447,8 +494,24 @@ Status Channel::handle_header(std::string_view payload) {
                    conn_.user()),
         kBasicClass, BasicPublish::kMethodId);
   }
-  publish_message_ =
-      broker::Message::create(publish_exchange_, publish_routing_key_, raw_props, body_size);
+  if (props.has_reply_to() && props.reply_to == kReplyToQueue) {
+    // Direct reply-to: give the responder an address that routes straight back to this channel.
+    if (reply_token_.empty()) {
+      assembly_ = Assembly::kIdle;
+      return with_method(amqp_error(kPreconditionFailed, "fast reply consumer does not exist"),
+                         kBasicClass, BasicPublish::kMethodId);
+    }
+    std::string reply_to = fmt::format("{}.{}", kReplyToQueue, reply_token_);
+    props.reply_to = reply_to;
+    properties_scratch_.clear();
+    Writer w(properties_scratch_);
+    props.encode(w);
+    publish_message_ = broker::Message::create(publish_exchange_, publish_routing_key_,
+                                               properties_scratch_, body_size);
+  } else {
+    publish_message_ =
+        broker::Message::create(publish_exchange_, publish_routing_key_, raw_props, body_size);
+  }
   publish_message_->delivery_mode = props.has_delivery_mode() ? props.delivery_mode : 0;
   publish_message_->priority = props.has_priority() ? props.priority : 0;
   if (body_size == 0) return finish_publish();
@@ -457,14 +520,13 @@ Status Channel::handle_header(std::string_view payload) {
 }
 
 Status Channel::handle_body(std::string_view payload) {
-  if (assembly_ != Assembly::kBody) {
-    if (assembly_ == Assembly::kHeader)
-      return amqp_error(kUnexpectedFrame,
-                        "expected content header for class 60, got non content header frame instead");
+  if (assembly_ == Assembly::kHeader)
+    return content_error("content header for class 60", "non content header frame");
+  if (assembly_ == Assembly::kIdle)
     return amqp_error(kUnexpectedFrame, "expected method frame, got non method frame instead");
-  }
   if (!publish_message_->append_body(payload))
-    return amqp_error(kFrameError, "content body is larger than its header announced");
+    return with_method(amqp_error(kFrameError, "content body is larger than its header announced"),
+                       kBasicClass, BasicPublish::kMethodId);
   if (publish_message_->complete()) return finish_publish();
   return std::nullopt;
 }
@@ -480,6 +542,16 @@ Status Channel::finish_publish() {
   broker::VHost& vhost = conn_.vhost();
   route_scratch_.clear();
   if (publish_exchange_.empty()) {
+    std::string_view rk = publish_routing_key_;
+    if (rk.size() > kReplyToQueue.size() + 1 && rk.starts_with(kReplyToQueue) &&
+        rk[kReplyToQueue.size()] == '.') {
+      if (confirm_mode_) {
+        ++publish_seq_;
+        conn_.confirm_pending(this);
+      }
+      publish_direct_reply(std::move(msg), rk.substr(kReplyToQueue.size() + 1));
+      return std::nullopt;
+    }
     vhost.route_default(publish_routing_key_, route_scratch_);
   } else {
     broker::Exchange* x = vhost.find_exchange(publish_exchange_);

@@ -42,7 +42,7 @@ class Channel : public broker::DeliverySink {
 
   // DeliverySink
   bool can_deliver(const broker::Consumer& c) const override;
-  void deliver(broker::Consumer& c, broker::Queue& q, broker::QueuedMessage&& m) override;
+  void deliver(broker::Consumer& c, broker::Queue* q, broker::QueuedMessage&& m) override;
   void cancelled_by_broker(broker::Consumer& c) override;
   // Asks the queues this channel consumes from to dispatch again (credit or socket space freed).
   void request_dispatch_all();
@@ -97,6 +97,9 @@ class Channel : public broker::DeliverySink {
   template <class M>
   void send(const M& m);
   broker::Status finish_publish();
+  broker::Status consume_reply_to(const BasicConsume& m);
+  void publish_direct_reply(broker::MessageRef msg, std::string_view token);
+  broker::Status content_error(std::string_view expected, std::string_view got);
   broker::Status settle(uint64_t tag, bool multiple, bool requeue, bool ack, uint16_t method_id);
   void settle_entry(Unacked& u);
   void requeue_all_unacked();
@@ -130,6 +133,10 @@ class Channel : public broker::DeliverySink {
   uint64_t confirmed_ = 0;
 
   std::string last_queue_;
+  std::string reply_token_;  // set while this channel consumes amq.rabbitmq.reply-to
+  std::string properties_scratch_;
 };
+
+inline constexpr std::string_view kReplyToQueue = "amq.rabbitmq.reply-to";
 
 }  // namespace warren::amqp

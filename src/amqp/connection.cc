@@ -71,6 +71,7 @@ Connection::~Connection() = default;
 
 void Connection::start() {
   last_recv_ = last_send_ = Clock::now();
+  broker_.register_connection(this);
   spdlog::debug("accepted AMQP connection {} from {}", id_, peer_);
   // A client that never finishes the handshake is dropped (RabbitMQ: handshake_timeout 10 s).
   close_timer_.expires_after(std::chrono::seconds(10));
@@ -187,7 +188,7 @@ bool Connection::handle_frame(const Frame& f) {
   switch (f.type) {
     case kFrameHeartbeat:
       if (f.channel != 0) {
-        close_with_error(amqp_error(kFrameError, "heartbeat frame on channel {}", f.channel));
+        close_with_error(amqp_error(kUnexpectedFrame, "heartbeat frame on channel {}", f.channel));
         return false;
       }
       return true;
@@ -277,8 +278,11 @@ bool Connection::handle_connection_method(uint16_t class_id, uint16_t method_id,
       if (fm > server_max)
         return fail(amqp_error(kNotAllowed, "frame_max={} > {} max size", fm, server_max));
       frame_max_ = fm;
-      uint16_t cm = m.channel_max == 0 ? broker_.limits().channel_max : m.channel_max;
-      channel_max_ = std::min(cm, broker_.limits().channel_max);
+      uint16_t server_channels = broker_.limits().channel_max;
+      if (m.channel_max > server_channels)
+        return fail(amqp_error(kNotAllowed, "channel_max={} > {} max", m.channel_max,
+                               server_channels));
+      channel_max_ = m.channel_max == 0 ? server_channels : m.channel_max;
       heartbeat_ = m.heartbeat;
       state_ = State::kOpen;
       start_heartbeat();
@@ -306,7 +310,9 @@ bool Connection::handle_connection_method(uint16_t class_id, uint16_t method_id,
       if (id == ((uint32_t(kConnectionClass) << 16) | 60) ||
           id == ((uint32_t(kConnectionClass) << 16) | 61))
         return true;
-      return fail(amqp_error(kCommandInvalid, "unexpected method {} on channel 0",
+      // A channel-class method on channel 0 is a channel error, other classes a command error.
+      return fail(amqp_error(class_id == kConnectionClass ? kCommandInvalid : kChannelError,
+                             "unexpected method {} on channel 0",
                              method_name(class_id, method_id).empty()
                                  ? std::string_view("unknown")
                                  : method_name(class_id, method_id)));
@@ -518,9 +524,19 @@ void Connection::release_resources() {
   if (vhost_ != nullptr) vhost_->connection_closed(id_);
 }
 
+void Connection::force_close(std::string_view reason) {
+  if (state_ == State::kClosed) return;
+  if (state_ == State::kHeader || state_ == State::kClosing) return close_socket();
+  close_with_error(amqp_error(kConnectionForced,
+                              "broker forced connection closure with reason '{}'", reason));
+  close_after_flush_ = true;
+  if (!write_in_flight_ && out_.empty()) close_socket();
+}
+
 void Connection::close_socket() {
   if (state_ == State::kClosed) return;
   state_ = State::kClosed;
+  broker_.unregister_connection(this);
   release_resources();
   heartbeat_timer_.cancel();
   close_timer_.cancel();

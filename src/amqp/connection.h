@@ -20,6 +20,7 @@ namespace warren::amqp {
 class Channel;
 
 class Connection : public broker::OutputFlusher,
+                   public broker::ClientConnection,
                    public std::enable_shared_from_this<Connection> {
  public:
   Connection(boost::asio::ip::tcp::socket socket, broker::Broker& broker);
@@ -43,6 +44,7 @@ class Connection : public broker::OutputFlusher,
   void close_with_error(const broker::AmqpError& e);
 
   void flush_output() override;
+  void force_close(std::string_view reason) override;
 
  private:
   enum class State { kHeader, kStartOk, kSecureOk, kTuneOk, kOpen, kRunning, kClosing, kClosed };

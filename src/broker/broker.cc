@@ -22,6 +22,11 @@ VHost& Broker::add_vhost(std::string name) {
   return *slot;
 }
 
+void Broker::close_all_connections(std::string_view reason) {
+  std::vector<ClientConnection*> all(connections_.begin(), connections_.end());
+  for (ClientConnection* c : all) c->force_close(reason);
+}
+
 void Broker::schedule_dispatch(Queue& q) {
   q.dispatch_scheduled = true;
   dirty_queues_.emplace_back(&q);

@@ -6,6 +6,7 @@
 #include <memory>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include <boost/asio/io_context.hpp>
@@ -33,6 +34,14 @@ class OutputFlusher {
   bool flush_scheduled = false;
 };
 
+// A client connection as the broker sees it, for shutdown.
+class ClientConnection {
+ public:
+  virtual ~ClientConnection() = default;
+  // Closes with 320 CONNECTION_FORCED and the reason, then drops the socket.
+  virtual void force_close(std::string_view reason) = 0;
+};
+
 class Broker : public DispatchScheduler {
  public:
   Broker(boost::asio::io_context& io, Limits limits, auth::UserStore users);
@@ -46,6 +55,19 @@ class Broker : public DispatchScheduler {
   VHost& add_vhost(std::string name);
 
   uint64_t next_connection_id() { return ++last_connection_id_; }
+
+  void register_connection(ClientConnection* c) { connections_.insert(c); }
+  void unregister_connection(ClientConnection* c) { connections_.erase(c); }
+  size_t connection_count() const { return connections_.size(); }
+  void close_all_connections(std::string_view reason);
+
+  // Direct reply-to: consumers of the pseudo-queue amq.rabbitmq.reply-to, by their reply token.
+  void add_reply_consumer(const std::string& token, Consumer* c) { reply_consumers_[token] = c; }
+  void remove_reply_consumer(const std::string& token) { reply_consumers_.erase(token); }
+  Consumer* find_reply_consumer(std::string_view token) {
+    auto it = reply_consumers_.find(token);
+    return it == reply_consumers_.end() ? nullptr : it->second;
+  }
 
   void schedule_dispatch(Queue& q) override;
   void schedule_flush(std::shared_ptr<OutputFlusher> f);
@@ -64,6 +86,8 @@ class Broker : public DispatchScheduler {
   std::vector<QueueRef> dispatching_;
   std::vector<std::shared_ptr<OutputFlusher>> dirty_flushers_;
   std::vector<std::shared_ptr<OutputFlusher>> flushing_;
+  std::unordered_set<ClientConnection*> connections_;
+  std::unordered_map<std::string, Consumer*, StringHash, std::equal_to<>> reply_consumers_;
   bool drain_scheduled_ = false;
   uint64_t last_connection_id_ = 0;
 };

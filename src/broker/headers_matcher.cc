@@ -33,7 +33,14 @@ bool HeadersPattern::parse(const amqp::FieldTable& args, HeadersPattern* out, st
   out->mode_ = Mode::kAll;
   out->expected_.clear();
   if (const amqp::FieldValue* xm = args.find("x-match")) {
-    auto s = xm->as_string();
+    // RabbitMQ accepts x-match only as a long string ('S').
+    const std::string* str = std::get_if<std::string>(&xm->v);
+    if (str == nullptr) {
+      *error = "Invalid x-match field type " + std::string(1, xm->tag()) + " (value " +
+               amqp::to_string(*xm) + "); expected longstr";
+      return false;
+    }
+    std::optional<std::string_view> s = std::string_view(*str);
     if (s && *s == "all") out->mode_ = Mode::kAll;
     else if (s && *s == "any") out->mode_ = Mode::kAny;
     else if (s && *s == "all-with-x") out->mode_ = Mode::kAllWithX;

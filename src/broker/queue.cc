@@ -97,7 +97,7 @@ size_t Queue::dispatch() {
     if (c == nullptr) break;
     QueuedMessage m = std::move(ready_.front());
     ready_.pop_front();
-    c->sink->deliver(*c, *this, std::move(m));
+    c->sink->deliver(*c, this, std::move(m));
     ++delivered;
   }
   return delivered;

@@ -30,7 +30,8 @@ class DeliverySink {
   virtual ~DeliverySink() = default;
   // Whether the channel/connection can take one more delivery for this consumer now.
   virtual bool can_deliver(const Consumer& c) const = 0;
-  virtual void deliver(Consumer& c, Queue& q, QueuedMessage&& m) = 0;
+  // q is null for direct reply-to deliveries, which belong to no queue.
+  virtual void deliver(Consumer& c, Queue* q, QueuedMessage&& m) = 0;
   // The broker removed the consumer (its queue was deleted); the sink notifies the client and
   // frees the consumer.
   virtual void cancelled_by_broker(Consumer& c) = 0;
@@ -39,7 +40,7 @@ class DeliverySink {
 struct Consumer {
   std::string tag;
   DeliverySink* sink = nullptr;
-  Ref<Queue> queue;
+  Ref<Queue> queue;  // null for a direct reply-to consumer
   uint64_t connection_id = 0;
   bool no_ack = false;
   bool exclusive = false;

@@ -28,7 +28,7 @@ TopicPattern::TopicPattern(std::string_view binding_key) : key_(binding_key) {
     Kind kind = p == "*" ? Kind::kStar : p == "#" ? Kind::kHash : Kind::kWord;
     // Consecutive '#' are equivalent to one and would only make matching slower.
     if (kind == Kind::kHash && !words_.empty() && words_.back().kind == Kind::kHash) continue;
-    words_.push_back({kind, p});
+    words_.push_back({kind, std::string(p)});
   }
 }
 

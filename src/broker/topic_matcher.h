@@ -19,7 +19,7 @@ class TopicPattern {
   enum class Kind : uint8_t { kWord, kStar, kHash };
   struct Word {
     Kind kind;
-    std::string_view text;  // into key_
+    std::string text;  // owned: patterns are moved around inside binding vectors
   };
   std::string key_;
   std::vector<Word> words_;

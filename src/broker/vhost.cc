@@ -259,11 +259,12 @@ Status VHost::bind_queue(std::string_view queue, std::string_view exchange, std:
 Status VHost::unbind_queue(std::string_view queue, std::string_view exchange, std::string_view key,
                            const amqp::FieldTable& args, uint64_t connection_id) {
   if (exchange.empty()) return amqp_error(403, "operation not permitted on the default exchange");
+  // RabbitMQ answers unbind-ok when the binding, its queue or its exchange does not exist.
+  Queue* existing = find_queue(queue);
+  Exchange* x = find_exchange(exchange);
+  if (existing == nullptr || x == nullptr) return std::nullopt;
   auto q = usable_queue(queue, connection_id);
   if (!q) return q.error();
-  Exchange* x = find_exchange(exchange);
-  if (x == nullptr) return amqp_error(404, "no exchange '{}' in vhost '{}'", exchange, name_);
-  // RabbitMQ answers unbind-ok for a binding that does not exist.
   if (x->remove_binding(Destination{*q, nullptr}, key, args)) maybe_auto_delete(x);
   return std::nullopt;
 }
@@ -286,10 +287,10 @@ Status VHost::unbind_exchange(std::string_view dest, std::string_view source, st
                               const amqp::FieldTable& args) {
   if (dest.empty() || source.empty())
     return amqp_error(403, "operation not permitted on the default exchange");
+  // As for queues, unbinding something that does not exist is not an error.
   Exchange* d = find_exchange(dest);
-  if (d == nullptr) return amqp_error(404, "no exchange '{}' in vhost '{}'", dest, name_);
   Exchange* s = find_exchange(source);
-  if (s == nullptr) return amqp_error(404, "no exchange '{}' in vhost '{}'", source, name_);
+  if (d == nullptr || s == nullptr) return std::nullopt;
   if (s->remove_binding(Destination{nullptr, d}, key, args)) maybe_auto_delete(s);
   return std::nullopt;
 }

@@ -74,7 +74,7 @@ void Consumer::on_header(uint64_t body_size) {
 
 void Consumer::on_body(std::string_view data) {
   if (!in_message_) return;
-  if (need_timestamp_) {
+  if (need_timestamp_ && !quota_reached_) {
     need_timestamp_ = false;
     if (data.size() >= 8) {
       uint64_t sent = load_be64(data.data());

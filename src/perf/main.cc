@@ -21,7 +21,10 @@ namespace {
 
 volatile std::sig_atomic_t g_interrupted = 0;
 
-void on_signal(int) { g_interrupted = 1; }
+void on_signal(int sig) {
+  g_interrupted = 1;
+  std::signal(sig, SIG_DFL);  // a second Ctrl-C kills at once
+}
 
 double seconds_between(uint64_t from_ns, uint64_t to_ns) {
   return to_ns > from_ns ? double(to_ns - from_ns) / 1e9 : 0.0;
@@ -305,7 +308,9 @@ int run_test(Run& run) {
     break;
   }
 
-  join_all();
+  // Numbers are taken at the stop decision; closing (which may wait for a flow-controlled or
+  // backlogged connection) happens after the summary.
+  for (auto& w : run.workers) w->post_stop();
   const double duration = seconds_between(start, end_ns);
   Totals t = run.totals();
   Histogram::Snapshot lat = run.latency();
@@ -369,6 +374,7 @@ int run_test(Run& run) {
     std::printf("%s\n", j.c_str());
     std::fflush(stdout);
   }
+  join_all();
   return failed ? 1 : 0;
 }
 

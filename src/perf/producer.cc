@@ -89,8 +89,12 @@ void Producer::stop() {
 void Producer::arm_rate_timer(uint64_t at_ns) {
   if (rate_waiting_) return;
   rate_waiting_ = true;
+  // Waking per message would cost a timer syscall each: wake at most every millisecond and send
+  // everything due by then (low rates still get exact spacing).
   uint64_t now = now_ns();
+  constexpr uint64_t kMinWaitNs = 1'000'000;
   uint64_t wait = at_ns > now ? at_ns - now : 0;
+  if (wait < kMinWaitNs) wait = kMinWaitNs;
   rate_timer_.expires_after(std::chrono::nanoseconds(wait));
   rate_timer_.async_wait([this](const boost::system::error_code& ec) {
     rate_waiting_ = false;

@@ -4,6 +4,11 @@ namespace warren::perf {
 
 void Worker::run() {
   if (!open(15s) || !setup()) {
+    if (!failed()) {  // stopped while setting up: not an error
+      close();
+      stats_.done.store(true, std::memory_order_release);
+      return;
+    }
     std::string err = error().empty() ? "setup failed" : error();
     close();
     stats_.error = err;

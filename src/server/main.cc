@@ -2,6 +2,10 @@
 // the broker's event loop until SIGINT/SIGTERM.
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <chrono>
+#include <functional>
 #include <spdlog/spdlog.h>
 
 #include "broker/broker.h"
@@ -45,11 +49,25 @@ int main(int argc, char** argv) {
   spdlog::info("management HTTP API is not implemented yet; --management-port {} is reserved",
                config->management_port);
 
+  // On SIGINT/SIGTERM: stop accepting, close every client with 320 CONNECTION_FORCED (as
+  // RabbitMQ does on shutdown), give the close frames up to 3 s to go out, then stop.
   boost::asio::signal_set signals(io, SIGINT, SIGTERM);
+  boost::asio::steady_timer shutdown_timer(io);
+  auto deadline = std::chrono::steady_clock::now();
+  std::function<void()> wait_for_clients = [&] {
+    if (broker.connection_count() == 0 || std::chrono::steady_clock::now() > deadline) {
+      io.stop();
+      return;
+    }
+    shutdown_timer.expires_after(std::chrono::milliseconds(20));
+    shutdown_timer.async_wait([&](boost::system::error_code) { wait_for_clients(); });
+  };
   signals.async_wait([&](boost::system::error_code, int sig) {
     spdlog::info("signal {} received, stopping", sig);
     listener->stop();
-    io.stop();
+    broker.close_all_connections("shutdown");
+    deadline = std::chrono::steady_clock::now() + std::chrono::seconds(3);
+    wait_for_clients();
   });
   io.run();
   spdlog::info("stopped");
