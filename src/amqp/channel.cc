@@ -585,7 +585,10 @@ Status Channel::finish_publish() {
       conn_.output_added();
     }
   } else {
-    for (broker::Queue* q : route_scratch_) q->enqueue(msg);
+    for (broker::Queue* q : route_scratch_) {
+      q->enqueue(msg);
+      if (q->over_high_water()) conn_.block_on(*q);
+    }
   }
   if (confirm_mode_) conn_.confirm_pending(this);
   return std::nullopt;

@@ -2,6 +2,7 @@
 
 #include <cstring>
 
+#include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
 #include <spdlog/spdlog.h>
 
@@ -71,28 +72,31 @@ Connection::~Connection() = default;
 
 void Connection::start() {
   last_recv_ = last_send_ = Clock::now();
-  broker_.register_connection(this);
+  broker_.register_connection(shared_from_this());
   spdlog::debug("accepted AMQP connection {} from {}", id_, peer_);
   // A client that never finishes the handshake is dropped (RabbitMQ: handshake_timeout 10 s).
   close_timer_.expires_after(std::chrono::seconds(10));
   close_timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
     if (!ec && self->state_ != State::kRunning && self->state_ != State::kClosed) {
       spdlog::info("connection {} from {}: handshake timeout", self->id_, self->peer_);
-      self->close_socket();
+      self->close_socket("82");
     }
   });
   read_some();
 }
 
 void Connection::read_some() {
-  if (state_ == State::kClosed) return;
+  if (state_ == State::kClosed || read_in_flight_) return;
+  if (!blocking_queues_.empty()) return;  // flow control: resumed by unblocked_by()
+  read_in_flight_ = true;
   socket_.async_read_some(
       asio::buffer(in_.data() + in_len_, in_.size() - in_len_),
       [self = shared_from_this()](boost::system::error_code ec, size_t n) {
+        self->read_in_flight_ = false;
         if (ec) {
           if (self->state_ != State::kClosed)
             spdlog::debug("connection {} from {}: {}", self->id_, self->peer_, ec.message());
-          self->close_socket();
+          self->close_socket("99");
           return;
         }
         self->on_read(n);
@@ -111,7 +115,7 @@ void Connection::on_read(size_t n) {
     if (!handle_protocol_header()) return;
     pos = kProtocolHeader.size();
   }
-  while (state_ != State::kClosed) {
+  while (state_ != State::kClosed && blocking_queues_.empty()) {
     Frame f;
     size_t used = 0;
     uint32_t max_payload = frame_max_ - static_cast<uint32_t>(kFrameOverhead);
@@ -173,7 +177,7 @@ bool Connection::handle_frame(const Frame& f) {
       Reader r(f.payload);
       uint16_t c = r.u16(), m = r.u16();
       if (c == kConnectionClass && m == ConnectionCloseOk::kMethodId) {
-        close_socket();
+        close_socket("180");
         return false;
       }
       if (c == kConnectionClass && m == ConnectionClose::kMethodId) {
@@ -231,6 +235,10 @@ bool Connection::handle_connection_method(uint16_t class_id, uint16_t method_id,
     return false;
   };
   if (id == ConnectionClose::kId) {
+    ConnectionClose m;
+    if (m.decode(r))
+      spdlog::debug("connection {} from {}: client closed the connection ({} {})", id_, peer_,
+                    m.reply_code, m.reply_text);
     write_method(out_, 0, ConnectionCloseOk{});
     close_after_flush_ = true;
     state_ = State::kClosing;
@@ -239,7 +247,7 @@ bool Connection::handle_connection_method(uint16_t class_id, uint16_t method_id,
     return false;
   }
   if (id == ConnectionCloseOk::kId) {
-    close_socket();
+    close_socket("246");
     return false;
   }
   switch (state_) {
@@ -442,7 +450,7 @@ void Connection::close_with_error(const AmqpError& e) {
   // Wait a little for the client's close-ok, then drop the socket regardless.
   close_timer_.expires_after(std::chrono::seconds(3));
   close_timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
-    if (!ec) self->close_socket();
+    if (!ec) self->close_socket("449");
   });
 }
 
@@ -474,13 +482,13 @@ void Connection::write_now() {
                       self->writing_.clear();
                       if (self->writing_.capacity() > (8u << 20)) std::string().swap(self->writing_);
                       if (ec) {
-                        self->close_socket();
+                        self->close_socket("481");
                         return;
                       }
                       if (!self->out_.empty()) {
                         self->write_now();
                       } else if (self->close_after_flush_) {
-                        self->close_socket();
+                        self->close_socket("487");
                       }
                     });
   if (was_blocked) {
@@ -505,7 +513,7 @@ void Connection::on_heartbeat_tick() {
   if (now - last_recv_ > 2 * interval) {
     spdlog::info("connection {} from {}: missed heartbeats from client, timeout: {}s", id_, peer_,
                  heartbeat_);
-    close_socket();
+    close_socket("512");
     return;
   }
   if (now - last_send_ >= interval / 2 && out_.empty() && !write_in_flight_) {
@@ -519,23 +527,46 @@ void Connection::release_resources() {
   if (resources_released_) return;
   resources_released_ = true;
   pending_confirms_.clear();
+  blocking_queues_.clear();
   // Destroying a channel cancels its consumers and requeues its unacked messages.
   for (auto& ch : channels_) ch.reset();
   if (vhost_ != nullptr) vhost_->connection_closed(id_);
 }
 
+void Connection::block_on(broker::Queue& q) {
+  for (const auto& b : blocking_queues_)
+    if (b.get() == &q) return;
+  blocking_queues_.emplace_back(&q);
+  q.block_publisher(weak_from_this());
+}
+
+void Connection::unblocked_by(broker::Queue& q) {
+  std::erase_if(blocking_queues_, [&](const broker::QueueRef& b) { return b.get() == &q; });
+  if (blocking_queues_.empty()) resume_reading();
+}
+
+void Connection::resume_reading() {
+  if (state_ == State::kClosed || read_in_flight_) return;
+  // Frames already buffered are handled first; on_read re-arms the socket read.
+  asio::post(socket_.get_executor(), [self = shared_from_this()] {
+    if (self->blocking_queues_.empty() && !self->read_in_flight_) self->on_read(0);
+  });
+}
+
 void Connection::force_close(std::string_view reason) {
   if (state_ == State::kClosed) return;
-  if (state_ == State::kHeader || state_ == State::kClosing) return close_socket();
+  if (state_ == State::kHeader || state_ == State::kClosing) return close_socket("554");
   close_with_error(amqp_error(kConnectionForced,
                               "broker forced connection closure with reason '{}'", reason));
   close_after_flush_ = true;
-  if (!write_in_flight_ && out_.empty()) close_socket();
+  if (!write_in_flight_ && out_.empty()) close_socket("558");
 }
 
-void Connection::close_socket() {
+void Connection::close_socket(const char* why) {
   if (state_ == State::kClosed) return;
   state_ = State::kClosed;
+  // The registry may hold the last reference: keep this object alive until we return.
+  auto keep_alive = shared_from_this();
   broker_.unregister_connection(this);
   release_resources();
   heartbeat_timer_.cancel();
@@ -543,7 +574,7 @@ void Connection::close_socket() {
   boost::system::error_code ec;
   socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ec);
   socket_.close(ec);
-  spdlog::debug("connection {} from {} closed", id_, peer_);
+  spdlog::debug("connection {} from {} closed ({})", id_, peer_, why);
 }
 
 }  // namespace warren::amqp

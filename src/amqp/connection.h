@@ -21,6 +21,7 @@ class Channel;
 
 class Connection : public broker::OutputFlusher,
                    public broker::ClientConnection,
+                   public broker::FlowControlled,
                    public std::enable_shared_from_this<Connection> {
  public:
   Connection(boost::asio::ip::tcp::socket socket, broker::Broker& broker);
@@ -45,11 +46,15 @@ class Connection : public broker::OutputFlusher,
 
   void flush_output() override;
   void force_close(std::string_view reason) override;
+  // Stops reading this connection until q drains (called after publishing into q).
+  void block_on(broker::Queue& q);
+  void unblocked_by(broker::Queue& q) override;
 
  private:
   enum class State { kHeader, kStartOk, kSecureOk, kTuneOk, kOpen, kRunning, kClosing, kClosed };
 
   void read_some();
+  void resume_reading();
   void on_read(size_t n);
   // Returns false when the connection stops processing input (closed or closing).
   bool handle_frame(const Frame& f);
@@ -61,7 +66,7 @@ class Connection : public broker::OutputFlusher,
   void start_heartbeat();
   void on_heartbeat_tick();
   void write_now();
-  void close_socket();
+  void close_socket(const char* why);
   void release_resources();
   Channel* channel(uint16_t id);
   void destroy_channel(uint16_t id);
@@ -87,6 +92,8 @@ class Connection : public broker::OutputFlusher,
   bool write_in_flight_ = false;
   bool close_after_flush_ = false;
   bool resources_released_ = false;
+  bool read_in_flight_ = false;
+  std::vector<broker::QueueRef> blocking_queues_;  // flow control: full queues we published to
 
   std::vector<std::unique_ptr<Channel>> channels_;  // index = channel id
   std::vector<Channel*> pending_confirms_;

@@ -23,8 +23,9 @@ VHost& Broker::add_vhost(std::string name) {
 }
 
 void Broker::close_all_connections(std::string_view reason) {
-  std::vector<ClientConnection*> all(connections_.begin(), connections_.end());
-  for (ClientConnection* c : all) c->force_close(reason);
+  std::vector<std::shared_ptr<ClientConnection>> all;
+  for (auto& [key, c] : connections_) all.push_back(c);
+  for (auto& c : all) c->force_close(reason);
 }
 
 void Broker::schedule_dispatch(Queue& q) {

@@ -6,7 +6,6 @@
 #include <memory>
 #include <string>
 #include <unordered_map>
-#include <unordered_set>
 #include <vector>
 
 #include <boost/asio/io_context.hpp>
@@ -56,7 +55,12 @@ class Broker : public DispatchScheduler {
 
   uint64_t next_connection_id() { return ++last_connection_id_; }
 
-  void register_connection(ClientConnection* c) { connections_.insert(c); }
+  // The registry owns open connections: a connection paused by flow control has no I/O in flight
+  // to keep it alive. It unregisters itself when its socket closes.
+  void register_connection(std::shared_ptr<ClientConnection> c) {
+    ClientConnection* key = c.get();
+    connections_.emplace(key, std::move(c));
+  }
   void unregister_connection(ClientConnection* c) { connections_.erase(c); }
   size_t connection_count() const { return connections_.size(); }
   void close_all_connections(std::string_view reason);
@@ -86,7 +90,7 @@ class Broker : public DispatchScheduler {
   std::vector<QueueRef> dispatching_;
   std::vector<std::shared_ptr<OutputFlusher>> dirty_flushers_;
   std::vector<std::shared_ptr<OutputFlusher>> flushing_;
-  std::unordered_set<ClientConnection*> connections_;
+  std::unordered_map<ClientConnection*, std::shared_ptr<ClientConnection>> connections_;
   std::unordered_map<std::string, Consumer*, StringHash, std::equal_to<>> reply_consumers_;
   bool drain_scheduled_ = false;
   uint64_t last_connection_id_ = 0;

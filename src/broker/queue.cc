@@ -23,7 +23,24 @@ bool Queue::has_exclusive_consumer() const {
   return consumers_.size() == 1 && consumers_.front()->exclusive;
 }
 
+void Queue::mark_deleted() {
+  deleted_ = true;
+  release_publishers_if_drained();
+}
+
+void Queue::release_publishers_if_drained() {
+  if (blocked_publishers_.empty()) return;
+  if (!deleted_ && !consumers_.empty() &&
+      (ready_.size() > kFlowLowWater || ready_bytes_ > kFlowHighBytes / 2))
+    return;
+  std::vector<std::weak_ptr<FlowControlled>> blocked;
+  blocked.swap(blocked_publishers_);
+  for (auto& w : blocked)
+    if (auto p = w.lock()) p->unblocked_by(*this);
+}
+
 void Queue::enqueue(MessageRef m) {
+  ready_bytes_ += m->body_size();
   ready_.push_back(QueuedMessage{std::move(m), next_seq_++, false});
   if (!consumers_.empty()) request_dispatch();
 }
@@ -32,7 +49,10 @@ void Queue::requeue(std::vector<QueuedMessage> messages) {
   if (messages.empty() || deleted_) return;
   std::sort(messages.begin(), messages.end(),
             [](const QueuedMessage& a, const QueuedMessage& b) { return a.seq < b.seq; });
-  for (auto& m : messages) m.redelivered = true;
+  for (auto& m : messages) {
+    m.redelivered = true;
+    ready_bytes_ += m.msg->body_size();
+  }
   if (ready_.empty() || messages.back().seq < ready_.front().seq) {
     // The common case: everything requeued is older than what is ready.
     for (auto it = messages.rbegin(); it != messages.rend(); ++it) ready_.push_front(std::move(*it));
@@ -49,8 +69,10 @@ void Queue::requeue(std::vector<QueuedMessage> messages) {
 
 QueuedMessage Queue::pop() {
   if (ready_.empty()) return {};
+  take_front_bytes();
   QueuedMessage m = std::move(ready_.front());
   ready_.pop_front();
+  release_publishers_if_drained();
   return m;
 }
 
@@ -58,6 +80,8 @@ size_t Queue::purge() {
   size_t n = ready_.size();
   ready_.clear();
   ready_.shrink_to_fit();
+  ready_bytes_ = 0;
+  release_publishers_if_drained();
   return n;
 }
 
@@ -74,6 +98,7 @@ bool Queue::remove_consumer(Consumer* c) {
   consumers_.erase(it);
   if (rr_next_ > idx) --rr_next_;
   if (rr_next_ >= consumers_.size()) rr_next_ = 0;
+  release_publishers_if_drained();
   return consumers_.empty() && options_.auto_delete;
 }
 
@@ -95,11 +120,13 @@ size_t Queue::dispatch() {
   while (!ready_.empty() && !consumers_.empty()) {
     Consumer* c = next_consumer();
     if (c == nullptr) break;
+    take_front_bytes();
     QueuedMessage m = std::move(ready_.front());
     ready_.pop_front();
     c->sink->deliver(*c, this, std::move(m));
     ++delivered;
   }
+  release_publishers_if_drained();
   return delivered;
 }
 

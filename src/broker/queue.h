@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -49,6 +50,13 @@ struct Consumer {
   amqp::FieldTable arguments;
 };
 
+// A publisher that can be paused while a queue it feeds is over its high-water mark.
+class FlowControlled {
+ public:
+  virtual ~FlowControlled() = default;
+  virtual void unblocked_by(Queue& q) = 0;
+};
+
 // Receives "this queue has work" notifications so dispatch can run once per event-loop turn.
 class DispatchScheduler {
  public:
@@ -79,12 +87,24 @@ class Queue {
   bool auto_delete() const { return options_.auto_delete; }
   uint64_t owner_connection() const { return options_.owner_connection; }
   bool deleted() const { return deleted_; }
-  void mark_deleted() { deleted_ = true; }
+  void mark_deleted();
 
   size_t message_count() const { return ready_.size(); }
   size_t consumer_count() const { return consumers_.size(); }
   const std::vector<Consumer*>& consumers() const { return consumers_; }
   bool has_exclusive_consumer() const;
+
+  // Flow control: while a queue with consumers holds more than the high-water mark of ready
+  // messages, publishers into it are paused until it drains below the low-water mark, so
+  // consumers keep pace and memory stays bounded. Without consumers a backlog may grow (the
+  // broker-wide memory alarm bounds it).
+  static constexpr size_t kFlowHighWater = 20'000;
+  static constexpr size_t kFlowLowWater = 10'000;
+  static constexpr size_t kFlowHighBytes = 64u << 20;
+  bool over_high_water() const {
+    return !consumers_.empty() && (ready_.size() >= kFlowHighWater || ready_bytes_ >= kFlowHighBytes);
+  }
+  void block_publisher(std::weak_ptr<FlowControlled> p) { blocked_publishers_.push_back(std::move(p)); }
 
   void enqueue(MessageRef m);
   // Puts messages back at their original positions (by seq), flagged redelivered.
@@ -110,6 +130,8 @@ class Queue {
   template <class>
   friend class Ref;
   Consumer* next_consumer();
+  void release_publishers_if_drained();
+  void take_front_bytes() { ready_bytes_ -= ready_.front().msg->body_size(); }
 
   uint32_t refs_ = 0;
   std::string vhost_;
@@ -117,6 +139,8 @@ class Queue {
   Options options_;
   DispatchScheduler* scheduler_;
   std::deque<QueuedMessage> ready_;
+  uint64_t ready_bytes_ = 0;
+  std::vector<std::weak_ptr<FlowControlled>> blocked_publishers_;
   std::vector<Consumer*> consumers_;
   size_t rr_next_ = 0;
   uint64_t next_seq_ = 1;

@@ -10,6 +10,7 @@ The broker under test is either
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -106,6 +107,14 @@ def stop_process(process):
         process.wait(STOP_TIMEOUT)
 
 
+def stop_broker(b):
+    """Stop a broker started by start_warren and remove its data dir."""
+    if b in _current_brokers:
+        _current_brokers.remove(b)
+    stop_process(b.process)
+    shutil.rmtree(getattr(b, "data_dir", ""), ignore_errors=True)
+
+
 def external_port():
     value = os.environ.get("WARREN_TEST_AMQP_PORT")
     return int(value) if value else None
@@ -125,23 +134,57 @@ def broker():
     try:
         yield b
     finally:
-        _current_brokers.remove(b)
-        stop_process(b.process)
+        stop_broker(b)
+
+
+PRIVATE_SKIP_REASON = ("needs a private broker instance; "
+                       "WARREN_TEST_AMQP_PORT points at a shared external "
+                       "broker")
 
 
 @pytest.fixture(scope="module")
 def private_broker():
-    """A fresh broker for this module only (skipped against an external one)."""
+    """A fresh broker for this module (skipped against an external one)."""
     if external_port() is not None:
-        pytest.skip("needs a private broker instance; WARREN_TEST_AMQP_PORT "
-                    "points at a shared external broker")
+        pytest.skip(PRIVATE_SKIP_REASON)
     b = start_warren()
     _current_brokers.append(b)
     try:
         yield b
     finally:
-        _current_brokers.remove(b)
-        stop_process(b.process)
+        stop_broker(b)
+
+
+@pytest.fixture
+def warren_factory():
+    """``warren_factory()`` starts a fresh broker owned by the calling test
+    (stopped at teardown); skipped against an external broker."""
+    if external_port() is not None:
+        pytest.skip(PRIVATE_SKIP_REASON)
+    started = []
+
+    def make():
+        b = start_warren()
+        _current_brokers.append(b)
+        started.append(b)
+        return b
+
+    yield make
+    for b in started:
+        stop_broker(b)
+
+
+@pytest.fixture(autouse=True)
+def _broker_alive(request):
+    """Fail fast (with the log) when the shared warren-server has died."""
+    if "broker" not in request.fixturenames:
+        yield
+        return
+    b = request.getfixturevalue("broker")
+    if not b.alive():
+        pytest.fail("warren-server exited with %r; log tail:\n%s"
+                    % (b.process.poll(), b.log_tail()), pytrace=False)
+    yield
 
 
 @pytest.fixture
@@ -204,6 +247,46 @@ def raw_client(broker):
     yield make
     for client in clients:
         client.close_socket()
+
+
+@pytest.fixture
+def make_exchange(connect):
+    """``make_exchange(kind, **kwargs)`` declares a uniquely named,
+    non-auto-delete exchange that is deleted at teardown."""
+    created = []
+    conn = connect()
+    ch = [conn.channel()]
+
+    def make(kind="direct", prefix="x", **kwargs):
+        name = amqp_helpers.unique(prefix)
+        if ch[0].is_closed:
+            ch[0] = conn.channel()
+        ch[0].exchange_declare(name, kind, **kwargs)
+        created.append(name)
+        return name
+
+    yield make
+    try:
+        cleanup = conn.channel()
+        for name in created:
+            cleanup.exchange_delete(name)
+    except Exception:  # noqa: E722 - best-effort cleanup
+        pass
+
+
+@pytest.fixture
+def shared_queue(connect):
+    """A uniquely named, non-exclusive queue (usable from several
+    connections), deleted at teardown."""
+    name = amqp_helpers.unique("shared")
+    conn = connect()
+    conn.channel().queue_declare(name)
+    yield name
+    try:
+        if conn.is_open:
+            conn.channel().queue_delete(name)
+    except Exception:  # noqa: E722 - best-effort cleanup
+        pass
 
 
 @pytest.fixture

@@ -71,7 +71,40 @@ def longstr(value):
     return struct.pack(">I", len(value)) + value
 
 
+class Typed(object):
+    """A field value with an explicit AMQP type code (RabbitMQ's set)."""
+
+    FORMATS = {"b": ">b", "B": ">B", "s": ">h", "u": ">H", "I": ">i",
+               "i": ">I", "l": ">q", "f": ">f", "d": ">d", "T": ">Q"}
+
+    def __init__(self, code, value):
+        self.code = code
+        self.value = value
+
+    def encode(self):
+        code = self.code.encode()
+        if self.code in self.FORMATS:
+            return code + struct.pack(self.FORMATS[self.code], self.value)
+        if self.code in ("S", "x"):
+            return code + longstr(self.value)
+        if self.code == "t":
+            return code + struct.pack(">B", 1 if self.value else 0)
+        if self.code == "V":
+            return code
+        if self.code == "D":
+            scale, unscaled = self.value
+            return code + struct.pack(">Bi", scale, unscaled)
+        if self.code == "F":
+            return code + table(self.value)
+        if self.code == "A":
+            payload = b"".join(_field_value(v) for v in self.value)
+            return code + struct.pack(">I", len(payload)) + payload
+        raise TypeError("unknown type code %r" % self.code)
+
+
 def _field_value(value):
+    if isinstance(value, Typed):
+        return value.encode()
     if isinstance(value, bool):
         return b"t" + struct.pack(">B", 1 if value else 0)
     if isinstance(value, int):
@@ -98,8 +131,10 @@ def _field_value(value):
 
 
 def table(values):
+    """Encode a field table from a dict or a list of (key, value) pairs."""
     payload = b""
-    for key, value in (values or {}).items():
+    items = values.items() if isinstance(values, dict) else (values or [])
+    for key, value in items:
         payload += shortstr(key) + _field_value(value)
     return struct.pack(">I", len(payload)) + payload
 
@@ -211,7 +246,8 @@ class Reader(object):
         if kind == b"F":
             return self.table()
         if kind == b"A":
-            end = self.pos + self.long()
+            length = self.long()
+            end = self.pos + length
             items = []
             while self.pos < end:
                 items.append(self.field_value())
@@ -221,7 +257,8 @@ class Reader(object):
         raise ProtocolError("unknown field type %r" % (kind,))
 
     def table(self):
-        end = self.pos + self.long()
+        length = self.long()
+        end = self.pos + length
         result = {}
         while self.pos < end:
             key = self.shortstr()
@@ -401,7 +438,7 @@ class RawClient(object):
 
     def handshake(self, user="guest", password="guest", vhost="/",
                   frame_max=None, channel_max=None, heartbeat=0):
-        """Run the whole opening handshake; returns after connection.open-ok."""
+        """Run the whole opening handshake, up to connection.open-ok."""
         self.send_protocol_header()
         self.read_start()
         self.send_start_ok(user, password)
@@ -445,12 +482,14 @@ class RawClient(object):
         return frm.args.shortstr()
 
     def basic_publish(self, channel, exchange, routing_key, body,
-                      mandatory=False, frame_max=None):
-        """Publish with a minimal (no properties) content header."""
+                      mandatory=False, frame_max=None, flags=0, props=b""):
+        """Publish; the content header carries the given property flags and
+        the already encoded property list (none by default)."""
         self.send_method(channel, BASIC_PUBLISH,
                          struct.pack(">H", 0) + shortstr(exchange)
                          + shortstr(routing_key) + bits(mandatory, False))
-        self.send(content_header_frame(channel, len(body)))
+        self.send(content_header_frame(channel, len(body), flags=flags,
+                                       props=props))
         limit = (frame_max or self.frame_max or 131072) - 8
         for i in range(0, len(body), limit):
             self.send(body_frame(channel, body[i:i + limit]))
@@ -462,7 +501,8 @@ class RawClient(object):
     def read_delivery(self, timeout=None):
         """Read basic.deliver + header + body frames.
 
-        Returns (deliver-args dict, list of body frames, body bytes)."""
+        Returns (deliver-args dict, list of body frames, body bytes); the
+        raw content header payload is in deliver["header_payload"]."""
         frm = self.read_method(BASIC_DELIVER, timeout=timeout)
         args = frm.args
         deliver = {
@@ -475,6 +515,7 @@ class RawClient(object):
         header = self.read_frame(timeout=timeout)
         if header.type != FRAME_HEADER:
             raise ProtocolError("expected a content header, got %r" % header)
+        deliver["header_payload"] = header.payload
         hdr = Reader(header.payload)
         hdr.short()
         hdr.short()
