@@ -591,6 +591,7 @@ Status Channel::finish_publish() {
     }
   }
   if (confirm_mode_) conn_.confirm_pending(this);
+  if (conn_.broker().check_memory_alarm()) conn_.block_for_memory();
   return std::nullopt;
 }
 

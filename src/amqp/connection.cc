@@ -21,6 +21,23 @@ namespace {
 
 constexpr size_t kReadBufferMin = 256 * 1024;
 
+// connection.blocked / connection.unblocked are RabbitMQ extensions that the spec XML does not
+// define, so they are encoded here in the generated structs' shape.
+struct ConnectionBlocked {
+  std::string_view reason;
+  void encode(Writer& w) const {
+    w.u16(kConnectionClass);
+    w.u16(60);
+    w.shortstr(reason);
+  }
+};
+struct ConnectionUnblocked {
+  void encode(Writer& w) const {
+    w.u16(kConnectionClass);
+    w.u16(61);
+  }
+};
+
 const std::string& server_properties() {
   static const std::string encoded = [] {
     FieldTable caps;
@@ -57,7 +74,8 @@ Connection::Connection(asio::ip::tcp::socket socket, broker::Broker& broker)
       frame_max_(broker.limits().frame_max),
       channel_max_(broker.limits().channel_max),
       heartbeat_timer_(socket_.get_executor()),
-      close_timer_(socket_.get_executor()) {
+      close_timer_(socket_.get_executor()),
+      flow_timer_(socket_.get_executor()) {
   in_.resize(std::max<size_t>(kReadBufferMin, frame_max_ + kFrameOverhead));
   boost::system::error_code ec;
   auto ep = socket_.remote_endpoint(ec);
@@ -87,7 +105,7 @@ void Connection::start() {
 
 void Connection::read_some() {
   if (state_ == State::kClosed || read_in_flight_) return;
-  if (!blocking_queues_.empty()) return;  // flow control: resumed by unblocked_by()
+  if (reading_paused()) return;  // flow control: resume_reading() restarts
   read_in_flight_ = true;
   socket_.async_read_some(
       asio::buffer(in_.data() + in_len_, in_.size() - in_len_),
@@ -115,7 +133,7 @@ void Connection::on_read(size_t n) {
     if (!handle_protocol_header()) return;
     pos = kProtocolHeader.size();
   }
-  while (state_ != State::kClosed && blocking_queues_.empty()) {
+  while (state_ != State::kClosed && !reading_paused()) {
     Frame f;
     size_t used = 0;
     uint32_t max_payload = frame_max_ - static_cast<uint32_t>(kFrameOverhead);
@@ -260,8 +278,12 @@ bool Connection::handle_connection_method(uint16_t class_id, uint16_t method_id,
       if (auto props = decode_table(m.client_properties)) {
         if (const FieldValue* caps = props->find("capabilities"))
           if (const FieldTable* t = caps->as_table())
+          {
             if (const FieldValue* ccn = t->find("consumer_cancel_notify"))
               consumer_cancel_notify_ = ccn->as_bool().value_or(false);
+            if (const FieldValue* cb = t->find("connection.blocked"))
+              client_supports_blocked_ = cb->as_bool().value_or(false);
+          }
       }
       if (m.mechanism != "PLAIN" && m.mechanism != "AMQPLAIN")
         return fail(amqp_error(kCommandInvalid, "unknown authentication mechanism '{}'",
@@ -534,22 +556,63 @@ void Connection::release_resources() {
 }
 
 void Connection::block_on(broker::Queue& q) {
+  // A connection that also consumes from q must keep reading, or its own acks could never drain q.
+  if (q.has_consumer_on(id_)) return;
   for (const auto& b : blocking_queues_)
-    if (b.get() == &q) return;
-  blocking_queues_.emplace_back(&q);
+    if (b.first.get() == &q) return;
+  blocking_queues_.emplace_back(broker::QueueRef(&q), q.delivered_total());
   q.block_publisher(weak_from_this());
+  if (blocking_queues_.size() == 1) watch_flow_stall();
 }
 
 void Connection::unblocked_by(broker::Queue& q) {
-  std::erase_if(blocking_queues_, [&](const broker::QueueRef& b) { return b.get() == &q; });
+  std::erase_if(blocking_queues_, [&](const auto& b) { return b.first.get() == &q; });
   if (blocking_queues_.empty()) resume_reading();
+}
+
+void Connection::watch_flow_stall() {
+  // Consumers that cannot drain a queue (for instance because they wait for this very
+  // connection) must not stall it forever: without progress for 100 ms, read again.
+  flow_timer_.expires_after(std::chrono::milliseconds(100));
+  flow_timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
+    if (ec || self->blocking_queues_.empty() || self->state_ == State::kClosed) return;
+    bool progress = false;
+    for (auto& [q, seen] : self->blocking_queues_) {
+      if (q->delivered_total() != seen) progress = true;
+      seen = q->delivered_total();
+    }
+    if (progress) return self->watch_flow_stall();
+    spdlog::debug("connection {}: queues it publishes to made no progress; resuming", self->id_);
+    self->blocking_queues_.clear();
+    self->resume_reading();
+  });
+}
+
+void Connection::block_for_memory() {
+  if (memory_blocked_) return;
+  memory_blocked_ = true;
+  if (client_supports_blocked_) {
+    write_method(out_, 0, ConnectionBlocked{"low on memory"});
+    output_added();
+  }
+}
+
+void Connection::memory_alarm_cleared() {
+  if (!memory_blocked_ || state_ == State::kClosed) return;
+  memory_blocked_ = false;
+  if (client_supports_blocked_) {
+    write_method(out_, 0, ConnectionUnblocked{});
+    output_added();
+  }
+  resume_reading();
 }
 
 void Connection::resume_reading() {
   if (state_ == State::kClosed || read_in_flight_) return;
   // Frames already buffered are handled first; on_read re-arms the socket read.
   asio::post(socket_.get_executor(), [self = shared_from_this()] {
-    if (self->blocking_queues_.empty() && !self->read_in_flight_) self->on_read(0);
+    if (!self->reading_paused() && !self->read_in_flight_ && self->state_ != State::kClosed)
+      self->on_read(0);
   });
 }
 
@@ -571,6 +634,7 @@ void Connection::close_socket(const char* why) {
   release_resources();
   heartbeat_timer_.cancel();
   close_timer_.cancel();
+  flow_timer_.cancel();
   boost::system::error_code ec;
   socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ec);
   socket_.close(ec);

@@ -49,12 +49,17 @@ class Connection : public broker::OutputFlusher,
   // Stops reading this connection until q drains (called after publishing into q).
   void block_on(broker::Queue& q);
   void unblocked_by(broker::Queue& q) override;
+  // Memory alarm: stop reading (after telling the client with connection.blocked).
+  void block_for_memory();
+  void memory_alarm_cleared() override;
 
  private:
   enum class State { kHeader, kStartOk, kSecureOk, kTuneOk, kOpen, kRunning, kClosing, kClosed };
 
   void read_some();
   void resume_reading();
+  bool reading_paused() const { return !blocking_queues_.empty() || memory_blocked_; }
+  void watch_flow_stall();
   void on_read(size_t n);
   // Returns false when the connection stops processing input (closed or closing).
   bool handle_frame(const Frame& f);
@@ -93,7 +98,11 @@ class Connection : public broker::OutputFlusher,
   bool close_after_flush_ = false;
   bool resources_released_ = false;
   bool read_in_flight_ = false;
-  std::vector<broker::QueueRef> blocking_queues_;  // flow control: full queues we published to
+  // Flow control: full queues we published to, each with its delivered_total() when last seen.
+  std::vector<std::pair<broker::QueueRef, uint64_t>> blocking_queues_;
+  bool memory_blocked_ = false;
+  bool client_supports_blocked_ = false;
+  boost::asio::steady_timer flow_timer_;
 
   std::vector<std::unique_ptr<Channel>> channels_;  // index = channel id
   std::vector<Channel*> pending_confirms_;

@@ -1,11 +1,12 @@
 #include "broker/broker.h"
 
 #include <boost/asio/post.hpp>
+#include <spdlog/spdlog.h>
 
 namespace warren::broker {
 
 Broker::Broker(boost::asio::io_context& io, Limits limits, auth::UserStore users)
-    : io_(io), limits_(limits), users_(std::move(users)) {
+    : io_(io), limits_(limits), users_(std::move(users)), alarm_timer_(io) {
   add_vhost("/");
 }
 
@@ -26,6 +27,29 @@ void Broker::close_all_connections(std::string_view reason) {
   std::vector<std::shared_ptr<ClientConnection>> all;
   for (auto& [key, c] : connections_) all.push_back(c);
   for (auto& c : all) c->force_close(reason);
+}
+
+bool Broker::check_memory_alarm() {
+  if (!memory_alarm_ && Message::live_bytes() > limits_.memory_high_watermark) {
+    memory_alarm_ = true;
+    spdlog::warn("memory alarm set: messages use {} bytes, watermark {}; blocking publishers",
+                 Message::live_bytes(), limits_.memory_high_watermark);
+    watch_memory_alarm();
+  }
+  return memory_alarm_;
+}
+
+void Broker::watch_memory_alarm() {
+  alarm_timer_.expires_after(std::chrono::milliseconds(50));
+  alarm_timer_.async_wait([this](boost::system::error_code ec) {
+    if (ec) return;
+    if (Message::live_bytes() > limits_.memory_high_watermark) return watch_memory_alarm();
+    memory_alarm_ = false;
+    spdlog::info("memory alarm cleared: messages use {} bytes", Message::live_bytes());
+    std::vector<std::shared_ptr<ClientConnection>> all;
+    for (auto& [key, c] : connections_) all.push_back(c);
+    for (auto& c : all) c->memory_alarm_cleared();
+  });
 }
 
 void Broker::schedule_dispatch(Queue& q) {

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include "auth/user_store.h"
 #include "broker/exchange.h"
@@ -23,6 +24,8 @@ struct Limits {
   uint16_t heartbeat = 60;           // seconds, proposed in connection.tune
   uint64_t max_message_size = 134217728;  // 128 MiB, RabbitMQ's default
   size_t output_high_water = 1 << 20;     // stop delivering to a socket with this much unsent
+  // Memory alarm: publishers are blocked while messages hold more than this many bytes.
+  uint64_t memory_high_watermark = uint64_t{1} << 62;
 };
 
 // Something with buffered output to write at the end of the current event-loop turn.
@@ -39,6 +42,8 @@ class ClientConnection {
   virtual ~ClientConnection() = default;
   // Closes with 320 CONNECTION_FORCED and the reason, then drops the socket.
   virtual void force_close(std::string_view reason) = 0;
+  // The memory alarm cleared: a connection blocked by it may publish again.
+  virtual void memory_alarm_cleared() = 0;
 };
 
 class Broker : public DispatchScheduler {
@@ -73,6 +78,11 @@ class Broker : public DispatchScheduler {
     return it == reply_consumers_.end() ? nullptr : it->second;
   }
 
+  // Memory alarm (RabbitMQ's vm_memory_high_watermark): true while message memory is above the
+  // watermark; publishing connections then stop being read until it clears.
+  bool check_memory_alarm();
+  bool memory_alarm() const { return memory_alarm_; }
+
   void schedule_dispatch(Queue& q) override;
   void schedule_flush(std::shared_ptr<OutputFlusher> f);
 
@@ -81,6 +91,7 @@ class Broker : public DispatchScheduler {
   // Runs once per event-loop turn after the handlers that produced work: dispatches queues with
   // new messages or consumer credit, then writes every socket with pending output.
   void drain();
+  void watch_memory_alarm();
 
   boost::asio::io_context& io_;
   Limits limits_;
@@ -93,6 +104,8 @@ class Broker : public DispatchScheduler {
   std::unordered_map<ClientConnection*, std::shared_ptr<ClientConnection>> connections_;
   std::unordered_map<std::string, Consumer*, StringHash, std::equal_to<>> reply_consumers_;
   bool drain_scheduled_ = false;
+  bool memory_alarm_ = false;
+  boost::asio::steady_timer alarm_timer_;
   uint64_t last_connection_id_ = 0;
 };
 

@@ -56,11 +56,13 @@ bool Exchange::remove_binding(Destination dest, std::string_view routing_key,
 }
 
 size_t Exchange::remove_bindings_to(Destination dest) {
-  size_t before = bindings_.size();
-  for (const Binding& b : bindings_)
-    if (b.dest == dest) index_remove(b);
-  std::erase_if(bindings_, [&](const Binding& b) { return b.dest == dest; });
-  return before - bindings_.size();
+  size_t removed = std::erase_if(bindings_, [&](const Binding& b) { return b.dest == dest; });
+  if (removed > 0 && type_ == ExchangeType::kDirect) {
+    // Rebuild the index: several removed bindings may share a key (differing by arguments).
+    direct_.clear();
+    for (const Binding& b : bindings_) index_add(b);
+  }
+  return removed;
 }
 
 void Exchange::index_add(const Binding& b) {

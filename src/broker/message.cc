@@ -1,5 +1,7 @@
 #include "broker/message.h"
 
+#include <algorithm>
+#include <cstdint>
 #include <new>
 
 namespace warren::broker {
@@ -11,6 +13,8 @@ MessageRef Message::create(std::string_view exchange, std::string_view routing_k
   // One block: the header object followed by its variable-length data.
   void* block = ::operator new(total);
   Message* m = ::new (block) Message();
+  m->alloc_size_ = static_cast<uint32_t>(std::min<size_t>(total, UINT32_MAX));
+  live_bytes_ += m->alloc_size_;
   m->exchange_len_ = static_cast<uint8_t>(exchange.size());
   m->routing_key_len_ = static_cast<uint8_t>(routing_key.size());
   m->properties_len_ = static_cast<uint32_t>(raw_properties.size());
@@ -23,6 +27,7 @@ MessageRef Message::create(std::string_view exchange, std::string_view routing_k
 }
 
 void Message::destroy(Message* m) {
+  live_bytes_ -= m->alloc_size_;
   m->~Message();
   ::operator delete(static_cast<void*>(m));
 }

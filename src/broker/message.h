@@ -32,6 +32,9 @@ class Message {
   // Copies a body frame's payload in; false if it would overflow the announced size.
   bool append_body(std::string_view chunk);
 
+  // Bytes held by all live messages (single broker thread): input to the memory alarm.
+  static uint64_t live_bytes() { return live_bytes_; }
+
   uint8_t delivery_mode = 0;  // 2 = persistent
   uint8_t priority = 0;
 
@@ -44,7 +47,9 @@ class Message {
     return const_cast<char*>(data()) + exchange_len_ + routing_key_len_ + properties_len_;
   }
 
+  static inline uint64_t live_bytes_ = 0;
   uint32_t refs_ = 0;
+  uint32_t alloc_size_ = 0;  // header included; saturates at 4 GiB (bodies are capped far lower)
   uint8_t exchange_len_ = 0;
   uint8_t routing_key_len_ = 0;
   uint32_t properties_len_ = 0;

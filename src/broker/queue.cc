@@ -19,6 +19,12 @@ Ref<Queue> Queue::create(std::string vhost, std::string name, Options options,
 
 void Queue::destroy(Queue* q) { std::unique_ptr<Queue> owned(q); }
 
+bool Queue::has_consumer_on(uint64_t connection_id) const {
+  for (const Consumer* c : consumers_)
+    if (c->connection_id == connection_id) return true;
+  return false;
+}
+
 bool Queue::has_exclusive_consumer() const {
   return consumers_.size() == 1 && consumers_.front()->exclusive;
 }
@@ -70,6 +76,7 @@ void Queue::requeue(std::vector<QueuedMessage> messages) {
 QueuedMessage Queue::pop() {
   if (ready_.empty()) return {};
   take_front_bytes();
+  ++delivered_total_;
   QueuedMessage m = std::move(ready_.front());
   ready_.pop_front();
   release_publishers_if_drained();
@@ -125,6 +132,7 @@ size_t Queue::dispatch() {
     ready_.pop_front();
     c->sink->deliver(*c, this, std::move(m));
     ++delivered;
+    ++delivered_total_;
   }
   release_publishers_if_drained();
   return delivered;

@@ -105,6 +105,9 @@ class Queue {
     return !consumers_.empty() && (ready_.size() >= kFlowHighWater || ready_bytes_ >= kFlowHighBytes);
   }
   void block_publisher(std::weak_ptr<FlowControlled> p) { blocked_publishers_.push_back(std::move(p)); }
+  bool has_consumer_on(uint64_t connection_id) const;
+  // Messages handed out so far (deliveries and gets): lets a paused publisher see progress.
+  uint64_t delivered_total() const { return delivered_total_; }
 
   void enqueue(MessageRef m);
   // Puts messages back at their original positions (by seq), flagged redelivered.
@@ -140,6 +143,7 @@ class Queue {
   DispatchScheduler* scheduler_;
   std::deque<QueuedMessage> ready_;
   uint64_t ready_bytes_ = 0;
+  uint64_t delivered_total_ = 0;
   std::vector<std::weak_ptr<FlowControlled>> blocked_publishers_;
   std::vector<Consumer*> consumers_;
   size_t rr_next_ = 0;

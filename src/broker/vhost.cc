@@ -19,8 +19,48 @@ constexpr std::string_view kComparedQueueArgs[] = {
     "x-single-active-consumer", "x-queue-master-locator", "x-queue-version",
 };
 
-std::string describe(const amqp::FieldValue* v) {
-  return v == nullptr ? std::string("none") : "'" + amqp::to_string(*v) + "'";
+// RabbitMQ's type names for field values, as its inequivalent-argument errors print them.
+std::string_view rabbit_type_name(const amqp::FieldValue& v) {
+  switch (v.tag()) {
+    case 't': return "bool";
+    case 'b': return "byte";
+    case 'B': return "unsignedbyte";
+    case 's': return "short";
+    case 'u': return "unsignedshort";
+    case 'I': return "signedint";
+    case 'i': return "unsignedint";
+    case 'l': return "long";
+    case 'f': return "float";
+    case 'd': return "double";
+    case 'D': return "decimal";
+    case 'S': return "longstr";
+    case 'A': return "array";
+    case 'T': return "timestamp";
+    case 'F': return "table";
+    case 'V': return "void";
+    case 'x': return "binary";
+  }
+  return "unknown";
+}
+
+std::string plain_value(const amqp::FieldValue& v) {
+  if (auto s = v.as_string()) return std::string(*s);
+  return amqp::to_string(v);
+}
+
+// Both sides present: 'a' and 'b'; one missing: "none" and "the value 'a' of type 'longstr'".
+std::string describe(const amqp::FieldValue* v, bool other_missing) {
+  if (v == nullptr) return "none";
+  if (other_missing)
+    return fmt::format("the value '{}' of type '{}'", plain_value(*v), rabbit_type_name(*v));
+  return "'" + plain_value(*v) + "'";
+}
+
+// RabbitMQ treats an explicit x-queue-type of "classic" as equal to none.
+bool is_default_queue_type(const amqp::FieldValue* v) {
+  if (v == nullptr) return true;
+  auto s = v->as_string();
+  return s && *s == "classic";
 }
 
 }  // namespace
@@ -108,7 +148,8 @@ Status VHost::declare_exchange(const ExchangeDeclare& d) {
     return amqp_error(406,
                       "inequivalent arg 'alternate-exchange' for exchange '{}' in vhost '{}': "
                       "received {} but current is {}",
-                      d.name, name_, describe(got_ae), describe(cur_ae));
+                      d.name, name_, describe(got_ae, cur_ae == nullptr),
+                      describe(cur_ae, got_ae == nullptr));
   return std::nullopt;
 }
 
@@ -125,17 +166,17 @@ Status VHost::delete_exchange(std::string_view name, bool if_unused) {
   std::unique_ptr<Exchange> owned = std::move(it->second);
   exchanges_.erase(it);
   // Bindings where this exchange is the destination go with it.
-  std::vector<Exchange*> sources;
+  std::vector<std::string> sources;
   for (auto& [n, other] : exchanges_)
-    if (other->remove_bindings_to(Destination{nullptr, x}) > 0) sources.push_back(other.get());
-  for (Exchange* s : sources) maybe_auto_delete(s);
+    if (other->remove_bindings_to(Destination{nullptr, x}) > 0) sources.push_back(n);
+  auto_delete_unused(sources);
   return std::nullopt;
 }
 
-void VHost::maybe_auto_delete(Exchange* x) {
-  if (x->options().auto_delete && !x->has_bindings()) {
-    std::string name = x->name();
-    delete_exchange(name, false);
+void VHost::auto_delete_unused(const std::vector<std::string>& names) {
+  for (const std::string& name : names) {
+    Exchange* x = find_exchange(name);
+    if (x != nullptr && x->options().auto_delete && !x->has_bindings()) delete_exchange(name, false);
   }
 }
 
@@ -150,7 +191,10 @@ std::string VHost::generate_queue_name() {
   }
 }
 
-OpResult<QueueDeclareOk> VHost::declare_queue(const QueueDeclare& d, uint64_t connection_id) {
+OpResult<QueueDeclareOk> VHost::declare_queue(const QueueDeclare& declared,
+                                              uint64_t connection_id) {
+  QueueDeclare d = declared;
+  d.durable = d.durable && !d.exclusive;  // as RabbitMQ: an exclusive queue is never durable
   if (d.passive) {
     auto q = usable_queue(d.name, connection_id);
     if (!q) return q.error();
@@ -184,13 +228,16 @@ OpResult<QueueDeclareOk> VHost::declare_queue(const QueueDeclare& d, uint64_t co
       const amqp::FieldValue* got = d.arguments.find(key);
       const amqp::FieldValue* cur = q->options().arguments.find(key);
       bool same = (got == nullptr && cur == nullptr) ||
+                  (key == "x-queue-type" && is_default_queue_type(got) &&
+                   is_default_queue_type(cur)) ||
                   (got && cur && (got->as_int() && cur->as_int() ? *got->as_int() == *cur->as_int()
                                                                  : *got == *cur));
       if (!same)
         return amqp_error(406,
                           "inequivalent arg '{}' for queue '{}' in vhost '{}': received {} but "
                           "current is {}",
-                          key, name, name_, describe(got), describe(cur));
+                          key, name, name_, describe(got, cur == nullptr),
+                          describe(cur, got == nullptr));
     }
     return QueueDeclareOk{name, static_cast<uint32_t>(q->message_count()),
                           static_cast<uint32_t>(q->consumer_count())};
@@ -209,9 +256,9 @@ void VHost::remove_queue(Queue* q) {
   auto it = queues_.find(q->name());
   if (it == queues_.end() || it->second.get() != q) return;
   q->mark_deleted();
-  std::vector<Exchange*> sources;
+  std::vector<std::string> sources;
   for (auto& [n, x] : exchanges_)
-    if (x->remove_bindings_to(Destination{q, nullptr}) > 0) sources.push_back(x.get());
+    if (x->remove_bindings_to(Destination{q, nullptr}) > 0) sources.push_back(n);
   std::vector<Consumer*> consumers = q->consumers();
   for (Consumer* c : consumers) {
     q->remove_consumer(c);
@@ -219,7 +266,7 @@ void VHost::remove_queue(Queue* q) {
   }
   q->purge();
   queues_.erase(it);
-  for (Exchange* s : sources) maybe_auto_delete(s);
+  auto_delete_unused(sources);
 }
 
 OpResult<uint32_t> VHost::delete_queue(std::string_view name, bool if_unused, bool if_empty,
@@ -228,10 +275,11 @@ OpResult<uint32_t> VHost::delete_queue(std::string_view name, bool if_unused, bo
   if (q == nullptr) return uint32_t{0};  // RabbitMQ: deleting a missing queue is ok
   auto usable = usable_queue(name, connection_id);
   if (!usable) return usable.error();
-  if (if_unused && q->consumer_count() > 0)
-    return amqp_error(406, "queue '{}' in vhost '{}' in use", name, name_);
+  // RabbitMQ checks emptiness before use.
   if (if_empty && q->message_count() > 0)
     return amqp_error(406, "queue '{}' in vhost '{}' not empty", name, name_);
+  if (if_unused && q->consumer_count() > 0)
+    return amqp_error(406, "queue '{}' in vhost '{}' in use", name, name_);
   uint32_t count = static_cast<uint32_t>(q->message_count());
   remove_queue(q);
   return count;
@@ -246,10 +294,11 @@ OpResult<uint32_t> VHost::purge_queue(std::string_view name, uint64_t connection
 Status VHost::bind_queue(std::string_view queue, std::string_view exchange, std::string_view key,
                          const amqp::FieldTable& args, uint64_t connection_id) {
   if (exchange.empty()) return amqp_error(403, "operation not permitted on the default exchange");
-  auto q = usable_queue(queue, connection_id);
-  if (!q) return q.error();
+  // As RabbitMQ: the source is checked first, exclusivity once both ends exist.
   Exchange* x = find_exchange(exchange);
   if (x == nullptr) return amqp_error(404, "no exchange '{}' in vhost '{}'", exchange, name_);
+  auto q = usable_queue(queue, connection_id);
+  if (!q) return q.error();
   std::string error;
   if (!x->add_binding(Destination{*q, nullptr}, key, args, &error) && !error.empty())
     return amqp_error(406, "{}", error);
@@ -265,7 +314,7 @@ Status VHost::unbind_queue(std::string_view queue, std::string_view exchange, st
   if (existing == nullptr || x == nullptr) return std::nullopt;
   auto q = usable_queue(queue, connection_id);
   if (!q) return q.error();
-  if (x->remove_binding(Destination{*q, nullptr}, key, args)) maybe_auto_delete(x);
+  if (x->remove_binding(Destination{*q, nullptr}, key, args)) auto_delete_unused({x->name()});
   return std::nullopt;
 }
 
@@ -273,10 +322,10 @@ Status VHost::bind_exchange(std::string_view dest, std::string_view source, std:
                             const amqp::FieldTable& args) {
   if (dest.empty() || source.empty())
     return amqp_error(403, "operation not permitted on the default exchange");
-  Exchange* d = find_exchange(dest);
-  if (d == nullptr) return amqp_error(404, "no exchange '{}' in vhost '{}'", dest, name_);
   Exchange* s = find_exchange(source);
   if (s == nullptr) return amqp_error(404, "no exchange '{}' in vhost '{}'", source, name_);
+  Exchange* d = find_exchange(dest);
+  if (d == nullptr) return amqp_error(404, "no exchange '{}' in vhost '{}'", dest, name_);
   std::string error;
   if (!s->add_binding(Destination{nullptr, d}, key, args, &error) && !error.empty())
     return amqp_error(406, "{}", error);
@@ -291,7 +340,7 @@ Status VHost::unbind_exchange(std::string_view dest, std::string_view source, st
   Exchange* d = find_exchange(dest);
   Exchange* s = find_exchange(source);
   if (d == nullptr || s == nullptr) return std::nullopt;
-  if (s->remove_binding(Destination{nullptr, d}, key, args)) maybe_auto_delete(s);
+  if (s->remove_binding(Destination{nullptr, d}, key, args)) auto_delete_unused({s->name()});
   return std::nullopt;
 }
 

@@ -93,7 +93,9 @@ class VHost {
   void route_from(Exchange* x, std::string_view routing_key, HeadersFn& headers,
                   std::vector<Queue*>& out, uint64_t mark);
   void add_exchange(std::string name, ExchangeType type, Exchange::Options options);
-  void maybe_auto_delete(Exchange* x);
+  // Deletes the named exchanges that are auto-delete and have no bindings left (by name: one
+  // deletion can cascade into another and free an exchange further down the list).
+  void auto_delete_unused(const std::vector<std::string>& names);
   std::string generate_queue_name();
 
   std::string name_;
@@ -106,24 +108,19 @@ class VHost {
 template <class HeadersFn>
 void VHost::route(Exchange* x, std::string_view routing_key, HeadersFn&& headers,
                   std::vector<Queue*>& out) {
-  uint64_t mark = ++route_epoch_;
-  route_from(x, routing_key, headers, out, mark);
-  // Unroutable: follow the alternate-exchange chain, each exchange at most once.
-  Exchange* cur = x;
-  while (out.empty() && !cur->alternate_exchange().empty()) {
-    cur->route_mark = mark;
-    Exchange* ae = find_exchange(cur->alternate_exchange());
-    if (ae == nullptr || ae->route_mark == mark) break;
-    route_from(ae, routing_key, headers, out, mark);
-    cur = ae;
-  }
+  route_from(x, routing_key, headers, out, ++route_epoch_);
 }
 
+// As RabbitMQ: every exchange reached (the published-to one or through exchange-to-exchange
+// bindings) that matches no binding hands the message to its alternate exchange; each exchange
+// is visited at most once per publish, so cycles end, and each queue gets the message once.
 template <class HeadersFn>
 void VHost::route_from(Exchange* x, std::string_view routing_key, HeadersFn& headers,
                        std::vector<Queue*>& out, uint64_t mark) {
   x->route_mark = mark;
+  bool matched = false;
   x->route(routing_key, headers, [&](const Destination& d) {
+    matched = true;
     if (d.queue != nullptr) {
       if (d.queue->route_mark != mark) {
         d.queue->route_mark = mark;
@@ -133,6 +130,10 @@ void VHost::route_from(Exchange* x, std::string_view routing_key, HeadersFn& hea
       route_from(d.exchange, routing_key, headers, out, mark);
     }
   });
+  if (!matched && !x->alternate_exchange().empty()) {
+    Exchange* ae = find_exchange(x->alternate_exchange());
+    if (ae != nullptr && ae->route_mark != mark) route_from(ae, routing_key, headers, out, mark);
+  }
 }
 
 }  // namespace warren::broker

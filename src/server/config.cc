@@ -1,5 +1,7 @@
 #include "server/config.h"
 
+#include <unistd.h>
+
 #include <cstdlib>
 
 #include <CLI/CLI.hpp>
@@ -45,11 +47,23 @@ std::optional<Config> parse_config(int argc, char** argv, int* exit_code) {
   app.add_option("--max-message-size", c.limits.max_message_size, "Largest message body in bytes")
       ->capture_default_str()
       ->check(CLI::Range(uint64_t{1}, uint64_t{512} << 20));
+  app.add_option("--vm-memory-high-watermark", c.vm_memory_high_watermark,
+                 "Block publishers while messages use more than this fraction of RAM")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1.0));
+  app.add_option("--vm-memory-high-watermark-absolute", c.vm_memory_high_watermark_absolute,
+                 "The same as a number of bytes (overrides the fraction)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     *exit_code = app.exit(e);
     return std::nullopt;
+  }
+  if (c.vm_memory_high_watermark_absolute > 0) {
+    c.limits.memory_high_watermark = c.vm_memory_high_watermark_absolute;
+  } else {
+    double ram = double(::sysconf(_SC_PHYS_PAGES)) * double(::sysconf(_SC_PAGE_SIZE));
+    c.limits.memory_high_watermark = static_cast<uint64_t>(ram * c.vm_memory_high_watermark);
   }
   return c;
 }

@@ -18,6 +18,8 @@ struct Config {
   std::string log_level = "info";
   std::string default_user = "guest";
   std::string default_pass = "guest";
+  double vm_memory_high_watermark = 0.4;  // fraction of physical memory, as RabbitMQ
+  uint64_t vm_memory_high_watermark_absolute = 0;  // bytes; overrides the fraction when set
   broker::Limits limits;
 };
 

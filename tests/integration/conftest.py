@@ -54,15 +54,16 @@ def _server_binary():
     return os.path.join(REPO, "build", "warren-server")
 
 
-def start_warren():
-    """Start a fresh warren-server on ephemeral ports; returns a Broker."""
+def start_warren(extra_args=()):
+    """Start a fresh warren-server on ephemeral ports; returns a Broker.
+    extra_args are appended to the command line (e.g. limits for a test)."""
     binary = _server_binary()
     if not os.path.exists(binary):
         pytest.fail("warren-server binary not found at %s (set WARREN_SERVER "
                     "or WARREN_TEST_AMQP_PORT)" % binary, pytrace=False)
     data_dir = tempfile.mkdtemp(prefix="warren-it-data-")
     cmd = [binary, "--amqp-port", "0", "--bind", "127.0.0.1",
-           "--management-port", "0", "--data-dir", data_dir]
+           "--management-port", "0", "--data-dir", data_dir] + list(extra_args)
     process = subprocess.Popen(cmd, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT,
                                stdin=subprocess.DEVNULL)
@@ -163,8 +164,8 @@ def warren_factory():
         pytest.skip(PRIVATE_SKIP_REASON)
     started = []
 
-    def make():
-        b = start_warren()
+    def make(*extra_args):
+        b = start_warren(extra_args)
         _current_brokers.append(b)
         started.append(b)
         return b
