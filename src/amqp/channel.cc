@@ -381,19 +381,34 @@ void Channel::settle_entry(Unacked& u) {
   }
 }
 
-Status Channel::settle(uint64_t tag, bool multiple, bool requeue, bool ack, uint16_t method_id) {
+Status Channel::settle(uint64_t tag, bool multiple, bool requeue, bool ack) {
   // Entries are in tag order: find the first with tag >= the requested one.
   auto it = std::lower_bound(unacked_.begin(), unacked_.end(), tag,
                              [](const Unacked& u, uint64_t t) { return u.tag < t; });
-  bool exact = it != unacked_.end() && it->tag == tag && !it->done;
+  bool exact = it != unacked_.end() && it->tag == tag && !it->done && !it->tx_pending;
   if (!exact && !(multiple && tag == 0))
     return amqp_error(kPreconditionFailed, "unknown delivery tag {}", tag);
   auto begin = multiple ? unacked_.begin() : it;
   auto end = (multiple && tag == 0) ? unacked_.end() : it + 1;
+  if (tx_mode_) {
+    // Recorded now (so a second ack of the same tag is still an error), applied at commit.
+    for (auto e = begin; e != end; ++e) {
+      if (e->done || e->tx_pending) continue;
+      e->tx_pending = true;
+      tx_settlements_.push_back(TxSettlement{e->tag, ack, requeue});
+    }
+    return std::nullopt;
+  }
+  apply_settlement(begin, end, requeue, ack);
+  return std::nullopt;
+}
+
+void Channel::apply_settlement(std::deque<Unacked>::iterator begin,
+                               std::deque<Unacked>::iterator end, bool requeue, bool ack) {
   // Requeued messages are grouped per queue so each queue merges them back in one pass.
   std::vector<std::pair<broker::QueueRef, std::vector<broker::QueuedMessage>>> requeued;
   for (auto e = begin; e != end; ++e) {
-    if (e->done) continue;
+    if (e->done || e->tx_pending) continue;
     settle_entry(*e);
     if (!ack && requeue) {
       auto g = std::find_if(requeued.begin(), requeued.end(),
@@ -407,20 +422,18 @@ Status Channel::settle(uint64_t tag, bool multiple, bool requeue, bool ack, uint
   for (auto& [q, msgs] : requeued) q->requeue(std::move(msgs));
   while (!unacked_.empty() && unacked_.front().done) unacked_.pop_front();
   if (channel_prefetch_ != 0) request_dispatch_all();
-  (void)method_id;
-  return std::nullopt;
 }
 
 Status Channel::on(const BasicAck& m) {
-  return settle(m.delivery_tag, m.multiple, false, true, BasicAck::kMethodId);
+  return settle(m.delivery_tag, m.multiple, false, true);
 }
 
 Status Channel::on(const BasicNack& m) {
-  return settle(m.delivery_tag, m.multiple, m.requeue, false, BasicNack::kMethodId);
+  return settle(m.delivery_tag, m.multiple, m.requeue, false);
 }
 
 Status Channel::on(const BasicReject& m) {
-  return settle(m.delivery_tag, false, m.requeue, false, BasicReject::kMethodId);
+  return settle(m.delivery_tag, false, m.requeue, false);
 }
 
 void Channel::requeue_all_unacked() {
@@ -540,27 +553,42 @@ Status Channel::finish_publish() {
     return e;
   };
   broker::VHost& vhost = conn_.vhost();
-  route_scratch_.clear();
-  if (publish_exchange_.empty()) {
-    std::string_view rk = publish_routing_key_;
-    if (rk.size() > kReplyToQueue.size() + 1 && rk.starts_with(kReplyToQueue) &&
-        rk[kReplyToQueue.size()] == '.') {
-      if (confirm_mode_) {
-        ++publish_seq_;
-        conn_.confirm_pending(this);
-      }
-      publish_direct_reply(std::move(msg), rk.substr(kReplyToQueue.size() + 1));
-      return std::nullopt;
-    }
-    vhost.route_default(publish_routing_key_, route_scratch_);
-  } else {
-    broker::Exchange* x = vhost.find_exchange(publish_exchange_);
+  broker::Exchange* x = nullptr;
+  if (!publish_exchange_.empty()) {
+    x = vhost.find_exchange(publish_exchange_);
     if (x == nullptr)
       return fail(amqp_error(kNotFound, "no exchange '{}' in vhost '{}'", publish_exchange_,
                              vhost.name()));
     if (x->options().internal)
       return fail(amqp_error(kAccessRefused, "cannot publish to internal exchange '{}' in vhost '{}'",
                              publish_exchange_, vhost.name()));
+  }
+  if (tx_mode_) {
+    // Routed at tx.commit, dropped at tx.rollback.
+    tx_publishes_.push_back(TxPublish{std::move(msg), publish_mandatory_});
+    return std::nullopt;
+  }
+  route_message(std::move(msg), x, publish_mandatory_);
+  after_publish();
+  return std::nullopt;
+}
+
+void Channel::route_message(broker::MessageRef msg, broker::Exchange* x, bool mandatory) {
+  broker::VHost& vhost = conn_.vhost();
+  route_scratch_.clear();
+  if (confirm_mode_) {
+    ++publish_seq_;
+    conn_.confirm_pending(this);
+  }
+  if (x == nullptr) {
+    std::string_view rk = msg->routing_key();
+    if (rk.size() > kReplyToQueue.size() + 1 && rk.starts_with(kReplyToQueue) &&
+        rk[kReplyToQueue.size()] == '.') {
+      publish_direct_reply(std::move(msg), rk.substr(kReplyToQueue.size() + 1));
+      return;
+    }
+    vhost.route_default(rk, route_scratch_);
+  } else {
     std::optional<FieldTable> headers;
     auto headers_fn = [&]() -> const FieldTable& {
       if (!headers) {
@@ -572,11 +600,10 @@ Status Channel::finish_publish() {
       }
       return *headers;
     };
-    vhost.route(x, publish_routing_key_, headers_fn, route_scratch_);
+    vhost.route(x, msg->routing_key(), headers_fn, route_scratch_);
   }
-  if (confirm_mode_) ++publish_seq_;
   if (route_scratch_.empty()) {
-    if (publish_mandatory_) {
+    if (mandatory) {
       std::string& out = conn_.out();
       write_method(out, id_,
                    BasicReturn{kReplyNoRoute, "NO_ROUTE", msg->exchange(), msg->routing_key()});
@@ -584,15 +611,16 @@ Status Channel::finish_publish() {
       write_body(out, id_, msg->body(), conn_.frame_max());
       conn_.output_added();
     }
-  } else {
-    for (broker::Queue* q : route_scratch_) {
-      q->enqueue(msg);
-      if (q->over_high_water()) conn_.block_on(*q);
-    }
+    return;
   }
-  if (confirm_mode_) conn_.confirm_pending(this);
+  for (broker::Queue* q : route_scratch_) {
+    q->enqueue(msg);
+    if (q->over_high_water()) conn_.block_on(*q);
+  }
+}
+
+void Channel::after_publish() {
   if (conn_.broker().check_memory_alarm()) conn_.block_for_memory();
-  return std::nullopt;
 }
 
 void Channel::write_confirms() {
@@ -605,19 +633,54 @@ void Channel::write_confirms() {
 // ---- confirm / tx ----
 
 Status Channel::on(const ConfirmSelect& m) {
+  if (tx_mode_) return amqp_error(kPreconditionFailed, "cannot switch from tx to confirm mode");
   confirm_mode_ = true;
   if (!m.nowait) send(ConfirmSelectOk{});
   return std::nullopt;
 }
 
 Status Channel::on(const TxSelect&) {
-  return amqp_error(kNotImplemented, "transactions (tx.select) are not supported yet");
+  if (confirm_mode_) return amqp_error(kPreconditionFailed, "cannot switch from confirm to tx mode");
+  tx_mode_ = true;
+  send(TxSelectOk{});
+  return std::nullopt;
 }
+
 Status Channel::on(const TxCommit&) {
-  return amqp_error(kPreconditionFailed, "channel is not transactional");
+  if (!tx_mode_) return amqp_error(kPreconditionFailed, "channel is not transactional");
+  std::vector<TxPublish> publishes;
+  publishes.swap(tx_publishes_);
+  for (TxPublish& p : publishes) {
+    std::string_view name = p.msg->exchange();
+    broker::Exchange* x = name.empty() ? nullptr : conn_.vhost().find_exchange(name);
+    if (!name.empty() && x == nullptr) continue;  // deleted since the publish: unroutable
+    route_message(std::move(p.msg), x, p.mandatory);
+  }
+  std::vector<TxSettlement> settlements;
+  settlements.swap(tx_settlements_);
+  for (const TxSettlement& t : settlements) {
+    auto it = std::lower_bound(unacked_.begin(), unacked_.end(), t.tag,
+                               [](const Unacked& u, uint64_t tag) { return u.tag < tag; });
+    if (it == unacked_.end() || it->tag != t.tag || it->done) continue;
+    it->tx_pending = false;
+    apply_settlement(it, it + 1, t.requeue, t.ack);
+  }
+  send(TxCommitOk{});
+  if (!publishes.empty()) after_publish();
+  return std::nullopt;
 }
+
 Status Channel::on(const TxRollback&) {
-  return amqp_error(kPreconditionFailed, "channel is not transactional");
+  if (!tx_mode_) return amqp_error(kPreconditionFailed, "channel is not transactional");
+  tx_publishes_.clear();
+  for (const TxSettlement& t : tx_settlements_) {
+    auto it = std::lower_bound(unacked_.begin(), unacked_.end(), t.tag,
+                               [](const Unacked& u, uint64_t tag) { return u.tag < tag; });
+    if (it != unacked_.end() && it->tag == t.tag) it->tx_pending = false;
+  }
+  tx_settlements_.clear();
+  send(TxRollbackOk{});
+  return std::nullopt;
 }
 
 // ---- lifecycle ----

@@ -13,6 +13,7 @@
 #include "amqp/methods.h"
 #include "broker/amqp_error.h"
 #include "broker/message.h"
+#include "broker/exchange.h"
 #include "broker/queue.h"
 
 namespace warren::amqp {
@@ -92,15 +93,33 @@ class Channel : public broker::DeliverySink {
     broker::QueueRef queue;
     broker::Consumer* consumer = nullptr;  // null for basic.get or after the consumer went away
     bool done = false;
+    bool tx_pending = false;  // acked/nacked/rejected inside an uncommitted transaction
+  };
+
+  // An ack, nack or reject recorded by a transaction, applied at tx.commit.
+  struct TxSettlement {
+    uint64_t tag;
+    bool ack;
+    bool requeue;
+  };
+  struct TxPublish {
+    broker::MessageRef msg;
+    bool mandatory;
   };
 
   template <class M>
   void send(const M& m);
   broker::Status finish_publish();
+  // Routes a complete message (x null: the default exchange) and enqueues or returns it.
+  void route_message(broker::MessageRef msg, broker::Exchange* x, bool mandatory);
+  void after_publish();
   broker::Status consume_reply_to(const BasicConsume& m);
   void publish_direct_reply(broker::MessageRef msg, std::string_view token);
   broker::Status content_error(std::string_view expected, std::string_view got);
-  broker::Status settle(uint64_t tag, bool multiple, bool requeue, bool ack, uint16_t method_id);
+  broker::Status settle(uint64_t tag, bool multiple, bool requeue, bool ack);
+  // Acks (or requeues / drops) the unacked entries in [begin, end) that are still outstanding.
+  void apply_settlement(std::deque<Unacked>::iterator begin, std::deque<Unacked>::iterator end,
+                        bool requeue, bool ack);
   void settle_entry(Unacked& u);
   void requeue_all_unacked();
   void remove_consumer(const std::string& tag, bool notify_client);
@@ -127,6 +146,10 @@ class Channel : public broker::DeliverySink {
   uint32_t consumer_unacked_ = 0;   // of which delivered to consumers (counted by global qos)
   std::deque<Unacked> unacked_;
   uint64_t next_delivery_tag_ = 1;
+
+  bool tx_mode_ = false;
+  std::vector<TxPublish> tx_publishes_;
+  std::vector<TxSettlement> tx_settlements_;
 
   bool confirm_mode_ = false;
   uint64_t publish_seq_ = 0;
