@@ -5,8 +5,9 @@
 
 namespace warren::broker {
 
-Broker::Broker(boost::asio::io_context& io, Limits limits, auth::UserStore users)
-    : io_(io), limits_(limits), users_(std::move(users)), alarm_timer_(io) {
+Broker::Broker(boost::asio::io_context& io, Limits limits, auth::UserStore users,
+               store::MetadataStore* metadata)
+    : io_(io), limits_(limits), users_(std::move(users)), metadata_(metadata), alarm_timer_(io) {
   add_vhost("/");
 }
 
@@ -19,7 +20,7 @@ VHost* Broker::find_vhost(std::string_view name) {
 
 VHost& Broker::add_vhost(std::string name) {
   auto& slot = vhosts_[name];
-  if (!slot) slot = std::make_unique<VHost>(name, this);
+  if (!slot) slot = std::make_unique<VHost>(name, this, metadata_);
   return *slot;
 }
 

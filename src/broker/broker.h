@@ -48,7 +48,9 @@ class ClientConnection {
 
 class Broker : public DispatchScheduler {
  public:
-  Broker(boost::asio::io_context& io, Limits limits, auth::UserStore users);
+  // metadata (optional) persists durable definitions; it must outlive the broker.
+  Broker(boost::asio::io_context& io, Limits limits, auth::UserStore users,
+         store::MetadataStore* metadata = nullptr);
   ~Broker() override;
 
   boost::asio::io_context& io() { return io_; }
@@ -96,6 +98,7 @@ class Broker : public DispatchScheduler {
   boost::asio::io_context& io_;
   Limits limits_;
   auth::UserStore users_;
+  store::MetadataStore* metadata_;
   std::unordered_map<std::string, std::unique_ptr<VHost>, StringHash, std::equal_to<>> vhosts_;
   std::vector<QueueRef> dirty_queues_;
   std::vector<QueueRef> dispatching_;

@@ -72,6 +72,7 @@ class Queue {
     bool auto_delete = false;
     uint64_t owner_connection = 0;  // for exclusive queues
     amqp::FieldTable arguments;
+    uint64_t store_id = 0;  // durable queues: the metadata store's id, which tags stored messages
   };
 
   Queue(std::string vhost, std::string name, Options options, DispatchScheduler* scheduler);

@@ -2,6 +2,8 @@
 
 #include <random>
 
+#include <spdlog/spdlog.h>
+
 namespace warren::broker {
 namespace {
 
@@ -65,8 +67,8 @@ bool is_default_queue_type(const amqp::FieldValue* v) {
 
 }  // namespace
 
-VHost::VHost(std::string name, DispatchScheduler* scheduler)
-    : name_(std::move(name)), scheduler_(scheduler) {
+VHost::VHost(std::string name, DispatchScheduler* scheduler, store::MetadataStore* metadata)
+    : name_(std::move(name)), scheduler_(scheduler), metadata_(metadata) {
   Exchange::Options durable;
   durable.durable = true;
   add_exchange("", ExchangeType::kDirect, durable);
@@ -79,6 +81,50 @@ VHost::VHost(std::string name, DispatchScheduler* scheduler)
 
 VHost::~VHost() {
   for (auto& [name, q] : queues_) q->mark_deleted();
+}
+
+Status VHost::persisted(const store::Status& s) {
+  if (!s) return std::nullopt;
+  return amqp_error(541, "cannot store definitions: {}", s->message);
+}
+
+store::BindingRecord VHost::binding_record(std::string_view source, std::string_view dest,
+                                           bool dest_is_queue, std::string_view key,
+                                           const amqp::FieldTable& args) const {
+  return store::BindingRecord{name_, std::string(source), std::string(dest), dest_is_queue,
+                              std::string(key), args};
+}
+
+void VHost::restore(const store::Definitions& defs) {
+  size_t exchanges = 0, queues = 0, bindings = 0;
+  for (const store::ExchangeRecord& r : defs.exchanges) {
+    if (r.vhost != name_ || find_exchange(r.name) != nullptr) continue;
+    auto type = parse_exchange_type(r.type);
+    if (!type) continue;
+    add_exchange(r.name, *type, Exchange::Options{r.durable, r.auto_delete, r.internal, r.arguments});
+    ++exchanges;
+  }
+  for (const store::QueueRecord& r : defs.queues) {
+    if (r.vhost != name_ || find_queue(r.name) != nullptr) continue;
+    Queue::Options o{true, false, r.auto_delete, 0, r.arguments, r.id};
+    queues_.emplace(r.name, Queue::create(name_, r.name, std::move(o), scheduler_));
+    ++queues;
+  }
+  for (const store::BindingRecord& r : defs.bindings) {
+    if (r.vhost != name_) continue;
+    Exchange* source = find_exchange(r.source);
+    Destination dest;
+    if (r.destination_is_queue) {
+      dest.queue = find_queue(r.destination);
+    } else {
+      dest.exchange = find_exchange(r.destination);
+    }
+    if (source == nullptr || (dest.queue == nullptr && dest.exchange == nullptr)) continue;
+    std::string error;
+    if (source->add_binding(dest, r.routing_key, r.arguments, &error)) ++bindings;
+  }
+  spdlog::info("vhost '{}': restored {} exchanges, {} queues, {} bindings", name_, exchanges, queues,
+               bindings);
 }
 
 void VHost::add_exchange(std::string name, ExchangeType type, Exchange::Options options) {
@@ -124,6 +170,11 @@ Status VHost::declare_exchange(const ExchangeDeclare& d) {
   if (x == nullptr) {
     if (d.name.starts_with("amq."))
       return amqp_error(403, "exchange name '{}' contains reserved prefix 'amq.*'", d.name);
+    if (metadata_ != nullptr && d.durable) {
+      store::ExchangeRecord r{name_, std::string(d.name), std::string(d.type), d.durable,
+                              d.auto_delete, d.internal, d.arguments};
+      if (Status s = persisted(metadata_->save_exchange(r))) return s;
+    }
     Exchange::Options o{d.durable, d.auto_delete, d.internal, d.arguments};
     add_exchange(std::string(d.name), *type, std::move(o));
     return std::nullopt;
@@ -163,6 +214,9 @@ Status VHost::delete_exchange(std::string_view name, bool if_unused) {
   Exchange* x = it->second.get();
   if (if_unused && x->has_bindings())
     return amqp_error(406, "exchange '{}' in vhost '{}' in use", name, name_);
+  // The store drops the exchange's bindings (either direction) with it.
+  if (metadata_ != nullptr && x->options().durable)
+    if (Status s = persisted(metadata_->delete_exchange(name_, std::string(name)))) return s;
   std::unique_ptr<Exchange> owned = std::move(it->second);
   exchanges_.erase(it);
   // Bindings where this exchange is the destination go with it.
@@ -243,7 +297,13 @@ OpResult<QueueDeclareOk> VHost::declare_queue(const QueueDeclare& declared,
                           static_cast<uint32_t>(q->consumer_count())};
   }
   Queue::Options o{d.durable, d.exclusive, d.auto_delete, d.exclusive ? connection_id : 0,
-                   d.arguments};
+                   d.arguments, 0};
+  if (metadata_ != nullptr && d.durable) {
+    auto id = metadata_->save_queue(store::QueueRecord{name_, name, true, d.auto_delete,
+                                                       d.arguments, 0});
+    if (!id) return *persisted(id.error());
+    o.store_id = *id;
+  }
   QueueRef q = Queue::create(name_, name, std::move(o), scheduler_);
   queues_.emplace(name, q);
   // Every queue is bound to the default exchange by its name; that binding is implicit (routing
@@ -255,6 +315,13 @@ void VHost::remove_queue(Queue* q) {
   QueueRef keep(q);
   auto it = queues_.find(q->name());
   if (it == queues_.end() || it->second.get() != q) return;
+  if (metadata_ != nullptr && q->durable()) {
+    // The queue goes either way (RabbitMQ cannot refuse a delete either); a failed write is
+    // logged and the stale record is dropped at the next start if the queue is declared again.
+    if (store::Status s = metadata_->delete_queue(name_, q->name()))
+      spdlog::error("vhost '{}': cannot delete queue '{}' from the metadata store: {}", name_,
+                    q->name(), s->message);
+  }
   q->mark_deleted();
   std::vector<std::string> sources;
   for (auto& [n, x] : exchanges_)
@@ -300,8 +367,18 @@ Status VHost::bind_queue(std::string_view queue, std::string_view exchange, std:
   auto q = usable_queue(queue, connection_id);
   if (!q) return q.error();
   std::string error;
-  if (!x->add_binding(Destination{*q, nullptr}, key, args, &error) && !error.empty())
-    return amqp_error(406, "{}", error);
+  if (!x->add_binding(Destination{*q, nullptr}, key, args, &error)) {
+    if (!error.empty()) return amqp_error(406, "{}", error);
+    return std::nullopt;  // already bound
+  }
+  // A binding is durable when both of its ends are.
+  if (metadata_ != nullptr && x->options().durable && (*q)->durable()) {
+    if (Status s = persisted(metadata_->save_binding(
+            binding_record(exchange, queue, true, key, args)))) {
+      x->remove_binding(Destination{*q, nullptr}, key, args);
+      return s;
+    }
+  }
   return std::nullopt;
 }
 
@@ -314,7 +391,13 @@ Status VHost::unbind_queue(std::string_view queue, std::string_view exchange, st
   if (existing == nullptr || x == nullptr) return std::nullopt;
   auto q = usable_queue(queue, connection_id);
   if (!q) return q.error();
-  if (x->remove_binding(Destination{*q, nullptr}, key, args)) auto_delete_unused({x->name()});
+  if (x->remove_binding(Destination{*q, nullptr}, key, args)) {
+    if (metadata_ != nullptr && x->options().durable && (*q)->durable())
+      if (Status s = persisted(metadata_->delete_binding(
+              binding_record(exchange, queue, true, key, args))))
+        spdlog::error("vhost '{}': {}", name_, s->text);
+    auto_delete_unused({x->name()});
+  }
   return std::nullopt;
 }
 
@@ -327,8 +410,17 @@ Status VHost::bind_exchange(std::string_view dest, std::string_view source, std:
   Exchange* d = find_exchange(dest);
   if (d == nullptr) return amqp_error(404, "no exchange '{}' in vhost '{}'", dest, name_);
   std::string error;
-  if (!s->add_binding(Destination{nullptr, d}, key, args, &error) && !error.empty())
-    return amqp_error(406, "{}", error);
+  if (!s->add_binding(Destination{nullptr, d}, key, args, &error)) {
+    if (!error.empty()) return amqp_error(406, "{}", error);
+    return std::nullopt;  // already bound
+  }
+  if (metadata_ != nullptr && s->options().durable && d->options().durable) {
+    if (Status st = persisted(metadata_->save_binding(
+            binding_record(source, dest, false, key, args)))) {
+      s->remove_binding(Destination{nullptr, d}, key, args);
+      return st;
+    }
+  }
   return std::nullopt;
 }
 
@@ -340,7 +432,13 @@ Status VHost::unbind_exchange(std::string_view dest, std::string_view source, st
   Exchange* d = find_exchange(dest);
   Exchange* s = find_exchange(source);
   if (d == nullptr || s == nullptr) return std::nullopt;
-  if (s->remove_binding(Destination{nullptr, d}, key, args)) auto_delete_unused({s->name()});
+  if (s->remove_binding(Destination{nullptr, d}, key, args)) {
+    if (metadata_ != nullptr && s->options().durable && d->options().durable)
+      if (Status st = persisted(metadata_->delete_binding(
+              binding_record(source, dest, false, key, args))))
+        spdlog::error("vhost '{}': {}", name_, st->text);
+    auto_delete_unused({s->name()});
+  }
   return std::nullopt;
 }
 

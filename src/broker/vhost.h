@@ -13,6 +13,7 @@
 #include "broker/amqp_error.h"
 #include "broker/exchange.h"
 #include "broker/queue.h"
+#include "store/metadata_store.h"
 
 namespace warren::broker {
 
@@ -43,7 +44,12 @@ struct QueueDeclareOk {
 
 class VHost {
  public:
-  VHost(std::string name, DispatchScheduler* scheduler);
+  // metadata, when set, receives every change to durable definitions before the operation
+  // succeeds (a declare-ok means the definition is on disk).
+  VHost(std::string name, DispatchScheduler* scheduler, store::MetadataStore* metadata = nullptr);
+
+  // Recreates this vhost's durable exchanges, queues and bindings from the metadata store.
+  void restore(const store::Definitions& definitions);
   ~VHost();
 
   const std::string& name() const { return name_; }
@@ -97,9 +103,15 @@ class VHost {
   // deletion can cascade into another and free an exchange further down the list).
   void auto_delete_unused(const std::vector<std::string>& names);
   std::string generate_queue_name();
+  // Maps a metadata write failure to 541 INTERNAL_ERROR (the operation is then not applied).
+  Status persisted(const store::Status& s);
+  store::BindingRecord binding_record(std::string_view source, std::string_view dest,
+                                      bool dest_is_queue, std::string_view key,
+                                      const amqp::FieldTable& args) const;
 
   std::string name_;
   DispatchScheduler* scheduler_;
+  store::MetadataStore* metadata_;
   std::unordered_map<std::string, std::unique_ptr<Exchange>, StringHash, std::equal_to<>> exchanges_;
   std::unordered_map<std::string, QueueRef, StringHash, std::equal_to<>> queues_;
   uint64_t route_epoch_ = 0;

@@ -12,6 +12,7 @@
 #include "server/amqp_listener.h"
 #include "server/config.h"
 #include "server/data_dir.h"
+#include "store/metadata_store.h"
 
 int main(int argc, char** argv) {
   using namespace warren;
@@ -28,10 +29,22 @@ int main(int argc, char** argv) {
     return 1;
   }
 
+  auto metadata = store::MetadataStore::open(config->data_dir);
+  if (!metadata) {
+    spdlog::critical("cannot open the metadata store: {}", metadata.error().message);
+    return 1;
+  }
+  auto definitions = metadata->load();
+  if (!definitions) {
+    spdlog::critical("cannot read the metadata store: {}", definitions.error().message);
+    return 1;
+  }
+
   boost::asio::io_context io(1);  // one thread, no internal locking
   auth::UserStore users;
   users.add_user(config->default_user, config->default_pass, {"administrator"});
-  broker::Broker broker(io, config->limits, std::move(users));
+  broker::Broker broker(io, config->limits, std::move(users), &*metadata);
+  broker.find_vhost("/")->restore(*definitions);
 
   std::unique_ptr<server::AmqpListener> listener;
   try {

@@ -54,14 +54,16 @@ def _server_binary():
     return os.path.join(REPO, "build", "warren-server")
 
 
-def start_warren(extra_args=()):
-    """Start a fresh warren-server on ephemeral ports; returns a Broker.
-    extra_args are appended to the command line (e.g. limits for a test)."""
+def start_warren(extra_args=(), data_dir=None):
+    """Start a warren-server on ephemeral ports; returns a Broker.
+    extra_args are appended to the command line (e.g. limits for a test); data_dir reuses an
+    existing data directory (a restart), otherwise a fresh one is made."""
     binary = _server_binary()
     if not os.path.exists(binary):
         pytest.fail("warren-server binary not found at %s (set WARREN_SERVER "
                     "or WARREN_TEST_AMQP_PORT)" % binary, pytrace=False)
-    data_dir = tempfile.mkdtemp(prefix="warren-it-data-")
+    if data_dir is None:
+        data_dir = tempfile.mkdtemp(prefix="warren-it-data-")
     cmd = [binary, "--amqp-port", "0", "--bind", "127.0.0.1",
            "--management-port", "0", "--data-dir", data_dir] + list(extra_args)
     process = subprocess.Popen(cmd, stdout=subprocess.PIPE,
@@ -164,8 +166,8 @@ def warren_factory():
         pytest.skip(PRIVATE_SKIP_REASON)
     started = []
 
-    def make(*extra_args):
-        b = start_warren(extra_args)
+    def make(*extra_args, data_dir=None):
+        b = start_warren(extra_args, data_dir=data_dir)
         _current_brokers.append(b)
         started.append(b)
         return b
@@ -173,6 +175,54 @@ def warren_factory():
     yield make
     for b in started:
         stop_broker(b)
+
+
+class RestartableBroker(object):
+    """A private broker a test can stop and start again on the same data directory."""
+
+    def __init__(self):
+        self.data_dir = tempfile.mkdtemp(prefix="warren-it-durable-")
+        self.extra_args = ()
+        self.current = None
+
+    def start(self, *extra_args):
+        self.extra_args = extra_args
+        self.current = start_warren(extra_args, data_dir=self.data_dir)
+        _current_brokers.append(self.current)
+        return self.current
+
+    def stop(self, kill=False):
+        """SIGTERM (clean) or SIGKILL (crash); waits for the process to exit."""
+        b = self.current
+        if b is None:
+            return
+        if b in _current_brokers:
+            _current_brokers.remove(b)
+        if kill:
+            b.process.kill()
+            b.process.wait(10)
+        else:
+            stop_process(b.process)
+        self.current = None
+
+    def restart(self, kill=False):
+        self.stop(kill=kill)
+        return self.start(*self.extra_args)
+
+    def cleanup(self):
+        self.stop(kill=True)
+        shutil.rmtree(self.data_dir, ignore_errors=True)
+
+
+@pytest.fixture
+def restartable_broker():
+    """``restartable_broker.start()`` / ``.restart(kill=...)``: a private broker whose data
+    directory survives restarts; skipped against an external broker."""
+    if external_port() is not None:
+        pytest.skip(PRIVATE_SKIP_REASON)
+    rb = RestartableBroker()
+    yield rb
+    rb.cleanup()
 
 
 @pytest.fixture(autouse=True)

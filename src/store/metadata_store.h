@@ -1,0 +1,136 @@
+// Durable definitions (exchanges, queues, bindings) kept in SQLite at DIR/metadata.db. Every write
+// is durable when the call returns: WAL with synchronous=FULL fsyncs the log on each commit. A
+// Batch groups many writes into one transaction and so into one fsync, for imports and declare
+// bursts.
+//
+// Not thread-safe: one thread owns a store and its batches. The database is opened in exclusive
+// locking mode, so a second connection (another process, or a second open() in this one) is
+// refused while a store is open.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include "amqp/field_table.h"
+
+namespace warren::store {
+
+// The message names the file and the operation, e.g.
+// "/var/lib/warren/metadata.db: cannot open: file is not a database".
+struct StoreError {
+  std::string message;
+};
+
+// Either a value or the error that prevented it; the same shape as broker::OpResult.
+template <class T>
+class Result {
+ public:
+  Result(T value) : v_(std::move(value)) {}
+  Result(StoreError e) : v_(std::move(e)) {}
+  bool ok() const { return v_.index() == 0; }
+  explicit operator bool() const { return ok(); }
+  T& value() { return std::get<0>(v_); }
+  const T& value() const { return std::get<0>(v_); }
+  T& operator*() { return value(); }
+  T* operator->() { return &value(); }
+  const StoreError& error() const { return std::get<1>(v_); }
+
+ private:
+  std::variant<T, StoreError> v_;
+};
+
+// For operations with no value: an empty optional means success.
+using Status = std::optional<StoreError>;
+
+struct ExchangeRecord {
+  std::string vhost, name, type;
+  bool durable = true, auto_delete = false, internal = false;
+  amqp::FieldTable arguments;
+};
+
+struct QueueRecord {
+  std::string vhost, name;
+  bool durable = true, auto_delete = false;
+  amqp::FieldTable arguments;
+  // Assigned by the store when the queue is first saved and never reused, even after the queue is
+  // deleted, so messages tagged with it cannot be attributed to a later queue. Ignored by
+  // save_queue.
+  uint64_t id = 0;
+};
+
+// Identity is every field: the same source, destination and key with different arguments is a
+// different binding. Arguments compare by their encoded bytes, so entry order matters.
+struct BindingRecord {
+  std::string vhost, source, destination;
+  bool destination_is_queue = true;
+  std::string routing_key;
+  amqp::FieldTable arguments;
+};
+
+struct Definitions {
+  std::vector<ExchangeRecord> exchanges;  // in the order first saved
+  std::vector<QueueRecord> queues;        // in the order first saved (ascending id)
+  std::vector<BindingRecord> bindings;    // in the order created
+};
+
+class MetadataStore {
+ public:
+  class Batch;
+
+  // Opens or creates DIR/metadata.db (creating DIR if needed) and brings its schema up to date.
+  // Fails with a readable message for a file that is not SQLite, a damaged database, a database
+  // written by a newer Warren, an unusable directory, or a database held open by someone else.
+  static Result<MetadataStore> open(const std::string& dir);
+
+  MetadataStore(MetadataStore&&) noexcept;
+  MetadataStore& operator=(MetadataStore&&) noexcept;
+  ~MetadataStore();
+
+  Status save_exchange(const ExchangeRecord& exchange);  // insert or replace, keeping its position
+  // Also deletes the bindings it is the source or destination of, in the same transaction.
+  Status delete_exchange(const std::string& vhost, const std::string& name);
+
+  Result<uint64_t> save_queue(const QueueRecord& queue);  // insert or replace; the queue's id
+  Status delete_queue(const std::string& vhost, const std::string& name);  // and its bindings
+
+  Status save_binding(const BindingRecord& binding);  // saving an existing binding changes nothing
+  Status delete_binding(const BindingRecord& binding);
+
+  Result<Definitions> load();
+
+  // Starts a transaction that every write through this store joins until the batch is committed
+  // or destroyed; destroying it uncommitted rolls all of them back. If any write in the batch
+  // fails, later writes fail too and commit() rolls back and reports the first error, so a batch
+  // is applied entirely or not at all. Fails if a batch is already open.
+  Result<Batch> begin();
+
+  std::string path() const;
+
+ private:
+  class Database;
+  explicit MetadataStore(std::unique_ptr<Database> db);
+  std::unique_ptr<Database> db_;
+};
+
+class MetadataStore::Batch {
+ public:
+  Batch(Batch&& other) noexcept;
+  Batch& operator=(Batch&&) = delete;
+  Batch(const Batch&) = delete;
+  ~Batch();  // rolls back unless committed
+
+  // One fsync for everything written since begin(). The batch is finished either way.
+  Status commit();
+
+ private:
+  friend class MetadataStore;
+  explicit Batch(Database* db) : db_(db) {}
+  Database* db_;  // null once committed, rolled back or moved from; must not outlive the store
+};
+
+}  // namespace warren::store
