@@ -516,20 +516,31 @@ Status Channel::handle_header(std::string_view payload) {
     }
     std::string reply_to = fmt::format("{}.{}", kReplyToQueue, reply_token_);
     props.reply_to = reply_to;
-    properties_scratch_.clear();
-    Writer w(properties_scratch_);
+    publish_properties_.clear();
+    Writer w(publish_properties_);
     props.encode(w);
-    publish_message_ = broker::Message::create(publish_exchange_, publish_routing_key_,
-                                               properties_scratch_, body_size);
   } else {
-    publish_message_ =
-        broker::Message::create(publish_exchange_, publish_routing_key_, raw_props, body_size);
+    publish_properties_.assign(raw_props);
   }
-  publish_message_->delivery_mode = props.has_delivery_mode() ? props.delivery_mode : 0;
-  publish_message_->priority = props.has_priority() ? props.priority : 0;
-  if (body_size == 0) return finish_publish();
+  // Nothing is allocated for the body yet: memory follows the bytes that actually arrive, not
+  // the size a header announces.
+  publish_body_size_ = body_size;
+  publish_delivery_mode_ = props.has_delivery_mode() ? props.delivery_mode : 0;
+  publish_priority_ = props.has_priority() ? props.priority : 0;
+  if (body_size == 0) {
+    make_publish_message({});
+    return finish_publish();
+  }
   assembly_ = Assembly::kBody;
   return std::nullopt;
+}
+
+void Channel::make_publish_message(std::string_view body) {
+  publish_message_ = broker::Message::create(publish_exchange_, publish_routing_key_,
+                                             publish_properties_, publish_body_size_);
+  publish_message_->append_body(body);
+  publish_message_->delivery_mode = publish_delivery_mode_;
+  publish_message_->priority = publish_priority_;
 }
 
 Status Channel::handle_body(std::string_view payload) {
@@ -537,11 +548,20 @@ Status Channel::handle_body(std::string_view payload) {
     return content_error("content header for class 60", "non content header frame");
   if (assembly_ == Assembly::kIdle)
     return amqp_error(kUnexpectedFrame, "expected method frame, got non method frame instead");
-  if (!publish_message_->append_body(payload))
+  if (payload.size() > publish_body_size_ - publish_body_.size())
     return with_method(amqp_error(kFrameError, "content body is larger than its header announced"),
                        kBasicClass, BasicPublish::kMethodId);
-  if (publish_message_->complete()) return finish_publish();
-  return std::nullopt;
+  if (publish_body_.empty() && payload.size() == publish_body_size_) {
+    // The common case, a body in one frame: copied once, straight into the message.
+    make_publish_message(payload);
+    return finish_publish();
+  }
+  publish_body_.append(payload);
+  if (publish_body_.size() < publish_body_size_) return std::nullopt;
+  make_publish_message(publish_body_);
+  publish_body_.clear();
+  if (publish_body_.capacity() > (1u << 20)) std::string().swap(publish_body_);
+  return finish_publish();
 }
 
 Status Channel::finish_publish() {
@@ -689,6 +709,7 @@ void Channel::begin_close() {
   closing_ = true;
   assembly_ = Assembly::kIdle;
   publish_message_.reset();
+  std::string().swap(publish_body_);
   shutdown();
 }
 

@@ -110,6 +110,7 @@ class Channel : public broker::DeliverySink {
   template <class M>
   void send(const M& m);
   broker::Status finish_publish();
+  void make_publish_message(std::string_view body);
   // Routes a complete message (x null: the default exchange) and enqueues or returns it.
   void route_message(broker::MessageRef msg, broker::Exchange* x, bool mandatory);
   void after_publish();
@@ -157,7 +158,13 @@ class Channel : public broker::DeliverySink {
 
   std::string last_queue_;
   std::string reply_token_;  // set while this channel consumes amq.rabbitmq.reply-to
-  std::string properties_scratch_;
+  // Content being assembled: properties (as received, or rewritten for direct reply-to) and,
+  // for bodies spanning several frames, the bytes received so far.
+  std::string publish_properties_;
+  std::string publish_body_;
+  uint64_t publish_body_size_ = 0;
+  uint8_t publish_delivery_mode_ = 0;
+  uint8_t publish_priority_ = 0;
 };
 
 inline constexpr std::string_view kReplyToQueue = "amq.rabbitmq.reply-to";

@@ -429,7 +429,8 @@ bool Connection::handle_channel_frame(const Frame& f) {
   }
   broker::Status st;
   if (f.type == kFrameMethod) {
-    if (is_close) {
+    // channel.close in the middle of a message is an unexpected frame, as any other method.
+    if (is_close && !ch->expecting_content()) {
       destroy_channel(f.channel);  // releases consumers, requeues unacked
       write_method(out_, f.channel, ChannelCloseOk{});
       output_added();
@@ -495,6 +496,7 @@ void Connection::flush_output() {
 void Connection::write_now() {
   if (write_in_flight_ || out_.empty() || state_ == State::kClosed) return;
   bool was_blocked = output_blocked();
+  bool was_capped = out_.size() >= broker_.limits().output_hard_cap;
   writing_.swap(out_);
   write_in_flight_ = true;
   last_send_ = Clock::now();
@@ -513,6 +515,7 @@ void Connection::write_now() {
                         self->close_socket("487");
                       }
                     });
+  if (was_capped) resume_reading();
   if (was_blocked) {
     // Space freed: consumers skipped for a full socket may receive again.
     for (auto& ch : channels_)
@@ -532,6 +535,9 @@ void Connection::on_heartbeat_tick() {
   if (state_ == State::kClosed) return;
   auto now = Clock::now();
   auto interval = std::chrono::seconds(heartbeat_);
+  // While we do not read the socket (flow control, memory alarm), its heartbeats wait unread:
+  // as RabbitMQ, do not count that time against the client.
+  if (reading_paused()) last_recv_ = now;
   if (now - last_recv_ > 2 * interval) {
     spdlog::info("connection {} from {}: missed heartbeats from client, timeout: {}s", id_, peer_,
                  heartbeat_);

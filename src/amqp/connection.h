@@ -58,7 +58,12 @@ class Connection : public broker::OutputFlusher,
 
   void read_some();
   void resume_reading();
-  bool reading_paused() const { return !blocking_queues_.empty() || memory_blocked_; }
+  // Reading stops while a queue we publish to is full, the memory alarm blocks us, or our own
+  // unsent output is over the hard cap (a client that sends requests but does not read replies).
+  bool reading_paused() const {
+    return !blocking_queues_.empty() || memory_blocked_ ||
+           out_.size() >= broker_.limits().output_hard_cap;
+  }
   void watch_flow_stall();
   void on_read(size_t n);
   // Returns false when the connection stops processing input (closed or closing).

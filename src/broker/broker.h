@@ -24,6 +24,7 @@ struct Limits {
   uint16_t heartbeat = 60;           // seconds, proposed in connection.tune
   uint64_t max_message_size = 134217728;  // 128 MiB, RabbitMQ's default
   size_t output_high_water = 1 << 20;     // stop delivering to a socket with this much unsent
+  size_t output_hard_cap = 16 << 20;      // and stop reading its requests past this much
   // Memory alarm: publishers are blocked while messages hold more than this many bytes.
   uint64_t memory_high_watermark = uint64_t{1} << 62;
 };

@@ -1,5 +1,7 @@
 #include "broker/vhost.h"
 
+#include "broker/queue_arguments.h"
+
 #include <random>
 
 #include <spdlog/spdlog.h>
@@ -20,30 +22,6 @@ constexpr std::string_view kComparedQueueArgs[] = {
     "x-overflow",         "x-queue-mode",        "x-queue-type",
     "x-single-active-consumer", "x-queue-master-locator", "x-queue-version",
 };
-
-// RabbitMQ's type names for field values, as its inequivalent-argument errors print them.
-std::string_view rabbit_type_name(const amqp::FieldValue& v) {
-  switch (v.tag()) {
-    case 't': return "bool";
-    case 'b': return "byte";
-    case 'B': return "unsignedbyte";
-    case 's': return "short";
-    case 'u': return "unsignedshort";
-    case 'I': return "signedint";
-    case 'i': return "unsignedint";
-    case 'l': return "long";
-    case 'f': return "float";
-    case 'd': return "double";
-    case 'D': return "decimal";
-    case 'S': return "longstr";
-    case 'A': return "array";
-    case 'T': return "timestamp";
-    case 'F': return "table";
-    case 'V': return "void";
-    case 'x': return "binary";
-  }
-  return "unknown";
-}
 
 std::string plain_value(const amqp::FieldValue& v) {
   if (auto s = v.as_string()) return std::string(*s);
@@ -296,6 +274,7 @@ OpResult<QueueDeclareOk> VHost::declare_queue(const QueueDeclare& declared,
     return QueueDeclareOk{name, static_cast<uint32_t>(q->message_count()),
                           static_cast<uint32_t>(q->consumer_count())};
   }
+  if (Status invalid = validate_queue_arguments(d.arguments, name, name_)) return *invalid;
   Queue::Options o{d.durable, d.exclusive, d.auto_delete, d.exclusive ? connection_id : 0,
                    d.arguments, 0};
   if (metadata_ != nullptr && d.durable) {

@@ -9,7 +9,7 @@ namespace warren::server {
 namespace asio = boost::asio;
 
 AmqpListener::AmqpListener(broker::Broker& broker, const asio::ip::tcp::endpoint& endpoint)
-    : broker_(broker), acceptor_(broker.io()) {
+    : broker_(broker), acceptor_(broker.io()), retry_timer_(broker.io()) {
   acceptor_.open(endpoint.protocol());
   acceptor_.set_option(asio::socket_base::reuse_address(true));
   acceptor_.bind(endpoint);
@@ -21,6 +21,7 @@ void AmqpListener::start() { accept(); }
 void AmqpListener::stop() {
   boost::system::error_code ec;
   acceptor_.close(ec);
+  retry_timer_.cancel();
 }
 
 void AmqpListener::accept() {
@@ -28,10 +29,19 @@ void AmqpListener::accept() {
     if (ec == asio::error::operation_aborted) return;
     if (!ec) {
       std::make_shared<amqp::Connection>(std::move(socket), broker_)->start();
-    } else {
-      spdlog::warn("accept failed: {}", ec.message());
+      accept();
+      return;
     }
-    accept();
+    // Out of file descriptors (or similar): retrying at once would spin and flood the log.
+    auto now = std::chrono::steady_clock::now();
+    if (now - last_accept_warning_ > std::chrono::seconds(1)) {
+      spdlog::warn("accept failed: {}; retrying every 100 ms", ec.message());
+      last_accept_warning_ = now;
+    }
+    retry_timer_.expires_after(std::chrono::milliseconds(100));
+    retry_timer_.async_wait([this](boost::system::error_code wait_ec) {
+      if (!wait_ec && acceptor_.is_open()) accept();
+    });
   });
 }
 

@@ -1,7 +1,10 @@
 // Accepts AMQP connections on one address and hands each socket to a Connection.
 #pragma once
 
+#include <chrono>
+
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include "broker/broker.h"
 
@@ -19,6 +22,8 @@ class AmqpListener {
 
   broker::Broker& broker_;
   boost::asio::ip::tcp::acceptor acceptor_;
+  boost::asio::steady_timer retry_timer_;
+  std::chrono::steady_clock::time_point last_accept_warning_{};
 };
 
 }  // namespace warren::server

@@ -1,0 +1,20 @@
+// Validation of queue.declare x-arguments with RabbitMQ 3.10's rules and reasons, so a bad
+// argument gets the same 406 PRECONDITION_FAILED a RabbitMQ user expects.
+#pragma once
+
+#include <string_view>
+
+#include "amqp/field_table.h"
+#include "broker/amqp_error.h"
+
+namespace warren::broker {
+
+// 406 "invalid arg 'KEY' for queue 'Q' in vhost 'V': REASON" for the first invalid argument.
+// Arguments RabbitMQ does not know are accepted and kept.
+Status validate_queue_arguments(const amqp::FieldTable& args, std::string_view queue,
+                                std::string_view vhost);
+
+// RabbitMQ's name for a field value's type ("longstr", "signedint", "long", ...).
+std::string_view rabbit_type_name(const amqp::FieldValue& v);
+
+}  // namespace warren::broker
