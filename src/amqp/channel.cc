@@ -39,6 +39,22 @@ Status with_method(Status s, uint16_t class_id, uint16_t method_id) {
 
 Channel::Channel(Connection& conn, uint16_t id) : conn_(conn), id_(id) {}
 
+void Channel::RequeueBatch::add(const broker::QueueRef& q, broker::QueuedMessage m) {
+  auto g = std::find_if(groups.begin(), groups.end(), [&](const auto& p) { return p.first == q; });
+  if (g == groups.end()) g = groups.insert(groups.end(), {q, {}});
+  g->second.push_back(std::move(m));
+}
+
+void Channel::RequeueBatch::apply() {
+  for (auto& [q, msgs] : groups) q->requeue(std::move(msgs));
+}
+
+std::deque<Channel::Unacked>::iterator Channel::find_unacked(uint64_t tag) {
+  // Entries are in tag order: the first with tag >= the requested one.
+  return std::lower_bound(unacked_.begin(), unacked_.end(), tag,
+                          [](const Unacked& u, uint64_t t) { return u.tag < t; });
+}
+
 Channel::~Channel() { shutdown(); }
 
 template <class M>
@@ -382,9 +398,7 @@ void Channel::settle_entry(Unacked& u) {
 }
 
 Status Channel::settle(uint64_t tag, bool multiple, bool requeue, bool ack) {
-  // Entries are in tag order: find the first with tag >= the requested one.
-  auto it = std::lower_bound(unacked_.begin(), unacked_.end(), tag,
-                             [](const Unacked& u, uint64_t t) { return u.tag < t; });
+  auto it = find_unacked(tag);
   bool exact = it != unacked_.end() && it->tag == tag && !it->done && !it->tx_pending;
   if (!exact && !(multiple && tag == 0))
     return amqp_error(kPreconditionFailed, "unknown delivery tag {}", tag);
@@ -405,21 +419,15 @@ Status Channel::settle(uint64_t tag, bool multiple, bool requeue, bool ack) {
 
 void Channel::apply_settlement(std::deque<Unacked>::iterator begin,
                                std::deque<Unacked>::iterator end, bool requeue, bool ack) {
-  // Requeued messages are grouped per queue so each queue merges them back in one pass.
-  std::vector<std::pair<broker::QueueRef, std::vector<broker::QueuedMessage>>> requeued;
+  RequeueBatch requeued;
   for (auto e = begin; e != end; ++e) {
     if (e->done || e->tx_pending) continue;
     settle_entry(*e);
-    if (!ack && requeue) {
-      auto g = std::find_if(requeued.begin(), requeued.end(),
-                            [&](const auto& p) { return p.first == e->queue; });
-      if (g == requeued.end()) g = requeued.insert(requeued.end(), {e->queue, {}});
-      g->second.push_back(std::move(e->message));
-    }
+    if (!ack && requeue) requeued.add(e->queue, std::move(e->message));
     e->message.msg.reset();
     e->queue.reset();
   }
-  for (auto& [q, msgs] : requeued) q->requeue(std::move(msgs));
+  requeued.apply();
   while (!unacked_.empty() && unacked_.front().done) unacked_.pop_front();
   if (channel_prefetch_ != 0) request_dispatch_all();
 }
@@ -437,19 +445,16 @@ Status Channel::on(const BasicReject& m) {
 }
 
 void Channel::requeue_all_unacked() {
-  std::vector<std::pair<broker::QueueRef, std::vector<broker::QueuedMessage>>> requeued;
+  RequeueBatch requeued;
   for (Unacked& u : unacked_) {
     if (u.done) continue;
     if (u.consumer != nullptr) --u.consumer->unacked;
-    auto g = std::find_if(requeued.begin(), requeued.end(),
-                          [&](const auto& p) { return p.first == u.queue; });
-    if (g == requeued.end()) g = requeued.insert(requeued.end(), {u.queue, {}});
-    g->second.push_back(std::move(u.message));
+    requeued.add(u.queue, std::move(u.message));
   }
   unacked_.clear();
   channel_unacked_ = 0;
   consumer_unacked_ = 0;
-  for (auto& [q, msgs] : requeued) q->requeue(std::move(msgs));
+  requeued.apply();
 }
 
 Status Channel::on(const BasicRecoverAsync& m) {
@@ -679,8 +684,7 @@ Status Channel::on(const TxCommit&) {
   std::vector<TxSettlement> settlements;
   settlements.swap(tx_settlements_);
   for (const TxSettlement& t : settlements) {
-    auto it = std::lower_bound(unacked_.begin(), unacked_.end(), t.tag,
-                               [](const Unacked& u, uint64_t tag) { return u.tag < tag; });
+    auto it = find_unacked(t.tag);
     if (it == unacked_.end() || it->tag != t.tag || it->done) continue;
     it->tx_pending = false;
     apply_settlement(it, it + 1, t.requeue, t.ack);
@@ -694,8 +698,7 @@ Status Channel::on(const TxRollback&) {
   if (!tx_mode_) return amqp_error(kPreconditionFailed, "channel is not transactional");
   tx_publishes_.clear();
   for (const TxSettlement& t : tx_settlements_) {
-    auto it = std::lower_bound(unacked_.begin(), unacked_.end(), t.tag,
-                               [](const Unacked& u, uint64_t tag) { return u.tag < tag; });
+    auto it = find_unacked(t.tag);
     if (it != unacked_.end() && it->tag == t.tag) it->tx_pending = false;
   }
   tx_settlements_.clear();

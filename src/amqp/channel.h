@@ -107,8 +107,16 @@ class Channel : public broker::DeliverySink {
     bool mandatory;
   };
 
+  // Requeued messages grouped per queue, so each queue merges them back in one pass.
+  struct RequeueBatch {
+    std::vector<std::pair<broker::QueueRef, std::vector<broker::QueuedMessage>>> groups;
+    void add(const broker::QueueRef& q, broker::QueuedMessage m);
+    void apply();
+  };
+
   template <class M>
   void send(const M& m);
+  std::deque<Unacked>::iterator find_unacked(uint64_t tag);
   broker::Status finish_publish();
   void make_publish_message(std::string_view body);
   // Routes a complete message (x null: the default exchange) and enqueues or returns it.
