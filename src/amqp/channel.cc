@@ -55,7 +55,11 @@ std::deque<Channel::Unacked>::iterator Channel::find_unacked(uint64_t tag) {
                           [](const Unacked& u, uint64_t t) { return u.tag < t; });
 }
 
-Channel::~Channel() { shutdown(); }
+Channel::~Channel() {
+  shutdown();
+  if (commit_journal_seq_ != 0) conn_.hold_reading(false);
+  conn_.broker().stop_waiting_for_journal(this);
+}
 
 template <class M>
 void Channel::send(const M& m) {
@@ -287,7 +291,9 @@ Status Channel::consume_reply_to(const BasicConsume& m) {
 void Channel::publish_direct_reply(broker::MessageRef msg, std::string_view token) {
   broker::Consumer* c = conn_.broker().find_reply_consumer(token);
   if (c == nullptr) return;  // the requester is gone: the reply is dropped, as in RabbitMQ
-  c->sink->deliver(*c, nullptr, broker::QueuedMessage{std::move(msg), 0, false});
+  broker::QueuedMessage reply;
+  reply.msg = std::move(msg);
+  c->sink->deliver(*c, nullptr, std::move(reply));
 }
 
 Status Channel::on(const BasicCancel& m) {
@@ -344,12 +350,14 @@ void Channel::deliver(broker::Consumer& c, broker::Queue* q, broker::QueuedMessa
   write_content_header(out, id_, msg.body_size(), msg.raw_properties());
   write_body(out, id_, msg.body(), conn_.frame_max());
   conn_.output_added();
-  if (!c.no_ack) {
-    ++c.unacked;
-    ++consumer_unacked_;
-    ++channel_unacked_;
-    unacked_.push_back(Unacked{tag, std::move(m), broker::QueueRef(q), &c, false});
+  if (c.no_ack) {
+    if (q != nullptr) q->discard(m);
+    return;
   }
+  ++c.unacked;
+  ++consumer_unacked_;
+  ++channel_unacked_;
+  unacked_.push_back(Unacked{tag, std::move(m), broker::QueueRef(q), &c, false});
 }
 
 void Channel::request_dispatch_all() {
@@ -378,7 +386,9 @@ Status Channel::on(const BasicGet& m) {
   write_content_header(out, id_, msg.body_size(), msg.raw_properties());
   write_body(out, id_, msg.body(), conn_.frame_max());
   conn_.output_added();
-  if (!m.no_ack) {
+  if (m.no_ack) {
+    (*q)->discard(qm);
+  } else {
     ++channel_unacked_;
     unacked_.push_back(Unacked{tag, std::move(qm), broker::QueueRef(*q), nullptr, false});
   }
@@ -423,7 +433,11 @@ void Channel::apply_settlement(std::deque<Unacked>::iterator begin,
   for (auto e = begin; e != end; ++e) {
     if (e->done || e->tx_pending) continue;
     settle_entry(*e);
-    if (!ack && requeue) requeued.add(e->queue, std::move(e->message));
+    if (!ack && requeue) {
+      requeued.add(e->queue, std::move(e->message));
+    } else if (e->queue) {
+      e->queue->discard(e->message);
+    }
     e->message.msg.reset();
     e->queue.reset();
   }
@@ -598,7 +612,8 @@ Status Channel::finish_publish() {
   return std::nullopt;
 }
 
-void Channel::route_message(broker::MessageRef msg, broker::Exchange* x, bool mandatory) {
+Channel::Routed Channel::route_message(broker::MessageRef msg, broker::Exchange* x,
+                                       bool mandatory) {
   broker::VHost& vhost = conn_.vhost();
   route_scratch_.clear();
   if (confirm_mode_) {
@@ -610,7 +625,7 @@ void Channel::route_message(broker::MessageRef msg, broker::Exchange* x, bool ma
     if (rk.size() > kReplyToQueue.size() + 1 && rk.starts_with(kReplyToQueue) &&
         rk[kReplyToQueue.size()] == '.') {
       publish_direct_reply(std::move(msg), rk.substr(kReplyToQueue.size() + 1));
-      return;
+      return {};
     }
     vhost.route_default(rk, route_scratch_);
   } else {
@@ -636,23 +651,73 @@ void Channel::route_message(broker::MessageRef msg, broker::Exchange* x, bool ma
       write_body(out, id_, msg->body(), conn_.frame_max());
       conn_.output_added();
     }
-    return;
+    return {};
   }
+  Routed routed;
   for (broker::Queue* q : route_scratch_) {
-    q->enqueue(msg);
+    broker::Queue::Enqueued e = q->enqueue(msg);
+    routed.journal_seq = std::max(routed.journal_seq, e.journal_seq);
+    routed.journal_failed |= e.journal_failed;
     if (q->over_high_water()) conn_.block_on(*q);
   }
+  if (confirm_mode_ && (routed.journal_seq != 0 || routed.journal_failed)) {
+    // Persistent message in a durable queue: confirmed once the journal has synced it.
+    auto state = routed.journal_failed ? JournalConfirm::kFailed : JournalConfirm::kWaiting;
+    journal_confirms_.push_back(JournalConfirm{publish_seq_, routed.journal_seq, state});
+    if (state == JournalConfirm::kWaiting) conn_.broker().wait_for_journal(this);
+  }
+  return routed;
 }
 
 void Channel::after_publish() {
   if (conn_.broker().check_memory_alarm()) conn_.block_for_memory();
 }
 
+void Channel::ack_confirms_through(uint64_t tag) {
+  if (tag <= confirmed_) return;
+  write_method(conn_.out(), id_, BasicAck{tag, tag - confirmed_ > 1});
+  confirmed_ = tag;
+}
+
 void Channel::write_confirms() {
-  if (closing_ || publish_seq_ <= confirmed_) return;
-  bool multiple = publish_seq_ - confirmed_ > 1;
-  write_method(conn_.out(), id_, BasicAck{publish_seq_, multiple});
-  confirmed_ = publish_seq_;
+  if (closing_) return;
+  while (!journal_confirms_.empty() && journal_confirms_.front().state != JournalConfirm::kWaiting) {
+    JournalConfirm p = journal_confirms_.front();
+    journal_confirms_.pop_front();
+    if (p.state == JournalConfirm::kFailed) {
+      ack_confirms_through(p.tag - 1);
+      write_method(conn_.out(), id_, BasicNack{p.tag, false, false});
+      confirmed_ = p.tag;
+    }
+  }
+  // Confirms go out in tag order: a transient publish after a persistent one that still waits
+  // for the disk is confirmed with it.
+  ack_confirms_through(journal_confirms_.empty() ? publish_seq_ : journal_confirms_.front().tag - 1);
+}
+
+bool Channel::journal_synced(const store::Completion& c) {
+  bool resolved = false;
+  for (JournalConfirm& p : journal_confirms_) {
+    if (p.state != JournalConfirm::kWaiting) continue;
+    if (p.journal_seq > c.last_seq) break;
+    p.state = c.error ? JournalConfirm::kFailed : JournalConfirm::kSynced;
+    resolved = true;
+  }
+  if (resolved) conn_.confirm_pending(this);
+  if (commit_journal_seq_ != 0 && commit_journal_seq_ <= c.last_seq) {
+    commit_journal_seq_ = 0;
+    conn_.hold_reading(false);
+    if (closing_) {
+    } else if (c.error) {
+      conn_.fail_channel(id_, amqp_error(kInternalError, "cannot store the transaction's "
+                                         "persistent messages: {}", c.error.message()));
+    } else {
+      send(TxCommitOk{});
+    }
+  }
+  bool waiting = commit_journal_seq_ != 0;
+  for (const JournalConfirm& p : journal_confirms_) waiting |= p.state == JournalConfirm::kWaiting;
+  return waiting;
 }
 
 // ---- confirm / tx ----
@@ -675,11 +740,14 @@ Status Channel::on(const TxCommit&) {
   if (!tx_mode_) return amqp_error(kPreconditionFailed, "channel is not transactional");
   std::vector<TxPublish> publishes;
   publishes.swap(tx_publishes_);
+  Routed routed;
   for (TxPublish& p : publishes) {
     std::string_view name = p.msg->exchange();
     broker::Exchange* x = name.empty() ? nullptr : conn_.vhost().find_exchange(name);
     if (!name.empty() && x == nullptr) continue;  // deleted since the publish: unroutable
-    route_message(std::move(p.msg), x, p.mandatory);
+    Routed r = route_message(std::move(p.msg), x, p.mandatory);
+    routed.journal_seq = std::max(routed.journal_seq, r.journal_seq);
+    routed.journal_failed |= r.journal_failed;
   }
   std::vector<TxSettlement> settlements;
   settlements.swap(tx_settlements_);
@@ -689,8 +757,18 @@ Status Channel::on(const TxCommit&) {
     it->tx_pending = false;
     apply_settlement(it, it + 1, t.requeue, t.ack);
   }
-  send(TxCommitOk{});
   if (!publishes.empty()) after_publish();
+  if (routed.journal_failed)
+    return amqp_error(kInternalError, "cannot store the transaction's persistent messages");
+  if (routed.journal_seq != 0) {
+    // commit-ok means the persistent messages are on disk. Nothing more is read from this
+    // connection until then, so replies keep their order.
+    commit_journal_seq_ = routed.journal_seq;
+    conn_.hold_reading(true);
+    conn_.broker().wait_for_journal(this);
+    return std::nullopt;
+  }
+  send(TxCommitOk{});
   return std::nullopt;
 }
 

@@ -12,6 +12,7 @@
 #include "amqp/frame.h"
 #include "amqp/methods.h"
 #include "broker/amqp_error.h"
+#include "broker/broker.h"
 #include "broker/message.h"
 #include "broker/exchange.h"
 #include "broker/queue.h"
@@ -20,7 +21,7 @@ namespace warren::amqp {
 
 class Connection;
 
-class Channel : public broker::DeliverySink {
+class Channel : public broker::DeliverySink, public broker::JournalWaiter {
  public:
   Channel(Connection& conn, uint16_t id);
   ~Channel() override;
@@ -38,8 +39,11 @@ class Channel : public broker::DeliverySink {
   void begin_close();
   // Releases consumers and requeues unacked messages (channel or connection closing).
   void shutdown();
-  // Writes the cumulative publisher confirm, if any is due.
+  // Writes the publisher confirms that are due: a cumulative basic.ack, and a basic.nack for a
+  // publish the journal could not store.
   void write_confirms();
+  // JournalWaiter: persistent publishes (confirms, tx.commit) became durable or failed.
+  bool journal_synced(const store::Completion& c) override;
 
   // DeliverySink
   bool can_deliver(const broker::Consumer& c) const override;
@@ -114,13 +118,28 @@ class Channel : public broker::DeliverySink {
     void apply();
   };
 
+  // A publish waiting for the journal before it may be confirmed (tags in publish order, so their
+  // journal seqs ascend too).
+  struct JournalConfirm {
+    enum State : uint8_t { kWaiting, kSynced, kFailed };
+    uint64_t tag = 0;
+    uint64_t journal_seq = 0;
+    State state = kWaiting;
+  };
+  // What routing one message wrote to the journal.
+  struct Routed {
+    uint64_t journal_seq = 0;  // highest seq written (0: nothing)
+    bool journal_failed = false;
+  };
+
   template <class M>
   void send(const M& m);
+  void ack_confirms_through(uint64_t tag);
   std::deque<Unacked>::iterator find_unacked(uint64_t tag);
   broker::Status finish_publish();
   void make_publish_message(std::string_view body);
   // Routes a complete message (x null: the default exchange) and enqueues or returns it.
-  void route_message(broker::MessageRef msg, broker::Exchange* x, bool mandatory);
+  Routed route_message(broker::MessageRef msg, broker::Exchange* x, bool mandatory);
   void after_publish();
   broker::Status consume_reply_to(const BasicConsume& m);
   void publish_direct_reply(broker::MessageRef msg, std::string_view token);
@@ -163,6 +182,8 @@ class Channel : public broker::DeliverySink {
   bool confirm_mode_ = false;
   uint64_t publish_seq_ = 0;
   uint64_t confirmed_ = 0;
+  std::deque<JournalConfirm> journal_confirms_;
+  uint64_t commit_journal_seq_ = 0;  // tx.commit-ok waits for this seq to be durable
 
   std::string last_queue_;
   std::string reply_token_;  // set while this channel consumes amq.rabbitmq.reply-to

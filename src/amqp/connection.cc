@@ -73,9 +73,9 @@ Connection::Connection(asio::ip::tcp::socket socket, broker::Broker& broker)
       id_(broker.next_connection_id()),
       frame_max_(broker.limits().frame_max),
       channel_max_(broker.limits().channel_max),
+      flow_timer_(socket_.get_executor()),
       heartbeat_timer_(socket_.get_executor()),
-      close_timer_(socket_.get_executor()),
-      flow_timer_(socket_.get_executor()) {
+      close_timer_(socket_.get_executor()) {
   in_.resize(std::max<size_t>(kReadBufferMin, frame_max_ + kFrameOverhead));
   boost::system::error_code ec;
   auto ep = socket_.remote_endpoint(ec);
@@ -447,11 +447,25 @@ bool Connection::handle_channel_frame(const Frame& f) {
     close_with_error(*st);
     return false;
   }
-  spdlog::debug("connection {}: closing channel {}: {}", id_, f.channel, st->text);
-  ch->begin_close();
-  write_method(out_, f.channel, ChannelClose{st->code, st->text, st->class_id, st->method_id});
-  output_added();
+  fail_channel(f.channel, *st);
   return true;
+}
+
+void Connection::fail_channel(uint16_t channel_id, const AmqpError& e) {
+  Channel* ch = channel(channel_id);
+  if (ch == nullptr || ch->closing() || state_ != State::kRunning) return;
+  spdlog::debug("connection {}: closing channel {}: {}", id_, channel_id, e.text);
+  ch->begin_close();
+  write_method(out_, channel_id, ChannelClose{e.code, e.text, e.class_id, e.method_id});
+  output_added();
+}
+
+void Connection::hold_reading(bool hold) {
+  if (hold) {
+    ++reading_holds_;
+  } else if (reading_holds_ > 0 && --reading_holds_ == 0) {
+    resume_reading();
+  }
 }
 
 void Connection::destroy_channel(uint16_t id) {

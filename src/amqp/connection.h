@@ -43,6 +43,11 @@ class Connection : public broker::OutputFlusher,
   void confirm_pending(Channel* ch);
   // A hard error raised while handling a channel method: close the whole connection.
   void close_with_error(const broker::AmqpError& e);
+  // A soft error found outside a method handler (e.g. a failed journal sync): close the channel.
+  void fail_channel(uint16_t channel_id, const broker::AmqpError& e);
+  // Stops (true) or allows again (false) reading requests, e.g. while a tx.commit waits for the
+  // disk. Holds nest.
+  void hold_reading(bool hold);
 
   void flush_output() override;
   void force_close(std::string_view reason) override;
@@ -52,6 +57,7 @@ class Connection : public broker::OutputFlusher,
   // Memory alarm: stop reading (after telling the client with connection.blocked).
   void block_for_memory();
   void memory_alarm_cleared() override;
+  void reading_may_resume() override { resume_reading(); }
 
  private:
   enum class State { kHeader, kStartOk, kSecureOk, kTuneOk, kOpen, kRunning, kClosing, kClosed };
@@ -61,8 +67,8 @@ class Connection : public broker::OutputFlusher,
   // Reading stops while a queue we publish to is full, the memory alarm blocks us, or our own
   // unsent output is over the hard cap (a client that sends requests but does not read replies).
   bool reading_paused() const {
-    return !blocking_queues_.empty() || memory_blocked_ ||
-           out_.size() >= broker_.limits().output_hard_cap;
+    return !blocking_queues_.empty() || memory_blocked_ || reading_holds_ > 0 ||
+           broker_.journal_backlogged() || out_.size() >= broker_.limits().output_hard_cap;
   }
   void watch_flow_stall();
   void on_read(size_t n);
@@ -106,6 +112,7 @@ class Connection : public broker::OutputFlusher,
   // Flow control: full queues we published to, each with its delivered_total() when last seen.
   std::vector<std::pair<broker::QueueRef, uint64_t>> blocking_queues_;
   bool memory_blocked_ = false;
+  uint32_t reading_holds_ = 0;
   bool client_supports_blocked_ = false;
   boost::asio::steady_timer flow_timer_;
 

@@ -1,5 +1,6 @@
 #include "broker/broker.h"
 
+#include <algorithm>
 #include <boost/asio/post.hpp>
 #include <spdlog/spdlog.h>
 
@@ -7,11 +8,19 @@ namespace warren::broker {
 
 Broker::Broker(boost::asio::io_context& io, Limits limits, auth::UserStore users,
                store::MetadataStore* metadata)
-    : io_(io), limits_(limits), users_(std::move(users)), metadata_(metadata), alarm_timer_(io) {
+    : io_(io), limits_(limits), users_(std::move(users)), metadata_(metadata), alarm_timer_(io),
+      journal_(
+          io, [this] { schedule_drain(); },
+          [this](const store::Completion& c) { on_journal_synced(c); }) {
   add_vhost("/");
 }
 
-Broker::~Broker() = default;
+Broker::~Broker() {
+  // Dropping connections and queues below must not write acks: what was unacked comes back.
+  journal_.close();
+  connections_.clear();
+  vhosts_.clear();
+}
 
 VHost* Broker::find_vhost(std::string_view name) {
   auto it = vhosts_.find(name);
@@ -20,7 +29,7 @@ VHost* Broker::find_vhost(std::string_view name) {
 
 VHost& Broker::add_vhost(std::string name) {
   auto& slot = vhosts_[name];
-  if (!slot) slot = std::make_unique<VHost>(name, this, metadata_);
+  if (!slot) slot = std::make_unique<VHost>(name, this, metadata_, &journal_);
   return *slot;
 }
 
@@ -53,6 +62,56 @@ void Broker::watch_memory_alarm() {
   });
 }
 
+std::error_code Broker::open_journal(store::MessageStoreOptions options,
+                                     store::RecoveryReport* report) {
+  std::unordered_map<uint64_t, Queue*> by_store_id;
+  for (auto& [name, vhost] : vhosts_)
+    for (auto& [qname, q] : vhost->queues())
+      if (q->options().store_id != 0) by_store_id.emplace(q->options().store_id, q.get());
+  return journal_.open(std::move(options), [&](uint64_t id) -> Queue* {
+    auto it = by_store_id.find(id);
+    return it == by_store_id.end() ? nullptr : it->second;
+  }, report);
+}
+
+void Broker::wait_for_journal(JournalWaiter* w) {
+  if (std::find(journal_waiters_.begin(), journal_waiters_.end(), w) == journal_waiters_.end())
+    journal_waiters_.push_back(w);
+}
+
+void Broker::stop_waiting_for_journal(JournalWaiter* w) {
+  auto it = std::find(journal_waiters_.begin(), journal_waiters_.end(), w);
+  if (it == journal_waiters_.end()) return;
+  if (notifying_waiters_) {
+    *it = nullptr;
+  } else {
+    journal_waiters_.erase(it);
+  }
+}
+
+void Broker::on_journal_synced(const store::Completion& c) {
+  if (c.error)
+    spdlog::error("message store: writing journal seqs {}-{} failed: {}; their publishes are "
+                  "nacked",
+                  c.first_seq, c.last_seq, c.error.message());
+  notifying_waiters_ = true;
+  // Waiters added while notifying (appended at the end) are not due yet: stop at the old size.
+  size_t n = journal_waiters_.size();
+  for (size_t i = 0; i < n; ++i) {
+    JournalWaiter* w = journal_waiters_[i];
+    if (w != nullptr && !w->journal_synced(c) && journal_waiters_[i] == w)
+      journal_waiters_[i] = nullptr;
+  }
+  notifying_waiters_ = false;
+  std::erase(journal_waiters_, nullptr);
+  if (journal_backlogged_ && journal_.unsynced_bytes() < kJournalLowWater) {
+    journal_backlogged_ = false;
+    std::vector<std::shared_ptr<ClientConnection>> all;
+    for (auto& [key, conn] : connections_) all.push_back(conn);
+    for (auto& conn : all) conn->reading_may_resume();
+  }
+}
+
 void Broker::schedule_dispatch(Queue& q) {
   q.dispatch_scheduled = true;
   dirty_queues_.emplace_back(&q);
@@ -80,6 +139,13 @@ void Broker::drain() {
     if (!q->deleted()) q->dispatch();
   }
   dispatching_.clear();
+  // The turn's journal records go to the sync thread before sockets are written.
+  journal_.flush();
+  if (!journal_backlogged_ && journal_.unsynced_bytes() > kJournalHighWater) {
+    journal_backlogged_ = true;
+    spdlog::debug("message store: {} bytes wait for the disk; pausing publishers",
+                  journal_.unsynced_bytes());
+  }
   flushing_.swap(dirty_flushers_);
   for (auto& f : flushing_) {
     f->flush_scheduled = false;

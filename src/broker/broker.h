@@ -13,6 +13,7 @@
 
 #include "auth/user_store.h"
 #include "broker/exchange.h"
+#include "broker/message_journal.h"
 #include "broker/queue.h"
 #include "broker/vhost.h"
 
@@ -45,6 +46,17 @@ class ClientConnection {
   virtual void force_close(std::string_view reason) = 0;
   // The memory alarm cleared: a connection blocked by it may publish again.
   virtual void memory_alarm_cleared() = 0;
+  // Something that paused reading (the journal's unsynced backlog) is gone.
+  virtual void reading_may_resume() = 0;
+};
+
+// Waits for the journal to sync records it wrote (publisher confirms, tx.commit-ok).
+class JournalWaiter {
+ public:
+  virtual ~JournalWaiter() = default;
+  // Seqs [c.first_seq, c.last_seq] are now durable (or failed when c.error). Returns whether the
+  // waiter still waits for later seqs.
+  virtual bool journal_synced(const store::Completion& c) = 0;
 };
 
 class Broker : public DispatchScheduler {
@@ -86,6 +98,20 @@ class Broker : public DispatchScheduler {
   bool check_memory_alarm();
   bool memory_alarm() const { return memory_alarm_; }
 
+  // Persistent messages: opens DATA_DIR/msgs and restores the messages of the durable queues
+  // already restored from the metadata store. Without it, nothing is journaled.
+  std::error_code open_journal(store::MessageStoreOptions options, store::RecoveryReport* report);
+  // Syncs the journal and stops writing to it; called once the event loop has stopped.
+  void close_journal() { journal_.close(); }
+  MessageJournal& journal() { return journal_; }
+  void wait_for_journal(JournalWaiter* w);
+  void stop_waiting_for_journal(JournalWaiter* w);
+  // True while the journal holds more unsynced bytes than kJournalHighWater: connections stop
+  // reading until the disk catches up (below kJournalLowWater).
+  bool journal_backlogged() const { return journal_backlogged_; }
+  static constexpr uint64_t kJournalHighWater = uint64_t{64} << 20;
+  static constexpr uint64_t kJournalLowWater = uint64_t{16} << 20;
+
   void schedule_dispatch(Queue& q) override;
   void schedule_flush(std::shared_ptr<OutputFlusher> f);
 
@@ -95,6 +121,7 @@ class Broker : public DispatchScheduler {
   // new messages or consumer credit, then writes every socket with pending output.
   void drain();
   void watch_memory_alarm();
+  void on_journal_synced(const store::Completion& c);
 
   boost::asio::io_context& io_;
   Limits limits_;
@@ -111,6 +138,10 @@ class Broker : public DispatchScheduler {
   bool memory_alarm_ = false;
   boost::asio::steady_timer alarm_timer_;
   uint64_t last_connection_id_ = 0;
+  MessageJournal journal_;
+  std::vector<JournalWaiter*> journal_waiters_;  // null entries: removed while notifying
+  bool notifying_waiters_ = false;
+  bool journal_backlogged_ = false;
 };
 
 }  // namespace warren::broker

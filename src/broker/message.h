@@ -28,6 +28,10 @@ class Message {
   }
   std::string_view body() const { return {body_ptr(), static_cast<size_t>(body_filled_)}; }
   uint64_t body_size() const { return body_size_; }
+  // Exchange, routing key, properties and body back to back: what the journal writes.
+  std::string_view packed() const {
+    return {data(), exchange_len_ + routing_key_len_ + properties_len_ + static_cast<size_t>(body_filled_)};
+  }
   bool complete() const { return body_filled_ == body_size_; }
   // Copies a body frame's payload in; false if it would overflow the announced size.
   bool append_body(std::string_view chunk);

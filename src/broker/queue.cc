@@ -3,6 +3,10 @@
 #include <algorithm>
 #include <memory>
 
+#include <spdlog/spdlog.h>
+
+#include "broker/message_journal.h"
+
 namespace warren::broker {
 
 Queue::Queue(std::string vhost, std::string name, Options options, DispatchScheduler* scheduler)
@@ -45,19 +49,106 @@ void Queue::release_publishers_if_drained() {
     if (auto p = w.lock()) p->unblocked_by(*this);
 }
 
-void Queue::enqueue(MessageRef m) {
-  ready_bytes_ += m->body_size();
-  ready_.push_back(QueuedMessage{std::move(m), next_seq_++, false});
+Queue::Enqueued Queue::enqueue(MessageRef m) {
+  Enqueued result;
+  QueuedMessage qm;
+  qm.msg = std::move(m);
+  qm.seq = next_seq_++;
+  if (qm.msg->delivery_mode == 2 && persists_messages()) {
+    auto a = journal_->append(options_.store_id, qm.seq, *qm.msg);
+    if (a.error) {
+      result.journal_failed = true;
+    } else {
+      qm.pos = a.pos;
+      result.journal_seq = a.seq;
+    }
+  }
+  // Over the RAM budget, a message the journal holds is kept on disk only (the publisher's
+  // reference keeps the body alive until routing is done).
+  if (qm.journaled() && ram_full()) qm.msg.reset();
+  account_added(qm);
+  ready_.push_back(std::move(qm));
   if (!consumers_.empty()) request_dispatch();
+  return result;
+}
+
+void Queue::account_added(const QueuedMessage& m) {
+  if (m.msg) {
+    ready_bytes_ += m.msg->body_size();
+    ram_bytes_ += m.msg->body_size();
+    ++ram_messages_;
+  } else {
+    ready_bytes_ += m.pos.size;
+  }
+}
+
+void Queue::account_removed(const QueuedMessage& m) {
+  if (m.msg) {
+    ready_bytes_ -= m.msg->body_size();
+    ram_bytes_ -= m.msg->body_size();
+    --ram_messages_;
+  } else {
+    ready_bytes_ -= m.pos.size;
+  }
+}
+
+bool Queue::take_front(QueuedMessage* out) {
+  while (!ready_.empty()) {
+    QueuedMessage m = std::move(ready_.front());
+    ready_.pop_front();
+    account_removed(m);
+    if (!m.msg && journal_ != nullptr) m.msg = journal_->read(m.pos);
+    if (!m.msg) {
+      discard(m);
+      continue;
+    }
+    *out = std::move(m);
+    return true;
+  }
+  return false;
+}
+
+bool Queue::restore(uint64_t msg_id, const store::Position& pos, std::string_view record_body) {
+  QueuedMessage qm;
+  qm.seq = msg_id;
+  qm.pos = pos;
+  qm.redelivered = true;
+  if (!ram_full()) {
+    qm.msg = MessageJournal::decode(record_body);
+    if (!qm.msg) {
+      spdlog::error("queue '{}' in vhost '{}': journal record {} is not a message; dropped", name_,
+                    vhost_, msg_id);
+      return false;
+    }
+  }
+  account_added(qm);
+  if (msg_id >= next_seq_) {
+    next_seq_ = msg_id + 1;
+    ready_.push_back(std::move(qm));
+  } else {
+    // Not expected (the journal is in publish order), but keep the queue sorted regardless.
+    auto at = std::upper_bound(ready_.begin(), ready_.end(), msg_id,
+                               [](uint64_t s, const QueuedMessage& e) { return s < e.seq; });
+    ready_.insert(at, std::move(qm));
+  }
+  return true;
+}
+
+void Queue::discard(const QueuedMessage& m) {
+  if (m.journaled() && journal_ != nullptr) journal_->remove(options_.store_id, m.seq, m.pos);
 }
 
 void Queue::requeue(std::vector<QueuedMessage> messages) {
-  if (messages.empty() || deleted_) return;
+  if (messages.empty()) return;
+  if (deleted_) {
+    for (const QueuedMessage& m : messages) discard(m);
+    return;
+  }
   std::sort(messages.begin(), messages.end(),
             [](const QueuedMessage& a, const QueuedMessage& b) { return a.seq < b.seq; });
   for (auto& m : messages) {
     m.redelivered = true;
-    ready_bytes_ += m.msg->body_size();
+    account_added(m);
   }
   if (ready_.empty() || messages.back().seq < ready_.front().seq) {
     // The common case: everything requeued is older than what is ready.
@@ -74,20 +165,21 @@ void Queue::requeue(std::vector<QueuedMessage> messages) {
 }
 
 QueuedMessage Queue::pop() {
-  if (ready_.empty()) return {};
-  take_front_bytes();
+  QueuedMessage m;
+  if (!take_front(&m)) return {};
   ++delivered_total_;
-  QueuedMessage m = std::move(ready_.front());
-  ready_.pop_front();
   release_publishers_if_drained();
   return m;
 }
 
 size_t Queue::purge() {
   size_t n = ready_.size();
+  for (const QueuedMessage& m : ready_) discard(m);
   ready_.clear();
   ready_.shrink_to_fit();
   ready_bytes_ = 0;
+  ram_bytes_ = 0;
+  ram_messages_ = 0;
   release_publishers_if_drained();
   return n;
 }
@@ -127,9 +219,8 @@ size_t Queue::dispatch() {
   while (!ready_.empty() && !consumers_.empty()) {
     Consumer* c = next_consumer();
     if (c == nullptr) break;
-    take_front_bytes();
-    QueuedMessage m = std::move(ready_.front());
-    ready_.pop_front();
+    QueuedMessage m;
+    if (!take_front(&m)) break;
     c->sink->deliver(*c, this, std::move(m));
     ++delivered;
     ++delivered_total_;

@@ -10,18 +10,24 @@
 #include "amqp/field_table.h"
 #include "broker/message.h"
 #include "broker/ref.h"
+#include "store/segment_format.h"
 
 namespace warren::broker {
 
 class Queue;
+class MessageJournal;
 struct Consumer;
 
 // A message waiting in (or delivered from) a queue. seq orders messages by publish time so that a
 // requeued message returns to its original position.
+// pos is where the journal holds the message (pos.size == 0: not journaled); seq doubles as its
+// msg id there.
 struct QueuedMessage {
   MessageRef msg;
   uint64_t seq = 0;
+  store::Position pos;
   bool redelivered = false;
+  bool journaled() const { return pos.size != 0; }
 };
 
 // Where a consumer's deliveries go (an AMQP channel). Kept abstract so the broker does not depend on
@@ -110,7 +116,29 @@ class Queue {
   // Messages handed out so far (deliveries and gets): lets a paused publisher see progress.
   uint64_t delivered_total() const { return delivered_total_; }
 
-  void enqueue(MessageRef m);
+  // Persistence: a durable queue with a journal writes its persistent messages there.
+  void set_journal(MessageJournal* journal) { journal_ = journal; }
+  bool persists_messages() const { return journal_ != nullptr && options_.store_id != 0; }
+
+  struct Enqueued {
+    uint64_t journal_seq = 0;  // > 0: durable once the journal has synced this seq
+    bool journal_failed = false;  // a persistent message could not be written (confirm: nack)
+  };
+  Enqueued enqueue(MessageRef m);
+  // Recovery: appends a message found in the journal (in publish order), flagged redelivered.
+  // record_body is the journal record's body, decoded only if the message stays in RAM. False if
+  // the record is not a message (the caller then drops it from the journal).
+  bool restore(uint64_t msg_id, const store::Position& pos, std::string_view record_body);
+
+  // Memory budget: a queue keeps at most this many ready messages (or body bytes) in RAM. Past
+  // it, persistent messages that the journal holds are paged out: the queue keeps 32 bytes each
+  // (position, seq, flags) and reads the body back when the message reaches a consumer, so a
+  // backlog larger than memory lives on disk (as RabbitMQ's CQv2 and LavinMQ's segments).
+  static constexpr size_t kRamMessages = 20'000;
+  static constexpr uint64_t kRamBytes = uint64_t{16} << 20;
+  size_t messages_in_ram() const { return ram_messages_; }
+  // A message left this queue for good (acked, dropped): forget it in the journal too.
+  void discard(const QueuedMessage& m);
   // Puts messages back at their original positions (by seq), flagged redelivered.
   void requeue(std::vector<QueuedMessage> messages);
   // Takes the head message for basic.get; empty msg when the queue is empty.
@@ -135,15 +163,25 @@ class Queue {
   friend class Ref;
   Consumer* next_consumer();
   void release_publishers_if_drained();
-  void take_front_bytes() { ready_bytes_ -= ready_.front().msg->body_size(); }
+  // Ready-message accounting: ready_bytes_ counts a body in RAM by its size and a paged-out
+  // message by its journal record's size; ram_* count only what is in RAM.
+  void account_added(const QueuedMessage& m);
+  void account_removed(const QueuedMessage& m);
+  bool ram_full() const { return ram_messages_ >= kRamMessages || ram_bytes_ >= kRamBytes; }
+  // Removes the head message, reading its body back from the journal if it was paged out. A
+  // message that cannot be read back is dropped (the journal logs why). False when empty.
+  bool take_front(QueuedMessage* out);
 
   uint32_t refs_ = 0;
   std::string vhost_;
   std::string name_;
   Options options_;
   DispatchScheduler* scheduler_;
+  MessageJournal* journal_ = nullptr;
   std::deque<QueuedMessage> ready_;
   uint64_t ready_bytes_ = 0;
+  size_t ram_messages_ = 0;
+  uint64_t ram_bytes_ = 0;
   uint64_t delivered_total_ = 0;
   std::vector<std::weak_ptr<FlowControlled>> blocked_publishers_;
   std::vector<Consumer*> consumers_;

@@ -45,8 +45,9 @@ bool is_default_queue_type(const amqp::FieldValue* v) {
 
 }  // namespace
 
-VHost::VHost(std::string name, DispatchScheduler* scheduler, store::MetadataStore* metadata)
-    : name_(std::move(name)), scheduler_(scheduler), metadata_(metadata) {
+VHost::VHost(std::string name, DispatchScheduler* scheduler, store::MetadataStore* metadata,
+             MessageJournal* journal)
+    : name_(std::move(name)), scheduler_(scheduler), metadata_(metadata), journal_(journal) {
   Exchange::Options durable;
   durable.durable = true;
   add_exchange("", ExchangeType::kDirect, durable);
@@ -85,7 +86,9 @@ void VHost::restore(const store::Definitions& defs) {
   for (const store::QueueRecord& r : defs.queues) {
     if (r.vhost != name_ || find_queue(r.name) != nullptr) continue;
     Queue::Options o{true, false, r.auto_delete, 0, r.arguments, r.id};
-    queues_.emplace(r.name, Queue::create(name_, r.name, std::move(o), scheduler_));
+    QueueRef q = Queue::create(name_, r.name, std::move(o), scheduler_);
+    q->set_journal(journal_);
+    queues_.emplace(r.name, std::move(q));
     ++queues;
   }
   for (const store::BindingRecord& r : defs.bindings) {
@@ -284,6 +287,7 @@ OpResult<QueueDeclareOk> VHost::declare_queue(const QueueDeclare& declared,
     o.store_id = *id;
   }
   QueueRef q = Queue::create(name_, name, std::move(o), scheduler_);
+  if (q->options().store_id != 0) q->set_journal(journal_);
   queues_.emplace(name, q);
   // Every queue is bound to the default exchange by its name; that binding is implicit (routing
   // to "" looks the queue up by name) and cannot be changed.

@@ -46,7 +46,9 @@ class VHost {
  public:
   // metadata, when set, receives every change to durable definitions before the operation
   // succeeds (a declare-ok means the definition is on disk).
-  VHost(std::string name, DispatchScheduler* scheduler, store::MetadataStore* metadata = nullptr);
+  // journal, when set, stores the persistent messages of durable queues.
+  VHost(std::string name, DispatchScheduler* scheduler, store::MetadataStore* metadata = nullptr,
+        MessageJournal* journal = nullptr);
 
   // Recreates this vhost's durable exchanges, queues and bindings from the metadata store.
   void restore(const store::Definitions& definitions);
@@ -112,6 +114,7 @@ class VHost {
   std::string name_;
   DispatchScheduler* scheduler_;
   store::MetadataStore* metadata_;
+  MessageJournal* journal_;
   std::unordered_map<std::string, std::unique_ptr<Exchange>, StringHash, std::equal_to<>> exchanges_;
   std::unordered_map<std::string, QueueRef, StringHash, std::equal_to<>> queues_;
   uint64_t route_epoch_ = 0;

@@ -20,6 +20,7 @@ struct Config {
   std::string default_pass = "guest";
   double vm_memory_high_watermark = 0.4;  // fraction of physical memory, as RabbitMQ
   uint64_t vm_memory_high_watermark_absolute = 0;  // bytes; overrides the fraction when set
+  uint32_t segment_size = 0;  // message journal segment size in bytes; 0 = the store's default
   broker::Limits limits;
 };
 

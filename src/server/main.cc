@@ -45,6 +45,13 @@ int main(int argc, char** argv) {
   users.add_user(config->default_user, config->default_pass, {"administrator"});
   broker::Broker broker(io, config->limits, std::move(users), &*metadata);
   broker.find_vhost("/")->restore(*definitions);
+  store::MessageStoreOptions journal_options;
+  journal_options.dir = config->data_dir;
+  if (config->segment_size != 0) journal_options.segment_size = config->segment_size;
+  if (std::error_code ec = broker.open_journal(journal_options, nullptr)) {
+    spdlog::critical("cannot open the message store in {}: {}", config->data_dir, ec.message());
+    return 1;
+  }
 
   std::unique_ptr<server::AmqpListener> listener;
   try {
@@ -83,6 +90,7 @@ int main(int argc, char** argv) {
     wait_for_clients();
   });
   io.run();
+  broker.close_journal();
   spdlog::info("stopped");
   return 0;
 }

@@ -1,0 +1,148 @@
+#include "broker/message_journal.h"
+
+#include <boost/asio/post.hpp>
+#include <cstring>
+#include <spdlog/spdlog.h>
+
+#include "amqp/methods.h"
+#include "broker/queue.h"
+
+namespace warren::broker {
+
+namespace {
+
+constexpr size_t kHeaderSize = 6;  // u8 exchange len, u8 routing key len, u32 properties len
+
+struct OrphanRecord {
+  uint64_t queue_id;
+  uint64_t msg_id;
+  store::Position pos;
+};
+
+}  // namespace
+
+MessageJournal::MessageJournal(boost::asio::io_context& io, std::function<void()> on_dirty,
+                               std::function<void(const store::Completion&)> on_synced)
+    : io_(io), on_dirty_(std::move(on_dirty)), on_synced_(std::move(on_synced)),
+      alive_(std::make_shared<bool>(true)) {}
+
+MessageJournal::~MessageJournal() { close(); }
+
+std::string MessageJournal::encode_header(const Message& m) {
+  std::string h(kHeaderSize, '\0');
+  h[0] = static_cast<char>(m.exchange().size());
+  h[1] = static_cast<char>(m.routing_key().size());
+  uint32_t props = static_cast<uint32_t>(m.raw_properties().size());
+  std::memcpy(h.data() + 2, &props, 4);
+  return h;
+}
+
+MessageRef MessageJournal::decode(std::string_view body) {
+  if (body.size() < kHeaderSize) return {};
+  size_t exchange = static_cast<uint8_t>(body[0]);
+  size_t routing_key = static_cast<uint8_t>(body[1]);
+  uint32_t props = 0;
+  std::memcpy(&props, body.data() + 2, 4);
+  body.remove_prefix(kHeaderSize);
+  if (body.size() < exchange + routing_key + props) return {};
+  std::string_view x = body.substr(0, exchange);
+  std::string_view rk = body.substr(exchange, routing_key);
+  std::string_view raw_props = body.substr(exchange + routing_key, props);
+  std::string_view payload = body.substr(exchange + routing_key + props);
+  MessageRef m = Message::create(x, rk, raw_props, payload.size());
+  m->append_body(payload);
+  m->delivery_mode = 2;  // only persistent messages are journaled
+  amqp::Reader r(raw_props);
+  amqp::BasicProperties p;
+  if (p.decode(r) && p.has_priority()) m->priority = p.priority;
+  return m;
+}
+
+std::error_code MessageJournal::open(store::MessageStoreOptions options,
+                                     const std::function<Queue*(uint64_t)>& find_queue,
+                                     store::RecoveryReport* report) {
+  // The store reports on its sync thread; hop to the io thread, and drop reports that arrive
+  // after close() (the io_context may still hold them while the server stops).
+  std::weak_ptr<bool> alive = alive_;
+  auto on_complete = [this, alive, &io = io_](const store::Completion& c) {
+    boost::asio::post(io, [this, alive, c] {
+      auto a = alive.lock();
+      if (a && *a) on_synced_(c);
+    });
+  };
+  store_ = std::make_unique<store::MessageStore>(std::move(options), std::move(on_complete));
+  std::vector<OrphanRecord> orphans;
+  auto on_message = [&](const store::RecoveredMessage& r) {
+    Queue* q = find_queue(r.queue_id);
+    if (q == nullptr || !q->restore(r.msg_id, r.pos, r.body)) {
+      orphans.push_back(OrphanRecord{r.queue_id, r.msg_id, r.pos});
+    }
+  };
+  if (std::error_code ec = store_->open(on_message, report)) return ec;
+  if (!orphans.empty())
+    spdlog::info("message store: dropping {} messages of queues that no longer exist",
+                 orphans.size());
+  for (const OrphanRecord& o : orphans) store_->append_ack(o.queue_id, o.msg_id, o.pos);
+  if (!orphans.empty()) flush();
+  return {};
+}
+
+void MessageJournal::close() {
+  if (!store_) return;
+  *alive_ = false;
+  store_->close();
+}
+
+MessageJournal::Appended MessageJournal::append(uint64_t queue_id, uint64_t msg_id,
+                                                const Message& m) {
+  Appended out;
+  if (!is_open()) {
+    out.error = store::make_error_code(store::StoreErrc::kNotOpen);
+    return out;
+  }
+  scratch_ = encode_header(m);
+  auto a = store_->append_message(queue_id, msg_id, {std::string_view(scratch_), m.packed()});
+  if (!a) {
+    out.error = a.error;
+    return out;
+  }
+  out.pos = a.pos;
+  out.seq = a.seq;
+  if (!dirty_) {
+    dirty_ = true;
+    on_dirty_();
+  }
+  return out;
+}
+
+void MessageJournal::remove(uint64_t queue_id, uint64_t msg_id, const store::Position& pos) {
+  if (!is_open()) return;
+  if (std::error_code ec = store_->append_ack(queue_id, msg_id, pos)) {
+    // Only a redelivery after a crash can follow from a lost ack.
+    spdlog::warn("message store: cannot record ack: {}", ec.message());
+    return;
+  }
+  if (!dirty_) {
+    dirty_ = true;
+    on_dirty_();
+  }
+}
+
+MessageRef MessageJournal::read(const store::Position& pos) {
+  if (!store_) return {};
+  std::string body;
+  if (std::error_code ec = store_->read(pos, &body)) {
+    spdlog::error("message store: cannot read segment {} offset {}: {}", pos.segment, pos.offset,
+                  ec.message());
+    return {};
+  }
+  return decode(body);
+}
+
+void MessageJournal::flush() {
+  if (!dirty_) return;
+  dirty_ = false;
+  if (is_open()) store_->flush();
+}
+
+}  // namespace warren::broker

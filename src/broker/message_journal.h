@@ -1,0 +1,85 @@
+// The broker's side of the message store: persistent messages in durable queues go to one shared
+// journal (store::MessageStore), and the journal's sync reports come back to the io thread.
+//
+// What is written: one MESSAGE record per (durable queue, persistent message), tagged with the
+// queue's store id and the queue's own sequence number as msg id, and one ACK record when that
+// message leaves the queue for good (acked, dropped, purged, queue deleted). A requeue writes
+// nothing: the record keeps its position and its msg id, which is also its place in the queue.
+//
+// Record body: u8 exchange length | u8 routing key length | u32 properties length | exchange |
+// routing key | raw content-header properties | body. The last four are stored back to back in a
+// Message (message.h), so a record is written from two parts with one copy.
+//
+// Threading: everything here runs on the broker's io thread, except that the store calls the
+// completion function on its sync thread; that function only posts to the io_context.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <vector>
+
+#include <boost/asio/io_context.hpp>
+
+#include "broker/message.h"
+#include "store/message_store.h"
+
+namespace warren::broker {
+
+class Queue;
+
+class MessageJournal {
+ public:
+  // on_dirty: something was appended; the owner must call flush() at the end of this turn.
+  // on_synced: a sync round finished (called on the io thread, in seq order).
+  MessageJournal(boost::asio::io_context& io, std::function<void()> on_dirty,
+                 std::function<void(const store::Completion&)> on_synced);
+  ~MessageJournal();
+  MessageJournal(const MessageJournal&) = delete;
+  MessageJournal& operator=(const MessageJournal&) = delete;
+
+  // Opens (or creates) DIR/msgs and rebuilds durable queues: every live record whose queue id
+  // find_queue() knows is restored into that queue (redelivered, in publish order); records of
+  // queues that no longer exist are acked so their segments can go.
+  std::error_code open(store::MessageStoreOptions options,
+                       const std::function<Queue*(uint64_t store_id)>& find_queue,
+                       store::RecoveryReport* report);
+  // Syncs what was appended and stops; later appends fail and removals are ignored, so shutting
+  // down (which drops queues and channels) writes no acks: unacked messages come back.
+  void close();
+  bool is_open() const { return store_ && store_->is_open(); }
+
+  struct Appended {
+    store::Position pos;
+    uint64_t seq = 0;  // the journal seq a confirm waits for; 0 when nothing was written
+    std::error_code error;
+  };
+  Appended append(uint64_t queue_id, uint64_t msg_id, const Message& m);
+  void remove(uint64_t queue_id, uint64_t msg_id, const store::Position& pos);
+  // Reads a paged-out message back; null on error (logged).
+  MessageRef read(const store::Position& pos);
+
+  // End of an event-loop turn: hands the turn's records to the sync thread.
+  void flush();
+  uint64_t unsynced_bytes() const { return store_ ? store_->unsynced_bytes() : 0; }
+
+  // Record body <-> Message.
+  static std::string encode_header(const Message& m);
+  static MessageRef decode(std::string_view record_body);
+
+ private:
+  boost::asio::io_context& io_;
+  std::function<void()> on_dirty_;
+  std::function<void(const store::Completion&)> on_synced_;
+  std::unique_ptr<store::MessageStore> store_;
+  // Shared with the sync thread's completion function: false once close() starts, so a
+  // completion that is still queued on the io_context after shutdown is dropped.
+  std::shared_ptr<bool> alive_;
+  bool dirty_ = false;
+  std::string scratch_;
+};
+
+}  // namespace warren::broker
