@@ -27,7 +27,8 @@ def test_memory_alarm_blocks_publisher_and_consumers_still_drain(warren_factory)
         published += 1
         pub.process_data_events(0)
     assert wait_until(lambda: ("blocked", "low on memory") in events, timeout=5, connection=pub)
-    assert any("memory alarm set" in line for line in broker.log)
+    # The log is read by a pump thread: give it a moment to see the line.
+    assert wait_until(lambda: any("memory alarm set" in line for line in broker.log), timeout=5)
     assert 240 <= published < 1024, published
 
     consumer = pika.BlockingConnection(params(broker.port))
