@@ -51,10 +51,12 @@ MessageRef MessageJournal::decode(std::string_view body) {
   std::string_view payload = body.substr(exchange + routing_key + props);
   MessageRef m = Message::create(x, rk, raw_props, payload.size());
   m->append_body(payload);
-  m->delivery_mode = 2;  // only persistent messages are journaled
   amqp::Reader r(raw_props);
   amqp::BasicProperties p;
-  if (p.decode(r) && p.has_priority()) m->priority = p.priority;
+  if (p.decode(r)) {
+    if (p.has_delivery_mode()) m->delivery_mode = p.delivery_mode;
+    if (p.has_priority()) m->priority = p.priority;
+  }
   return m;
 }
 

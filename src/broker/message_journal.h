@@ -59,6 +59,11 @@ class MessageJournal {
   };
   Appended append(uint64_t queue_id, uint64_t msg_id, const Message& m);
   void remove(uint64_t queue_id, uint64_t msg_id, const store::Position& pos);
+  // A journal queue id for one queue's paged-out transient messages. Recovery knows only the
+  // metadata store's ids (small integers), so these records are dropped at the next start.
+  uint64_t next_page_id() { return kPageIdBase + ++pages_issued_; }
+  static constexpr uint64_t kPageIdBase = uint64_t{1} << 62;
+
   // Reads a paged-out message back; null on error (logged).
   MessageRef read(const store::Position& pos);
 
@@ -79,6 +84,7 @@ class MessageJournal {
   // completion that is still queued on the io_context after shutdown is dropped.
   std::shared_ptr<bool> alive_;
   bool dirty_ = false;
+  uint64_t pages_issued_ = 0;
   std::string scratch_;
 };
 

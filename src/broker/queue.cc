@@ -64,8 +64,19 @@ Queue::Enqueued Queue::enqueue(MessageRef m) {
     }
   }
   // Over the RAM budget, a message the journal holds is kept on disk only (the publisher's
-  // reference keeps the body alive until routing is done).
-  if (qm.journaled() && ram_full()) qm.msg.reset();
+  // reference keeps the body alive until routing is done). A transient message is written for
+  // that alone; its confirm does not wait for the write.
+  if (ram_full() && journal_ != nullptr) {
+    if (!qm.journaled() && !result.journal_failed) {
+      if (page_id_ == 0) page_id_ = journal_->next_page_id();
+      auto a = journal_->append(page_id_, qm.seq, *qm.msg);
+      if (!a.error) {
+        qm.pos = a.pos;
+        qm.paged_transient = true;
+      }
+    }
+    if (qm.journaled()) qm.msg.reset();
+  }
   account_added(qm);
   ready_.push_back(std::move(qm));
   if (!consumers_.empty()) request_dispatch();
@@ -135,7 +146,8 @@ bool Queue::restore(uint64_t msg_id, const store::Position& pos, std::string_vie
 }
 
 void Queue::discard(const QueuedMessage& m) {
-  if (m.journaled() && journal_ != nullptr) journal_->remove(options_.store_id, m.seq, m.pos);
+  if (m.journaled() && journal_ != nullptr)
+    journal_->remove(m.paged_transient ? page_id_ : options_.store_id, m.seq, m.pos);
 }
 
 void Queue::requeue(std::vector<QueuedMessage> messages) {

@@ -21,12 +21,14 @@ struct Consumer;
 // A message waiting in (or delivered from) a queue. seq orders messages by publish time so that a
 // requeued message returns to its original position.
 // pos is where the journal holds the message (pos.size == 0: not journaled); seq doubles as its
-// msg id there.
+// msg id there. A transient message is journaled only when paged out (paged_transient), under an
+// id that recovery does not know, so it never comes back after a restart.
 struct QueuedMessage {
   MessageRef msg;
   uint64_t seq = 0;
   store::Position pos;
   bool redelivered = false;
+  bool paged_transient = false;
   bool journaled() const { return pos.size != 0; }
 };
 
@@ -116,7 +118,8 @@ class Queue {
   // Messages handed out so far (deliveries and gets): lets a paused publisher see progress.
   uint64_t delivered_total() const { return delivered_total_; }
 
-  // Persistence: a durable queue with a journal writes its persistent messages there.
+  // Persistence: a durable queue with a journal writes its persistent messages there; any queue
+  // with a journal pages transient messages out to it past the RAM budget.
   void set_journal(MessageJournal* journal) { journal_ = journal; }
   bool persists_messages() const { return journal_ != nullptr && options_.store_id != 0; }
 
@@ -131,9 +134,10 @@ class Queue {
   bool restore(uint64_t msg_id, const store::Position& pos, std::string_view record_body);
 
   // Memory budget: a queue keeps at most this many ready messages (or body bytes) in RAM. Past
-  // it, persistent messages that the journal holds are paged out: the queue keeps 32 bytes each
-  // (position, seq, flags) and reads the body back when the message reaches a consumer, so a
-  // backlog larger than memory lives on disk (as RabbitMQ's CQv2 and LavinMQ's segments).
+  // it, messages are paged out: the queue keeps 32 bytes each (position, seq, flags) and reads
+  // the body back when the message reaches a consumer, so a backlog larger than memory lives on
+  // disk (as RabbitMQ's CQv2 and LavinMQ's segments). Persistent messages of durable queues are
+  // in the journal anyway; a transient message is written there only when it is paged out.
   static constexpr size_t kRamMessages = 20'000;
   static constexpr uint64_t kRamBytes = uint64_t{16} << 20;
   size_t messages_in_ram() const { return ram_messages_; }
@@ -178,6 +182,7 @@ class Queue {
   Options options_;
   DispatchScheduler* scheduler_;
   MessageJournal* journal_ = nullptr;
+  uint64_t page_id_ = 0;  // journal queue id for paged-out transient messages, set on first use
   std::deque<QueuedMessage> ready_;
   uint64_t ready_bytes_ = 0;
   size_t ram_messages_ = 0;

@@ -287,7 +287,7 @@ OpResult<QueueDeclareOk> VHost::declare_queue(const QueueDeclare& declared,
     o.store_id = *id;
   }
   QueueRef q = Queue::create(name_, name, std::move(o), scheduler_);
-  if (q->options().store_id != 0) q->set_journal(journal_);
+  q->set_journal(journal_);
   queues_.emplace(name, q);
   // Every queue is bound to the default exchange by its name; that binding is implicit (routing
   // to "" looks the queue up by name) and cannot be changed.

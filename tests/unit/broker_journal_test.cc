@@ -74,7 +74,7 @@ class BrokerJournalTest : public ::testing::Test {
 };
 
 TEST(MessageJournalCodec, RecordBodyRoundTripsEveryField) {
-  std::string props = "\x10\x00\x02";  // any bytes: properties pass through as received
+  std::string props("\x10\x00\x02", 3);  // delivery_mode=2; passed through as received
   MessageRef m = Message::create("exchange.x", "routing.key", props, 5);
   m->append_body("hello");
   std::string record = MessageJournal::encode_header(*m) + std::string(m->packed());
@@ -167,8 +167,9 @@ TEST_F(BrokerJournalTest, BacklogPastTheRamBudgetIsPagedOutAndReadBackInOrder) {
   auto in = open();
   const size_t n = Queue::kRamMessages + 500;
   for (size_t i = 0; i < n; ++i) in->queue->enqueue(persistent(std::to_string(i)));
-  in->queue->enqueue(testing::make_message("transient-tail"));  // never paged out
-  EXPECT_EQ(in->queue->messages_in_ram(), Queue::kRamMessages + 1);
+  auto t = in->queue->enqueue(testing::make_message("transient-tail"));  // paged out too
+  EXPECT_EQ(t.journal_seq, 0u);  // but its confirm does not wait for the disk
+  EXPECT_EQ(in->queue->messages_in_ram(), Queue::kRamMessages);
   EXPECT_EQ(in->queue->message_count(), n + 1);
   for (size_t i = 0; i < n; ++i) {
     QueuedMessage m = in->queue->pop();
@@ -178,6 +179,22 @@ TEST_F(BrokerJournalTest, BacklogPastTheRamBudgetIsPagedOutAndReadBackInOrder) {
   }
   EXPECT_EQ(in->queue->pop().msg->body(), "transient-tail");
   EXPECT_EQ(in->queue->messages_in_ram(), 0u);
+}
+
+TEST_F(BrokerJournalTest, PagedOutTransientMessagesDoNotComeBackAfterRestart) {
+  {
+    auto in = open();
+    for (size_t i = 0; i < Queue::kRamMessages + 10; ++i)
+      in->queue->enqueue(testing::make_message("t" + std::to_string(i)));
+    auto p = in->queue->enqueue(persistent("p"));
+    EXPECT_EQ(in->queue->messages_in_ram(), Queue::kRamMessages);
+    wait_synced(*in, p.journal_seq);
+    in->journal.close();
+  }
+  auto in = open();
+  EXPECT_EQ(in->report.messages, 11u);  // read, but only the persistent one is restored
+  ASSERT_EQ(in->queue->message_count(), 1u);
+  EXPECT_EQ(in->queue->pop().msg->body(), "p");
 }
 
 TEST_F(BrokerJournalTest, RecoveryKeepsOnlyTheBudgetInRam) {
