@@ -670,7 +670,8 @@ Channel::Routed Channel::route_message(broker::MessageRef msg, broker::Exchange*
 }
 
 void Channel::after_publish() {
-  if (conn_.broker().check_memory_alarm()) conn_.block_for_memory();
+  broker::Broker& b = conn_.broker();
+  if (b.publishing_blocked()) conn_.block_for_alarm(b.alarm_reason());
 }
 
 void Channel::ack_confirms_through(uint64_t tag) {

@@ -608,16 +608,16 @@ void Connection::watch_flow_stall() {
   });
 }
 
-void Connection::block_for_memory() {
+void Connection::block_for_alarm(std::string_view reason) {
   if (memory_blocked_) return;
   memory_blocked_ = true;
   if (client_supports_blocked_) {
-    write_method(out_, 0, ConnectionBlocked{"low on memory"});
+    write_method(out_, 0, ConnectionBlocked{reason});
     output_added();
   }
 }
 
-void Connection::memory_alarm_cleared() {
+void Connection::alarms_cleared() {
   if (!memory_blocked_ || state_ == State::kClosed) return;
   memory_blocked_ = false;
   if (client_supports_blocked_) {

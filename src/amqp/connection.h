@@ -54,9 +54,10 @@ class Connection : public broker::OutputFlusher,
   // Stops reading this connection until q drains (called after publishing into q).
   void block_on(broker::Queue& q);
   void unblocked_by(broker::Queue& q) override;
-  // Memory alarm: stop reading (after telling the client with connection.blocked).
-  void block_for_memory();
-  void memory_alarm_cleared() override;
+  // Resource alarm (memory, disk): stop reading (after telling the client with
+  // connection.blocked and the reason).
+  void block_for_alarm(std::string_view reason);
+  void alarms_cleared() override;
   void reading_may_resume() override { resume_reading(); }
 
  private:

@@ -1,5 +1,7 @@
 #include "broker/broker.h"
 
+#include <sys/statvfs.h>
+
 #include <algorithm>
 #include <boost/asio/post.hpp>
 #include <spdlog/spdlog.h>
@@ -9,6 +11,7 @@ namespace warren::broker {
 Broker::Broker(boost::asio::io_context& io, Limits limits, auth::UserStore users,
                store::MetadataStore* metadata)
     : io_(io), limits_(limits), users_(std::move(users)), metadata_(metadata), alarm_timer_(io),
+      disk_timer_(io),
       journal_(
           io, [this] { schedule_drain(); },
           [this](const store::Completion& c) { on_journal_synced(c); }) {
@@ -56,10 +59,46 @@ void Broker::watch_memory_alarm() {
     if (Message::live_bytes() > limits_.memory_high_watermark) return watch_memory_alarm();
     memory_alarm_ = false;
     spdlog::info("memory alarm cleared: messages use {} bytes", Message::live_bytes());
-    std::vector<std::shared_ptr<ClientConnection>> all;
-    for (auto& [key, c] : connections_) all.push_back(c);
-    for (auto& c : all) c->memory_alarm_cleared();
+    notify_alarms_cleared();
   });
+}
+
+void Broker::notify_alarms_cleared() {
+  if (memory_alarm_ || disk_alarm_) return;
+  std::vector<std::shared_ptr<ClientConnection>> all;
+  for (auto& [key, c] : connections_) all.push_back(c);
+  for (auto& c : all) c->alarms_cleared();
+}
+
+void Broker::watch_disk(std::string dir) {
+  if (limits_.disk_free_limit == 0) return;
+  disk_dir_ = std::move(dir);
+  check_disk();
+}
+
+void Broker::check_disk() {
+  update_disk_alarm();
+  disk_timer_.expires_after(std::chrono::seconds(1));
+  disk_timer_.async_wait([this](boost::system::error_code ec) {
+    if (!ec) check_disk();
+  });
+}
+
+void Broker::update_disk_alarm() {
+  disk_checked_at_ = journal_.bytes_appended();
+  struct statvfs st {};
+  if (::statvfs(disk_dir_.c_str(), &st) == 0) {
+    uint64_t free = uint64_t(st.f_bavail) * uint64_t(st.f_frsize);
+    if (!disk_alarm_ && free < limits_.disk_free_limit) {
+      disk_alarm_ = true;
+      spdlog::warn("disk alarm set: {} bytes free in {}, limit {}; blocking publishers", free,
+                   disk_dir_, limits_.disk_free_limit);
+    } else if (disk_alarm_ && free >= limits_.disk_free_limit) {
+      disk_alarm_ = false;
+      spdlog::info("disk alarm cleared: {} bytes free in {}", free, disk_dir_);
+      notify_alarms_cleared();
+    }
+  }
 }
 
 std::error_code Broker::open_journal(store::MessageStoreOptions options,
@@ -141,6 +180,10 @@ void Broker::drain() {
   dispatching_.clear();
   // The turn's journal records go to the sync thread before sockets are written.
   journal_.flush();
+  // Besides the timer, check the disk after every quarter of the limit written, so a fast
+  // publisher cannot fill the remaining space between two checks.
+  if (!disk_dir_.empty() && journal_.bytes_appended() - disk_checked_at_ > limits_.disk_free_limit / 4)
+    update_disk_alarm();
   if (!journal_backlogged_ && journal_.unsynced_bytes() > kJournalHighWater) {
     journal_backlogged_ = true;
     spdlog::debug("message store: {} bytes wait for the disk; pausing publishers",

@@ -28,6 +28,9 @@ struct Limits {
   size_t output_hard_cap = 16 << 20;      // and stop reading its requests past this much
   // Memory alarm: publishers are blocked while messages hold more than this many bytes.
   uint64_t memory_high_watermark = uint64_t{1} << 62;
+  // Disk alarm: publishers are blocked while the data directory's file system has less free
+  // space than this (RabbitMQ's disk_free_limit, 50 MB by default). 0 = off.
+  uint64_t disk_free_limit = 50'000'000;
 };
 
 // Something with buffered output to write at the end of the current event-loop turn.
@@ -44,8 +47,8 @@ class ClientConnection {
   virtual ~ClientConnection() = default;
   // Closes with 320 CONNECTION_FORCED and the reason, then drops the socket.
   virtual void force_close(std::string_view reason) = 0;
-  // The memory alarm cleared: a connection blocked by it may publish again.
-  virtual void memory_alarm_cleared() = 0;
+  // Every resource alarm cleared: a connection blocked by one may publish again.
+  virtual void alarms_cleared() = 0;
   // Something that paused reading (the journal's unsynced backlog) is gone.
   virtual void reading_may_resume() = 0;
 };
@@ -97,6 +100,15 @@ class Broker : public DispatchScheduler {
   // watermark; publishing connections then stop being read until it clears.
   bool check_memory_alarm();
   bool memory_alarm() const { return memory_alarm_; }
+  // Disk alarm (RabbitMQ's disk_free_limit): checks the free space of dir's file system now and
+  // then every second; while it is below limits().disk_free_limit publishers are blocked, so
+  // the journal keeps room for acks.
+  void watch_disk(std::string dir);
+  bool disk_alarm() const { return disk_alarm_; }
+  // Whether a publishing connection must stop being read, and the reason sent in
+  // connection.blocked.
+  bool publishing_blocked() { return check_memory_alarm() || disk_alarm_; }
+  std::string_view alarm_reason() const { return memory_alarm_ ? "low on memory" : "low on disk"; }
 
   // Persistent messages: opens DATA_DIR/msgs and restores the messages of the durable queues
   // already restored from the metadata store. Without it, nothing is journaled.
@@ -121,6 +133,9 @@ class Broker : public DispatchScheduler {
   // new messages or consumer credit, then writes every socket with pending output.
   void drain();
   void watch_memory_alarm();
+  void check_disk();
+  void update_disk_alarm();
+  void notify_alarms_cleared();
   void on_journal_synced(const store::Completion& c);
 
   boost::asio::io_context& io_;
@@ -137,6 +152,10 @@ class Broker : public DispatchScheduler {
   bool drain_scheduled_ = false;
   bool memory_alarm_ = false;
   boost::asio::steady_timer alarm_timer_;
+  boost::asio::steady_timer disk_timer_;
+  std::string disk_dir_;
+  bool disk_alarm_ = false;
+  uint64_t disk_checked_at_ = 0;  // journal bytes_appended() at the last check
   uint64_t last_connection_id_ = 0;
   MessageJournal journal_;
   std::vector<JournalWaiter*> journal_waiters_;  // null entries: removed while notifying

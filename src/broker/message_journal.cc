@@ -24,7 +24,7 @@ struct OrphanRecord {
 MessageJournal::MessageJournal(boost::asio::io_context& io, std::function<void()> on_dirty,
                                std::function<void(const store::Completion&)> on_synced)
     : io_(io), on_dirty_(std::move(on_dirty)), on_synced_(std::move(on_synced)),
-      alive_(std::make_shared<bool>(true)) {}
+      alive_(std::make_shared<bool>(true)), ack_retry_timer_(io) {}
 
 MessageJournal::~MessageJournal() { close(); }
 
@@ -69,7 +69,7 @@ std::error_code MessageJournal::open(store::MessageStoreOptions options,
   auto on_complete = [this, alive, &io = io_](const store::Completion& c) {
     boost::asio::post(io, [this, alive, c] {
       auto a = alive.lock();
-      if (a && *a) on_synced_(c);
+      if (a && *a) synced(c);
     });
   };
   store_ = std::make_unique<store::MessageStore>(std::move(options), std::move(on_complete));
@@ -89,9 +89,49 @@ std::error_code MessageJournal::open(store::MessageStoreOptions options,
   return {};
 }
 
+void MessageJournal::synced(const store::Completion& c) {
+  if (store_ && store_->is_open()) {
+    store_->on_completion(c);
+    if (store_->failed_acks() > 0) schedule_ack_retry();
+  }
+  // Queues first: a failed persistent message leaves its queue before its publisher's nack.
+  sync_scratch_.swap(sync_watchers_);
+  for (Ref<Queue>& q : sync_scratch_) {
+    q->journal_synced(c);
+    if (q->has_unsynced_records()) sync_watchers_.push_back(std::move(q));
+  }
+  sync_scratch_.clear();
+  on_synced_(c);
+}
+
+void MessageJournal::schedule_ack_retry() {
+  if (ack_retry_armed_) return;
+  ack_retry_armed_ = true;
+  ack_retry_timer_.expires_after(std::chrono::seconds(1));
+  ack_retry_timer_.async_wait([this, alive = std::weak_ptr<bool>(alive_)](boost::system::error_code ec) {
+    auto a = alive.lock();
+    if (ec || !a || !*a) return;
+    ack_retry_armed_ = false;
+    size_t n = store_->retry_failed_acks();
+    if (n > 0) {
+      spdlog::info("message store: writing {} acks again after a failed write", n);
+      mark_dirty();
+    }
+  });
+}
+
+void MessageJournal::mark_dirty() {
+  if (dirty_) return;
+  dirty_ = true;
+  on_dirty_();
+}
+
 void MessageJournal::close() {
   if (!store_) return;
   *alive_ = false;
+  ack_retry_timer_.cancel();
+  // One last try for acks lost to a failed write (else those messages come back at restart).
+  if (store_->is_open() && store_->retry_failed_acks() > 0) store_->flush();
   store_->close();
 }
 
@@ -110,10 +150,8 @@ MessageJournal::Appended MessageJournal::append(uint64_t queue_id, uint64_t msg_
   }
   out.pos = a.pos;
   out.seq = a.seq;
-  if (!dirty_) {
-    dirty_ = true;
-    on_dirty_();
-  }
+  bytes_appended_ += a.pos.size;
+  mark_dirty();
   return out;
 }
 
@@ -124,10 +162,7 @@ void MessageJournal::remove(uint64_t queue_id, uint64_t msg_id, const store::Pos
     spdlog::warn("message store: cannot record ack: {}", ec.message());
     return;
   }
-  if (!dirty_) {
-    dirty_ = true;
-    on_dirty_();
-  }
+  mark_dirty();
 }
 
 MessageRef MessageJournal::read(const store::Position& pos) {

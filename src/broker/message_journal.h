@@ -23,8 +23,10 @@
 #include <vector>
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include "broker/message.h"
+#include "broker/ref.h"
 #include "store/message_store.h"
 
 namespace warren::broker {
@@ -64,12 +66,17 @@ class MessageJournal {
   uint64_t next_page_id() { return kPageIdBase + ++pages_issued_; }
   static constexpr uint64_t kPageIdBase = uint64_t{1} << 62;
 
+  // q wrote records: it gets journal_synced() for each sync report until none is pending.
+  void watch_syncs(Ref<Queue> q) { sync_watchers_.push_back(std::move(q)); }
+
   // Reads a paged-out message back; null on error (logged).
   MessageRef read(const store::Position& pos);
 
   // End of an event-loop turn: hands the turn's records to the sync thread.
   void flush();
   uint64_t unsynced_bytes() const { return store_ ? store_->unsynced_bytes() : 0; }
+  // Bytes of message records appended since open (for the disk alarm's checks).
+  uint64_t bytes_appended() const { return bytes_appended_; }
 
   // Record body <-> Message.
   static std::string encode_header(const Message& m);
@@ -83,8 +90,18 @@ class MessageJournal {
   // Shared with the sync thread's completion function: false once close() starts, so a
   // completion that is still queued on the io_context after shutdown is dropped.
   std::shared_ptr<bool> alive_;
+  void synced(const store::Completion& c);
+  void mark_dirty();
+  // Acks lost to a failed write are written again a second later (the disk may still be full).
+  void schedule_ack_retry();
+
   bool dirty_ = false;
+  uint64_t bytes_appended_ = 0;
+  boost::asio::steady_timer ack_retry_timer_;
+  bool ack_retry_armed_ = false;
   uint64_t pages_issued_ = 0;
+  std::vector<Ref<Queue>> sync_watchers_;
+  std::vector<Ref<Queue>> sync_scratch_;
   std::string scratch_;
 };
 

@@ -54,33 +54,72 @@ Queue::Enqueued Queue::enqueue(MessageRef m) {
   QueuedMessage qm;
   qm.msg = std::move(m);
   qm.seq = next_seq_++;
+  bool page_out = ram_full() && journal_ != nullptr;
   if (qm.msg->delivery_mode == 2 && persists_messages()) {
     auto a = journal_->append(options_.store_id, qm.seq, *qm.msg);
     if (a.error) {
       result.journal_failed = true;
+      page_out = false;
     } else {
       qm.pos = a.pos;
       result.journal_seq = a.seq;
     }
   }
-  // Over the RAM budget, a message the journal holds is kept on disk only (the publisher's
-  // reference keeps the body alive until routing is done). A transient message is written for
-  // that alone; its confirm does not wait for the write.
-  if (ram_full() && journal_ != nullptr) {
-    if (!qm.journaled() && !result.journal_failed) {
-      if (page_id_ == 0) page_id_ = journal_->next_page_id();
-      auto a = journal_->append(page_id_, qm.seq, *qm.msg);
-      if (!a.error) {
-        qm.pos = a.pos;
-        qm.paged_transient = true;
-      }
+  // Over the RAM budget, a message is kept on disk only. A transient message is written to the
+  // journal for that alone (its confirm does not wait for the write).
+  uint64_t journal_seq = result.journal_seq;
+  if (page_out && !qm.journaled()) {
+    if (page_id_ == 0) page_id_ = journal_->next_page_id();
+    auto a = journal_->append(page_id_, qm.seq, *qm.msg);
+    if (a.error) {
+      page_out = false;
+    } else {
+      qm.pos = a.pos;
+      qm.paged_transient = true;
+      journal_seq = a.seq;
     }
-    if (qm.journaled()) qm.msg.reset();
+  }
+  if (journal_seq != 0) {
+    // Until the record is synced the body stays in RAM, and a failed write is handled in
+    // journal_synced().
+    if (unsynced_.empty()) journal_->watch_syncs(QueueRef(this));
+    unsynced_.push_back(UnsyncedRecord{journal_seq, qm.seq, page_out});
   }
   account_added(qm);
   ready_.push_back(std::move(qm));
   if (!consumers_.empty()) request_dispatch();
   return result;
+}
+
+void Queue::journal_synced(const store::Completion& c) {
+  while (!unsynced_.empty() && unsynced_.front().journal_seq <= c.last_seq) {
+    UnsyncedRecord r = unsynced_.front();
+    unsynced_.pop_front();
+    // ready_ is in seq order; the message may have been delivered meanwhile (then a failed
+    // record is forgotten when the consumer acks it).
+    auto it = std::lower_bound(ready_.begin(), ready_.end(), r.msg_seq,
+                               [](const QueuedMessage& e, uint64_t s) { return e.seq < s; });
+    if (it == ready_.end() || it->seq != r.msg_seq || !it->journaled()) continue;
+    if (!c.error) {
+      if (r.page_out && it->msg) {  // the body can now leave RAM
+        account_removed(*it);
+        it->msg.reset();
+        account_added(*it);
+      }
+    } else if (it->paged_transient) {
+      // Not readable from disk: the message simply stays in RAM.
+      journal_->remove(page_id_, it->seq, it->pos);
+      it->pos = {};
+      it->paged_transient = false;
+    } else {
+      // A persistent publish the journal could not store is nacked to its publisher, so it must
+      // not be delivered either (the publisher will send it again). The ack record makes sure a
+      // copy that did reach the disk does not come back.
+      account_removed(*it);
+      discard(*it);
+      ready_.erase(it);
+    }
+  }
 }
 
 void Queue::account_added(const QueuedMessage& m) {
@@ -192,6 +231,7 @@ size_t Queue::purge() {
   ready_bytes_ = 0;
   ram_bytes_ = 0;
   ram_messages_ = 0;
+  unsynced_.clear();
   release_publishers_if_drained();
   return n;
 }

@@ -10,6 +10,7 @@
 #include "amqp/field_table.h"
 #include "broker/message.h"
 #include "broker/ref.h"
+#include "store/group_commit.h"
 #include "store/segment_format.h"
 
 namespace warren::broker {
@@ -141,6 +142,10 @@ class Queue {
   static constexpr size_t kRamMessages = 20'000;
   static constexpr uint64_t kRamBytes = uint64_t{16} << 20;
   size_t messages_in_ram() const { return ram_messages_; }
+  // The journal synced (or failed to write) [c.first_seq, c.last_seq]: bodies waiting for that
+  // leave RAM, and persistent messages whose write failed are dropped (their publish is nacked).
+  void journal_synced(const store::Completion& c);
+  bool has_unsynced_records() const { return !unsynced_.empty(); }
   // A message left this queue for good (acked, dropped): forget it in the journal too.
   void discard(const QueuedMessage& m);
   // Puts messages back at their original positions (by seq), flagged redelivered.
@@ -183,6 +188,13 @@ class Queue {
   DispatchScheduler* scheduler_;
   MessageJournal* journal_ = nullptr;
   uint64_t page_id_ = 0;  // journal queue id for paged-out transient messages, set on first use
+  // Journal records of ready messages not yet reported synced, in journal order.
+  struct UnsyncedRecord {
+    uint64_t journal_seq;
+    uint64_t msg_seq;
+    bool page_out;  // drop the body from RAM once synced
+  };
+  std::deque<UnsyncedRecord> unsynced_;
   std::deque<QueuedMessage> ready_;
   uint64_t ready_bytes_ = 0;
   size_t ram_messages_ = 0;

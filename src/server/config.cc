@@ -53,6 +53,10 @@ std::optional<Config> parse_config(int argc, char** argv, int* exit_code) {
       ->check(CLI::Range(0.0, 1.0));
   app.add_option("--vm-memory-high-watermark-absolute", c.vm_memory_high_watermark_absolute,
                  "The same as a number of bytes (overrides the fraction)");
+  app.add_option("--disk-free-limit", c.limits.disk_free_limit,
+                 "Block publishers while the data directory's disk has less free space than this "
+                 "many bytes (0 = off)")
+      ->capture_default_str();
   app.add_option("--segment-size", c.segment_size,
                  "Message journal segment file size in bytes (default 64 MiB)")
       ->check(CLI::Range(uint32_t{4096}, uint32_t{1} << 30));

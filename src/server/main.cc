@@ -53,6 +53,8 @@ int main(int argc, char** argv) {
     return 1;
   }
 
+  broker.watch_disk(config->data_dir);
+
   std::unique_ptr<server::AmqpListener> listener;
   try {
     auto address = boost::asio::ip::make_address(config->bind);

@@ -124,7 +124,30 @@ std::error_code MessageStore::append_ack(uint64_t queue_id, uint64_t msg_id, con
   maybe_roll(kAckRecordSize);
   auto a = writer_->append_ack(queue_id, msg_id);
   segments_.on_ack(a.pos.segment, pos.segment);
+  acks_in_flight_.push_back(AckRecord{a.seq, queue_id, msg_id, pos.segment});
   return {};
+}
+
+void MessageStore::on_completion(const Completion& c) {
+  while (!acks_in_flight_.empty() && acks_in_flight_.front().seq <= c.last_seq) {
+    if (c.error) failed_acks_.push_back(acks_in_flight_.front());
+    acks_in_flight_.pop_front();
+  }
+}
+
+size_t MessageStore::retry_failed_acks() {
+  if (!open_ || failed_acks_.empty()) return 0;
+  size_t n = 0;
+  for (const AckRecord& f : failed_acks_) {
+    if (!segments_.contains(f.msg_segment)) continue;  // the message went with its segment
+    maybe_roll(kAckRecordSize);
+    auto a = writer_->append_ack(f.queue_id, f.msg_id);
+    segments_.add_ack_target(a.pos.segment, f.msg_segment);
+    acks_in_flight_.push_back(AckRecord{a.seq, f.queue_id, f.msg_id, f.msg_segment});
+    ++n;
+  }
+  failed_acks_.clear();
+  return n;
 }
 
 void MessageStore::flush() {

@@ -64,6 +64,7 @@
 #pragma once
 
 #include <boost/unordered/unordered_flat_map.hpp>
+#include <deque>
 #include <cstdint>
 #include <functional>
 #include <initializer_list>
@@ -169,6 +170,16 @@ class MessageStore {
   // lost ack only means a redelivery after a crash.
   std::error_code append_ack(uint64_t queue_id, uint64_t msg_id, const Position& pos);
 
+  // Owner thread: give every Completion to the store as well (after hopping to the owner thread).
+  // The acks of a failed round are kept and written again by retry_failed_acks(): the message
+  // counts already treat them as done, so without a rewrite a message acked (or purged) on a full
+  // disk could come back after a restart.
+  void on_completion(const Completion& c);
+  // Appends the failed acks again; call once the disk may have room (e.g. from a timer). Acks of
+  // messages whose segment is gone are dropped. Returns how many were appended.
+  size_t retry_failed_acks();
+  size_t failed_acks() const { return failed_acks_.size(); }
+
   // Hands everything appended since the last flush to the sync thread. Call once at the end of
   // each event-loop turn (cheap when there is nothing to do: one uncontended lock, plus a futex
   // wake only if the sync thread is idle). Records appended between two flushes always land in
@@ -208,6 +219,14 @@ class MessageStore {
   std::unique_ptr<Batch> spare_;
   boost::unordered_flat_map<uint32_t, UniqueFd> read_fds_;
   std::vector<uint32_t> garbage_;
+  struct AckRecord {
+    uint64_t seq;
+    uint64_t queue_id;
+    uint64_t msg_id;
+    uint32_t msg_segment;
+  };
+  std::deque<AckRecord> acks_in_flight_;  // appended, not yet reported, in seq order
+  std::vector<AckRecord> failed_acks_;
   uint64_t segments_deleted_ = 0;
 };
 

@@ -28,7 +28,11 @@ void SegmentSet::on_ack(uint32_t ack_segment, uint32_t msg_segment) {
   auto it = segs_.find(msg_segment);
   if (it == segs_.end() || it->second.live == 0) return;  // already gone: nothing to keep alive
   if (--it->second.live == 0 && msg_segment != active_) maybe_garbage_ = true;
-  if (msg_segment == ack_segment) return;
+  add_ack_target(ack_segment, msg_segment);
+}
+
+void SegmentSet::add_ack_target(uint32_t ack_segment, uint32_t msg_segment) {
+  if (msg_segment == ack_segment || !segs_.contains(msg_segment)) return;
   auto ack = segs_.find(ack_segment);
   if (ack == segs_.end()) return;
   auto& targets = ack->second.ack_targets;

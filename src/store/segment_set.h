@@ -31,6 +31,8 @@ class SegmentSet {
   void on_message(uint32_t segment);
   // An ACK record written into `ack_segment` for a message stored in `msg_segment`.
   void on_ack(uint32_t ack_segment, uint32_t msg_segment);
+  // An ACK record written again (its first write failed): only the dependency, no count change.
+  void add_ack_target(uint32_t ack_segment, uint32_t msg_segment);
 
   // Moves every deletable segment, oldest first, to *out and forgets it.
   void collect(std::vector<uint32_t>* out);

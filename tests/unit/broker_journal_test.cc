@@ -166,9 +166,13 @@ TEST_F(BrokerJournalTest, ClosedJournalWritesNoAcksSoUnackedMessagesSurviveShutd
 TEST_F(BrokerJournalTest, BacklogPastTheRamBudgetIsPagedOutAndReadBackInOrder) {
   auto in = open();
   const size_t n = Queue::kRamMessages + 500;
-  for (size_t i = 0; i < n; ++i) in->queue->enqueue(persistent(std::to_string(i)));
+  uint64_t last = 0;
+  for (size_t i = 0; i < n; ++i) last = in->queue->enqueue(persistent(std::to_string(i))).journal_seq;
   auto t = in->queue->enqueue(testing::make_message("transient-tail"));  // paged out too
   EXPECT_EQ(t.journal_seq, 0u);  // but its confirm does not wait for the disk
+  // Bodies leave RAM only once their records are synced.
+  EXPECT_EQ(in->queue->messages_in_ram(), n + 1);
+  wait_synced(*in, last + 1);
   EXPECT_EQ(in->queue->messages_in_ram(), Queue::kRamMessages);
   EXPECT_EQ(in->queue->message_count(), n + 1);
   for (size_t i = 0; i < n; ++i) {
@@ -187,8 +191,8 @@ TEST_F(BrokerJournalTest, PagedOutTransientMessagesDoNotComeBackAfterRestart) {
     for (size_t i = 0; i < Queue::kRamMessages + 10; ++i)
       in->queue->enqueue(testing::make_message("t" + std::to_string(i)));
     auto p = in->queue->enqueue(persistent("p"));
-    EXPECT_EQ(in->queue->messages_in_ram(), Queue::kRamMessages);
     wait_synced(*in, p.journal_seq);
+    EXPECT_EQ(in->queue->messages_in_ram(), Queue::kRamMessages);
     in->journal.close();
   }
   auto in = open();

@@ -587,6 +587,44 @@ TEST_F(StoreMessageStoreTest, InjectedSyncAndWriteFailuresAreReportedNeverConfir
   EXPECT_EQ(ids, want);
 }
 
+TEST_F(StoreMessageStoreTest, AcksLostToAFailedWriteAreWrittenAgain) {
+  FaultyIo io;
+  {
+    auto s = open(options(64u << 20, &io));
+    std::vector<MessageStore::Appended> msgs;
+    for (uint64_t m = 0; m < 4; ++m) msgs.push_back(s->append_message(1, m, {body_of(1, m)}));
+    s->flush();
+    s->on_completion(tracker_.wait_for(msgs.back().seq));
+
+    // The acks of messages 0 and 1 hit a full disk. Message 2 keeps their segment alive, so
+    // without a rewrite they would come back at the next start.
+    io.fail_pwritev = 1;
+    s->append_ack(1, 0, msgs[0].pos);
+    s->append_ack(1, 1, msgs[1].pos);
+    uint64_t ack_seq = s->next_seq() - 1;
+    s->flush();
+    Completion failed = tracker_.wait_for(ack_seq);
+    EXPECT_TRUE(failed.error);
+    s->on_completion(failed);
+    EXPECT_EQ(s->failed_acks(), 2u);
+
+    EXPECT_EQ(s->retry_failed_acks(), 2u);
+    EXPECT_EQ(s->failed_acks(), 0u);
+    uint64_t retry_seq = s->next_seq() - 1;
+    s->flush();
+    Completion retried = tracker_.wait_for(retry_seq);
+    EXPECT_FALSE(retried.error);
+    s->on_completion(retried);
+    EXPECT_EQ(s->failed_acks(), 0u);
+    // The retry changed no counts: messages 2 and 3 are still live in their segment.
+    EXPECT_EQ(s->live_messages(msgs[2].pos.segment), 2u);
+  }
+  auto s = open();
+  std::vector<uint64_t> ids;
+  for (auto& g : got_) ids.push_back(g.msg_id);
+  EXPECT_EQ(ids, (std::vector<uint64_t>{2, 3}));
+}
+
 TEST_F(StoreMessageStoreTest, FailureToCreateTheNextSegmentIsReported) {
   FaultyIo io;
   std::string body(1000, 'c');
