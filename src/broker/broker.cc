@@ -113,6 +113,18 @@ std::error_code Broker::open_journal(store::MessageStoreOptions options,
   }, report);
 }
 
+void Broker::close_journal() {
+  if (!connections_.empty()) {
+    journal_.close();  // deliveries still held by connections: flag everything after restart
+    return;
+  }
+  std::vector<store::DeliveryMark> marks;
+  for (auto& [name, vhost] : vhosts_)
+    for (auto& [qname, q] : vhost->queues())
+      if (q->options().store_id != 0) q->collect_delivery_marks(&marks);
+  journal_.close(&marks);
+}
+
 void Broker::wait_for_journal(JournalWaiter* w) {
   if (std::find(journal_waiters_.begin(), journal_waiters_.end(), w) == journal_waiters_.end())
     journal_waiters_.push_back(w);

@@ -113,8 +113,10 @@ class Broker : public DispatchScheduler {
   // Persistent messages: opens DATA_DIR/msgs and restores the messages of the durable queues
   // already restored from the metadata store. Without it, nothing is journaled.
   std::error_code open_journal(store::MessageStoreOptions options, store::RecoveryReport* report);
-  // Syncs the journal and stops writing to it; called once the event loop has stopped.
-  void close_journal() { journal_.close(); }
+  // Syncs the journal and stops writing to it; called once the event loop has stopped. With every
+  // connection closed (their unacked messages requeued), also records which messages had been
+  // delivered, so only those come back flagged redelivered.
+  void close_journal();
   MessageJournal& journal() { return journal_; }
   void wait_for_journal(JournalWaiter* w);
   void stop_waiting_for_journal(JournalWaiter* w);

@@ -73,10 +73,14 @@ std::error_code MessageJournal::open(store::MessageStoreOptions options,
     });
   };
   store_ = std::make_unique<store::MessageStore>(std::move(options), std::move(on_complete));
+  std::optional<store::DeliveryMarks> marks = store::DeliveryMarks::take(store_->journal_dir());
+  if (!marks) spdlog::info("message store: no clean-stop delivery marks; recovered messages are "
+                           "flagged redelivered");
   std::vector<OrphanRecord> orphans;
   auto on_message = [&](const store::RecoveredMessage& r) {
     Queue* q = find_queue(r.queue_id);
-    if (q == nullptr || !q->restore(r.msg_id, r.pos, r.body)) {
+    bool redelivered = !marks || marks->delivered(r.queue_id, r.msg_id);
+    if (q == nullptr || !q->restore(r.msg_id, r.pos, r.body, redelivered)) {
       orphans.push_back(OrphanRecord{r.queue_id, r.msg_id, r.pos});
     }
   };
@@ -126,13 +130,19 @@ void MessageJournal::mark_dirty() {
   on_dirty_();
 }
 
-void MessageJournal::close() {
+void MessageJournal::close(const std::vector<store::DeliveryMark>* marks) {
   if (!store_) return;
+  bool was_open = store_->is_open();
   *alive_ = false;
   ack_retry_timer_.cancel();
   // One last try for acks lost to a failed write (else those messages come back at restart).
   if (store_->is_open() && store_->retry_failed_acks() > 0) store_->flush();
   store_->close();
+  if (marks != nullptr && was_open && !store_->last_error()) {
+    if (std::error_code ec = store::DeliveryMarks::save(store_->journal_dir(), *marks))
+      spdlog::warn("message store: cannot save delivery marks ({}); after restart every message "
+                   "is flagged redelivered", ec.message());
+  }
 }
 
 MessageJournal::Appended MessageJournal::append(uint64_t queue_id, uint64_t msg_id,

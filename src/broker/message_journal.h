@@ -27,6 +27,7 @@
 
 #include "broker/message.h"
 #include "broker/ref.h"
+#include "store/delivery_marks.h"
 #include "store/message_store.h"
 
 namespace warren::broker {
@@ -44,14 +45,16 @@ class MessageJournal {
   MessageJournal& operator=(const MessageJournal&) = delete;
 
   // Opens (or creates) DIR/msgs and rebuilds durable queues: every live record whose queue id
-  // find_queue() knows is restored into that queue (redelivered, in publish order); records of
-  // queues that no longer exist are acked so their segments can go.
+  // find_queue() knows is restored into that queue in publish order; records of queues that no
+  // longer exist are acked so their segments can go. Restored messages are flagged redelivered
+  // if the last stop recorded them as delivered, or all of them after a crash (delivery_marks.h).
   std::error_code open(store::MessageStoreOptions options,
                        const std::function<Queue*(uint64_t store_id)>& find_queue,
                        store::RecoveryReport* report);
   // Syncs what was appended and stops; later appends fail and removals are ignored, so shutting
-  // down (which drops queues and channels) writes no acks: unacked messages come back.
-  void close();
+  // down (which drops queues and channels) writes no acks: unacked messages come back. With
+  // marks (a clean stop), records which messages had been delivered, once everything is synced.
+  void close(const std::vector<store::DeliveryMark>* marks = nullptr);
   bool is_open() const { return store_ && store_->is_open(); }
 
   struct Appended {

@@ -158,11 +158,18 @@ bool Queue::take_front(QueuedMessage* out) {
   return false;
 }
 
-bool Queue::restore(uint64_t msg_id, const store::Position& pos, std::string_view record_body) {
+void Queue::collect_delivery_marks(std::vector<store::DeliveryMark>* out) const {
+  for (const QueuedMessage& m : ready_)
+    if (m.redelivered && m.journaled() && !m.paged_transient)
+      out->push_back(store::DeliveryMark{options_.store_id, m.seq});
+}
+
+bool Queue::restore(uint64_t msg_id, const store::Position& pos, std::string_view record_body,
+                    bool redelivered) {
   QueuedMessage qm;
   qm.seq = msg_id;
   qm.pos = pos;
-  qm.redelivered = true;
+  qm.redelivered = redelivered;
   if (!ram_full()) {
     qm.msg = MessageJournal::decode(record_body);
     if (!qm.msg) {

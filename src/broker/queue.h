@@ -10,6 +10,7 @@
 #include "amqp/field_table.h"
 #include "broker/message.h"
 #include "broker/ref.h"
+#include "store/delivery_marks.h"
 #include "store/group_commit.h"
 #include "store/segment_format.h"
 
@@ -132,7 +133,11 @@ class Queue {
   // Recovery: appends a message found in the journal (in publish order), flagged redelivered.
   // record_body is the journal record's body, decoded only if the message stays in RAM. False if
   // the record is not a message (the caller then drops it from the journal).
-  bool restore(uint64_t msg_id, const store::Position& pos, std::string_view record_body);
+  bool restore(uint64_t msg_id, const store::Position& pos, std::string_view record_body,
+               bool redelivered);
+  // Clean stop: the journaled messages flagged redelivered (which includes every unacked
+  // delivery, requeued when its channel closed).
+  void collect_delivery_marks(std::vector<store::DeliveryMark>* out) const;
 
   // Memory budget: a queue keeps at most this many ready messages (or body bytes) in RAM. Past
   // it, messages are paged out: the queue keeps 32 bytes each (position, seq, flags) and reads

@@ -132,6 +132,48 @@ TEST_F(BrokerJournalTest, RecoveryRestoresUnackedMessagesInOrderAsRedelivered) {
   EXPECT_EQ(in->queue->pop().seq, 11u);
 }
 
+TEST_F(BrokerJournalTest, CleanStopMarksLimitRedeliveredToDeliveredMessages) {
+  {
+    auto in = open();
+    uint64_t last = 0;
+    for (int i = 0; i < 4; ++i) last = in->queue->enqueue(persistent("m" + std::to_string(i))).journal_seq;
+    QueuedMessage delivered = in->queue->pop();  // m0 goes out, then its channel closes
+    std::vector<QueuedMessage> back;
+    back.push_back(std::move(delivered));
+    in->queue->requeue(std::move(back));
+    wait_synced(*in, last);
+    std::vector<store::DeliveryMark> marks;
+    in->queue->collect_delivery_marks(&marks);
+    ASSERT_EQ(marks.size(), 1u);
+    in->journal.close(&marks);
+  }
+  {
+    auto in = open();
+    std::vector<bool> flags;
+    for (int i = 0; i < 4; ++i) flags.push_back(in->queue->pop().redelivered);
+    EXPECT_EQ(flags, (std::vector<bool>{true, false, false, false}));
+    in->journal.close();  // no marks: as after a crash
+  }
+  auto in = open();  // the marks were consumed by the previous start
+  for (int i = 0; i < 4; ++i) EXPECT_TRUE(in->queue->pop().redelivered);
+}
+
+TEST_F(BrokerJournalTest, DamagedMarksFileMeansEverythingRedelivered) {
+  {
+    auto in = open();
+    auto a = in->queue->enqueue(persistent("x"));
+    wait_synced(*in, a.journal_seq);
+    std::vector<store::DeliveryMark> none;
+    in->journal.close(&none);
+  }
+  std::string marks = dir_ + "/msgs/delivered.marks";
+  ASSERT_TRUE(std::filesystem::exists(marks));
+  std::filesystem::resize_file(marks, std::filesystem::file_size(marks) - 1);
+  auto in = open();
+  EXPECT_TRUE(in->queue->pop().redelivered);
+  EXPECT_FALSE(std::filesystem::exists(marks));
+}
+
 TEST_F(BrokerJournalTest, PurgeRecordsAcks) {
   {
     auto in = open();
