@@ -15,10 +15,16 @@
 #   BENCH_SKIP_BUILD=1  use the binaries in build/ as they are
 # Each broker is started fresh (Warren on a free port with a temporary data directory; RabbitMQ
 # on free node/dist/epmd ports with its own mnesia/log directories) and stopped on exit.
+# shellcheck disable=SC2119  # stop_warren / stop_rabbitmq take an optional timeout
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-PY=/usr/bin/python3
+# This script always uses the binaries in build/ (bench/lib.sh would honour WARREN_SERVER and
+# WARREN_PERF from the environment).
+WARREN_SERVER=$ROOT/build/warren-server
+WARREN_PERF=$ROOT/build/warren-perf
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
 
 BENCH_SECONDS=${BENCH_SECONDS:-10}
 BENCH_SCENARIOS=${BENCH_SCENARIOS:-"16b 1k"}
@@ -43,8 +49,6 @@ scenario_args() {
   esac
 }
 
-log() { echo "[bench] $*" >&2; }
-
 for s in $BENCH_SCENARIOS; do
   scenario_args "$s" >/dev/null || { log "unknown scenario '$s'"; exit 2; }
 done
@@ -53,34 +57,6 @@ WORK=$(mktemp -d /tmp/warren-bench.XXXXXX)
 chmod 755 "$WORK"
 RESULTS="$WORK/results.tsv"
 : >"$RESULTS"
-WARREN_PID=""
-RMQ_PID=""
-RMQ_NODE=""
-RMQ_EPMD=""
-
-stop_warren() {
-  if [ -n "$WARREN_PID" ]; then
-    kill -TERM -- "-$WARREN_PID" 2>/dev/null || true
-    for _ in $(seq 1 50); do kill -0 "$WARREN_PID" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL -- "-$WARREN_PID" 2>/dev/null || true
-    wait "$WARREN_PID" 2>/dev/null || true
-    WARREN_PID=""
-  fi
-}
-
-stop_rabbitmq() {
-  if [ -n "$RMQ_PID" ]; then
-    ERL_EPMD_PORT=$RMQ_EPMD timeout 60 rabbitmqctl -n "$RMQ_NODE" stop >/dev/null 2>&1 || true
-    kill -TERM -- "-$RMQ_PID" 2>/dev/null || true
-    for _ in $(seq 1 50); do kill -0 "$RMQ_PID" 2>/dev/null || break; sleep 0.2; done
-    kill -KILL -- "-$RMQ_PID" 2>/dev/null || true
-    wait "$RMQ_PID" 2>/dev/null || true
-    # The epmd this node started on its private port; refuses while nodes are still registered.
-    ERL_EPMD_PORT=$RMQ_EPMD epmd -kill >/dev/null 2>&1 || true
-    RMQ_PID=""
-  fi
-}
-
 cleanup() {
   stop_warren
   stop_rabbitmq
@@ -93,84 +69,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-free_port() {
-  $PY -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-wait_for_port() {  # port pid seconds
-  local deadline=$((SECONDS + $3))
-  while [ $SECONDS -lt $deadline ]; do
-    kill -0 "$2" 2>/dev/null || return 1
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    sleep 0.5
-  done
-  return 1
-}
-
-build() {
-  if [ "${BENCH_SKIP_BUILD:-0}" = 1 ]; then
-    return 0
-  elif [ ! -x build/warren-server ] || [ ! -x build/warren-perf ]; then
-    log "building Warren (scripts/build.sh)"
-    bash scripts/build.sh
-  else
-    cmake --build build --target warren-server warren-perf >/dev/null
-  fi
-}
-
-# Sets PORT, or returns non-zero when Warren does not come up.
-start_warren() {
-  local data="$WORK/warren-data-$1" logf="$WORK/warren-$1.log"
-  mkdir -p "$data"
-  # In a session of its own (setsid in a background job does not fork, so $! is the server and
-  # its process group): the script can stop it as a group, and it cannot signal the script's.
-  setsid "$ROOT/build/warren-server" --amqp-port 0 --bind 127.0.0.1 --management-port 0 \
-    --data-dir "$data" >"$logf" 2>&1 &
-  WARREN_PID=$!
-  PORT=""
-  for _ in $(seq 1 100); do
-    PORT=$(grep -o 'AMQP listening on 127\.0\.0\.1:[0-9]*' "$logf" 2>/dev/null | tail -1 |
-      grep -o '[0-9]*$' || true)
-    [ -n "$PORT" ] && return 0
-    kill -0 "$WARREN_PID" 2>/dev/null || break
-    sleep 0.1
-  done
-  log "Warren did not start; its log:"
-  tail -20 "$logf" >&2 || true
-  stop_warren
-  return 1
-}
-
-# Sets PORT, or returns non-zero when RabbitMQ does not come up.
-start_rabbitmq() {
-  if ! command -v rabbitmq-server >/dev/null; then
-    log "installing rabbitmq-server"
-    WARREN_WITH_RABBITMQ=1 bash scripts/install-deps.sh
-  fi
-  local dir="$WORK/rabbitmq"
-  mkdir -p "$dir/mnesia" "$dir/log"
-  echo '[].' >"$dir/plugins"
-  if [ "$(id -u)" = 0 ] && id rabbitmq >/dev/null 2>&1; then chown -R rabbitmq:rabbitmq "$dir"; fi
-  PORT=$(free_port)
-  local dist
-  dist=$(free_port)
-  RMQ_EPMD=$(free_port)
-  RMQ_NODE="warren-bench-$$@localhost"
-  log "starting RabbitMQ $RMQ_NODE on port $PORT"
-  (cd "$dir" && RABBITMQ_NODE_PORT=$PORT RABBITMQ_DIST_PORT=$dist RABBITMQ_NODENAME=$RMQ_NODE \
-    RABBITMQ_MNESIA_BASE=$dir/mnesia RABBITMQ_LOG_BASE=$dir/log \
-    RABBITMQ_ENABLED_PLUGINS_FILE=$dir/plugins ERL_EPMD_PORT=$RMQ_EPMD \
-    exec setsid rabbitmq-server >"$dir/stdout.log" 2>&1) &
-  RMQ_PID=$!
-  if ! wait_for_port "$PORT" "$RMQ_PID" 120; then
-    log "RabbitMQ did not start; its output:"
-    tail -20 "$dir/stdout.log" >&2 || true
-    stop_rabbitmq
-    return 1
-  fi
-  sleep 2  # the listener opens just before boot completes
-}
-
 # run_perf broker scenario run -> appends a line to $RESULTS
 run_perf() {
   local broker=$1 name=$2 run=$3 args queue out
@@ -179,7 +77,7 @@ run_perf() {
   out="$WORK/$broker-$queue"
   log "$broker / $name (run $run): warren-perf $args"
   # shellcheck disable=SC2086
-  if timeout -k 5 $((BENCH_SECONDS + 60)) "$ROOT/build/warren-perf" --uri "amqp://guest:guest@127.0.0.1:$PORT/" --time "$BENCH_SECONDS" \
+  if timeout -k 5 $((BENCH_SECONDS + 60)) "$WARREN_PERF" --uri "amqp://guest:guest@127.0.0.1:$PORT/" --time "$BENCH_SECONDS" \
     --queue "$queue" --json $args $BENCH_PERF_ARGS >"$out.json" 2>"$out.log"; then :; else
     log "warren-perf failed against $broker ($name):"
     tail -5 "$out.log" >&2 || true
