@@ -664,7 +664,10 @@ Channel::Routed Channel::route_message(broker::MessageRef msg, broker::Exchange*
     // Persistent message in a durable queue: confirmed once the journal has synced it.
     auto state = routed.journal_failed ? JournalConfirm::kFailed : JournalConfirm::kWaiting;
     journal_confirms_.push_back(JournalConfirm{publish_seq_, routed.journal_seq, state});
-    if (state == JournalConfirm::kWaiting) conn_.broker().wait_for_journal(this);
+    if (state == JournalConfirm::kWaiting) {
+      confirms_wait_for_seq_ = routed.journal_seq;
+      conn_.broker().wait_for_journal(this);
+    }
   }
   return routed;
 }
@@ -716,9 +719,7 @@ bool Channel::journal_synced(const store::Completion& c) {
       send(TxCommitOk{});
     }
   }
-  bool waiting = commit_journal_seq_ != 0;
-  for (const JournalConfirm& p : journal_confirms_) waiting |= p.state == JournalConfirm::kWaiting;
-  return waiting;
+  return commit_journal_seq_ != 0 || confirms_wait_for_seq_ > c.last_seq;
 }
 
 // ---- confirm / tx ----

@@ -183,6 +183,7 @@ class Channel : public broker::DeliverySink, public broker::JournalWaiter {
   uint64_t publish_seq_ = 0;
   uint64_t confirmed_ = 0;
   std::deque<JournalConfirm> journal_confirms_;
+  uint64_t confirms_wait_for_seq_ = 0;  // highest journal seq a waiting confirm needs
   uint64_t commit_journal_seq_ = 0;  // tx.commit-ok waits for this seq to be durable
 
   std::string last_queue_;

@@ -344,6 +344,12 @@ BASIC_NACK = (60, 120)
 def publish_pipelined(port, queue, bodies):
     """Publishes every body (persistent) before reading a single confirm, as fast clients do,
     then reads confirms until the last publish is settled. Returns [(kind, tag, multiple)]."""
+    return publish_mixed(port, [(queue, body, 2) for body in bodies])
+
+
+def publish_mixed(port, items):
+    """Like publish_pipelined for (routing key, body, delivery mode) items on the default
+    exchange."""
     client = rawamqp.RawClient("127.0.0.1", port, timeout=30)
     try:
         client.handshake()
@@ -351,17 +357,17 @@ def publish_pipelined(port, queue, bodies):
         client.send_method(1, CONFIRM_SELECT, rawamqp.bits(False))
         client.read_method(CONFIRM_SELECT_OK)
         out = []
-        for body in bodies:
+        for queue, body, mode in items:
             out.append(rawamqp.method_frame(
                 1, rawamqp.BASIC_PUBLISH, struct.pack(">H", 0) + rawamqp.shortstr("")
                 + rawamqp.shortstr(queue) + rawamqp.bits(False, False)))
-            # Property flags 0x1000: delivery-mode only, value 2 (persistent).
+            # Property flags 0x1000: delivery-mode only.
             out.append(rawamqp.content_header_frame(1, len(body), flags=0x1000,
-                                                    props=b"\x02"))
+                                                    props=bytes([mode])))
             out.append(rawamqp.body_frame(1, body))
         client.send(b"".join(out))
         confirms = []
-        while not confirms or confirms[-1][1] < len(bodies):
+        while not confirms or confirms[-1][1] < len(items):
             frm = client.read_method()
             assert frm.class_method in (rawamqp.BASIC_ACK, BASIC_NACK), frm
             kind = "ack" if frm.class_method == rawamqp.BASIC_ACK else "nack"
@@ -369,6 +375,42 @@ def publish_pipelined(port, queue, bodies):
         return confirms
     finally:
         client.close_socket()
+
+
+def assert_confirms_cover(confirms, count):
+    """Tags only go up, a single (non-multiple) confirm settles exactly the next tag, and the
+    last one is `count`: every publish is confirmed exactly once."""
+    previous = 0
+    for _, tag, multiple in confirms:
+        assert tag > previous and (multiple or tag == previous + 1), confirms[:50]
+        previous = tag
+    assert previous == count
+
+
+def test_mixed_transient_persistent_unroutable_confirms_cover_every_tag(restartable_broker):
+    """On one channel, persistent publishes (wait for the disk), transient ones and unroutable
+    ones interleave: every tag is acked exactly once and in order, and what was routed is
+    there (the persistent part even after kill -9)."""
+    b = restartable_broker.start()
+    conn, ch = open_channel(b)
+    ch.queue_declare("mixed.q", durable=True)
+    conn.close()
+    items = []
+    for i in range(3000):
+        kind = i % 3
+        if kind == 0:
+            items.append(("mixed.q", b"p%04d" % i, 2))
+        elif kind == 1:
+            items.append(("mixed.q", b"t%04d" % i, 1))
+        else:
+            items.append(("no-such-queue", b"u%04d" % i, 2))
+    confirms = publish_mixed(b.port, items)
+    assert all(kind == "ack" for kind, _, _ in confirms)
+    assert_confirms_cover(confirms, len(items))
+    assert queue_depth(b, "mixed.q") == 2000
+    b = restartable_broker.restart(kill=True)
+    assert [body for _, body in bodies_in(b, "mixed.q")] == \
+        [body for q, body, mode in items if q == "mixed.q" and mode == 2]
 
 
 def test_many_pipelined_confirms_all_acked_and_all_recovered(restartable_broker):
@@ -380,12 +422,7 @@ def test_many_pipelined_confirms_all_acked_and_all_recovered(restartable_broker)
     bodies = [b"c%05d" % i for i in range(count)]
     confirms = publish_pipelined(b.port, "confirm.q", bodies)
     assert all(kind == "ack" for kind, _, _ in confirms)
-    # Tags only go up; a single (non-multiple) ack settles exactly the next tag.
-    previous = 0
-    for _, tag, multiple in confirms:
-        assert tag > previous and (multiple or tag == previous + 1), confirms[:50]
-        previous = tag
-    assert previous == count
+    assert_confirms_cover(confirms, count)
     b = restartable_broker.restart(kill=True)
     conn, ch = open_channel(b)
     got = amqp_helpers.consume_n(ch, "confirm.q", count, timeout=20, auto_ack=True)
