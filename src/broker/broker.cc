@@ -14,7 +14,8 @@ Broker::Broker(boost::asio::io_context& io, Limits limits, auth::UserStore users
       disk_timer_(io),
       journal_(
           io, [this] { schedule_drain(); },
-          [this](const store::Completion& c) { on_journal_synced(c); }) {
+          [this](const store::Completion& c) { on_journal_synced(c); }),
+      compaction_timer_(io) {
   add_vhost("/");
 }
 
@@ -107,10 +108,36 @@ std::error_code Broker::open_journal(store::MessageStoreOptions options,
   for (auto& [name, vhost] : vhosts_)
     for (auto& [qname, q] : vhost->queues())
       if (q->options().store_id != 0) by_store_id.emplace(q->options().store_id, q.get());
-  return journal_.open(std::move(options), [&](uint64_t id) -> Queue* {
+  std::error_code ec = journal_.open(std::move(options), [&](uint64_t id) -> Queue* {
     auto it = by_store_id.find(id);
     return it == by_store_id.end() ? nullptr : it->second;
   }, report);
+  if (!ec) schedule_compaction();
+  return ec;
+}
+
+void Broker::schedule_compaction() {
+  compaction_timer_.expires_after(std::chrono::seconds(2));
+  compaction_timer_.async_wait([this](boost::system::error_code ec) {
+    if (ec || !journal_.is_open()) return;
+    compact_journal();
+    schedule_compaction();
+  });
+}
+
+void Broker::compact_journal() {
+  std::vector<uint32_t> sparse = journal_.sparse_segments();
+  if (sparse.empty()) return;
+  // Bounded per pass, so a big compaction is spread over several turns of 2 s.
+  constexpr uint64_t kMaxBytesPerPass = uint64_t{64} << 20;
+  uint64_t copied = 0;
+  for (auto& [name, vhost] : vhosts_)
+    for (auto& [qname, q] : vhost->queues())
+      if (copied < kMaxBytesPerPass) copied += q->relocate_from(sparse, kMaxBytesPerPass - copied);
+  if (copied > 0)
+    spdlog::info("message store: compaction copied {} bytes of live messages out of {} sparse "
+                 "segment(s) ({}..{})",
+                 copied, sparse.size(), sparse.front(), sparse.back());
 }
 
 void Broker::close_journal() {

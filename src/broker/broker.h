@@ -139,6 +139,9 @@ class Broker : public DispatchScheduler {
   void update_disk_alarm();
   void notify_alarms_cleared();
   void on_journal_synced(const store::Completion& c);
+  // Every 2 s: copies live messages out of sparse journal segments so those can be deleted.
+  void schedule_compaction();
+  void compact_journal();
 
   boost::asio::io_context& io_;
   Limits limits_;
@@ -160,6 +163,7 @@ class Broker : public DispatchScheduler {
   uint64_t disk_checked_at_ = 0;  // journal bytes_appended() at the last check
   uint64_t last_connection_id_ = 0;
   MessageJournal journal_;
+  boost::asio::steady_timer compaction_timer_;
   std::vector<JournalWaiter*> journal_waiters_;  // null entries: removed while notifying
   bool notifying_waiters_ = false;
   bool journal_backlogged_ = false;

@@ -165,6 +165,26 @@ MessageJournal::Appended MessageJournal::append(uint64_t queue_id, uint64_t msg_
   return out;
 }
 
+MessageJournal::Appended MessageJournal::relocate(uint64_t queue_id, uint64_t msg_id,
+                                                  const Message& m) {
+  Appended out;
+  if (!is_open()) {
+    out.error = store::make_error_code(store::StoreErrc::kNotOpen);
+    return out;
+  }
+  scratch_ = encode_header(m);
+  std::string_view parts[] = {scratch_, m.packed()};
+  auto a = store_->relocate(queue_id, msg_id, parts);
+  if (!a) {
+    out.error = a.error;
+    return out;
+  }
+  out.pos = a.pos;
+  out.seq = a.seq;
+  mark_dirty();
+  return out;
+}
+
 void MessageJournal::remove(uint64_t queue_id, uint64_t msg_id, const store::Position& pos) {
   if (!is_open()) return;
   if (std::error_code ec = store_->append_ack(queue_id, msg_id, pos)) {

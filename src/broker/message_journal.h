@@ -72,6 +72,24 @@ class MessageJournal {
   // q wrote records: it gets journal_synced() for each sync report until none is pending.
   void watch_syncs(Ref<Queue> q) { sync_watchers_.push_back(std::move(q)); }
 
+  // Compaction (see MessageStore::relocate): sealed segments under half live, a copy of one
+  // message, and retiring the old or the new copy once the copy's fate is known.
+  std::vector<uint32_t> sparse_segments() const {
+    return is_open() ? store_->sparse_segments() : std::vector<uint32_t>{};
+  }
+  Appended relocate(uint64_t queue_id, uint64_t msg_id, const Message& m);
+  // Both may leave a segment with nothing live: the end-of-turn flush deletes it.
+  void finish_relocation(const store::Position& old_pos, const store::Position& new_pos) {
+    if (!is_open()) return;
+    store_->finish_relocation(old_pos, new_pos);
+    mark_dirty();
+  }
+  void abandon_relocation(const store::Position& new_pos) {
+    if (!is_open()) return;
+    store_->abandon_relocation(new_pos);
+    mark_dirty();
+  }
+
   // Reads a paged-out message back; null on error (logged).
   MessageRef read(const store::Position& pos);
 

@@ -95,6 +95,10 @@ void Queue::journal_synced(const store::Completion& c) {
   while (!unsynced_.empty() && unsynced_.front().journal_seq <= c.last_seq) {
     UnsyncedRecord r = unsynced_.front();
     unsynced_.pop_front();
+    if (r.relocation) {
+      settle_relocation(r, !c.error);
+      continue;
+    }
     // ready_ is in seq order; the message may have been delivered meanwhile (then a failed
     // record is forgotten when the consumer acks it).
     auto it = std::lower_bound(ready_.begin(), ready_.end(), r.msg_seq,
@@ -120,6 +124,44 @@ void Queue::journal_synced(const store::Completion& c) {
       ready_.erase(it);
     }
   }
+}
+
+void Queue::settle_relocation(const UnsyncedRecord& r, bool synced) {
+  auto it = std::lower_bound(ready_.begin(), ready_.end(), r.msg_seq,
+                             [](const QueuedMessage& e, uint64_t s) { return e.seq < s; });
+  bool here = it != ready_.end() && it->seq == r.msg_seq && it->pos == r.old_pos;
+  if (here) it->relocating = false;
+  if (synced && here) {
+    it->pos = r.new_pos;
+    journal_->finish_relocation(r.old_pos, r.new_pos);
+  } else {
+    // Failed, or the message left (it is acked through the position it was delivered with).
+    journal_->abandon_relocation(r.new_pos);
+  }
+}
+
+uint64_t Queue::relocate_from(const std::vector<uint32_t>& segments, uint64_t max_bytes) {
+  if (journal_ == nullptr || segments.empty()) return 0;
+  uint64_t written = 0;
+  for (QueuedMessage& m : ready_) {
+    if (written >= max_bytes) break;
+    if (!m.journaled() || m.relocating ||
+        !std::binary_search(segments.begin(), segments.end(), m.pos.segment))
+      continue;
+    MessageRef body = m.msg ? m.msg : journal_->read(m.pos);
+    if (!body) continue;  // unreadable: leave it where it is
+    auto a = journal_->relocate(journal_id(m), m.seq, *body);
+    if (a.error) break;
+    if (unsynced_.empty()) journal_->watch_syncs(QueueRef(this));
+    UnsyncedRecord r{a.seq, m.seq};
+    r.relocation = true;
+    r.old_pos = m.pos;
+    r.new_pos = a.pos;
+    unsynced_.push_back(r);
+    m.relocating = true;
+    written += a.pos.size;
+  }
+  return written;
 }
 
 void Queue::account_added(const QueuedMessage& m) {
@@ -192,8 +234,7 @@ bool Queue::restore(uint64_t msg_id, const store::Position& pos, std::string_vie
 }
 
 void Queue::discard(const QueuedMessage& m) {
-  if (m.journaled() && journal_ != nullptr)
-    journal_->remove(m.paged_transient ? page_id_ : options_.store_id, m.seq, m.pos);
+  if (m.journaled() && journal_ != nullptr) journal_->remove(journal_id(m), m.seq, m.pos);
 }
 
 void Queue::requeue(std::vector<QueuedMessage> messages) {
@@ -206,6 +247,7 @@ void Queue::requeue(std::vector<QueuedMessage> messages) {
             [](const QueuedMessage& a, const QueuedMessage& b) { return a.seq < b.seq; });
   for (auto& m : messages) {
     m.redelivered = true;
+    m.relocating = false;  // a copy still in flight is settled by its position
     account_added(m);
   }
   if (ready_.empty() || messages.back().seq < ready_.front().seq) {
@@ -238,6 +280,8 @@ size_t Queue::purge() {
   ready_bytes_ = 0;
   ram_bytes_ = 0;
   ram_messages_ = 0;
+  for (const UnsyncedRecord& r : unsynced_)
+    if (r.relocation && journal_ != nullptr) journal_->abandon_relocation(r.new_pos);
   unsynced_.clear();
   release_publishers_if_drained();
   return n;

@@ -31,6 +31,7 @@ struct QueuedMessage {
   store::Position pos;
   bool redelivered = false;
   bool paged_transient = false;
+  bool relocating = false;  // a compaction copy of its record is being written
   bool journaled() const { return pos.size != 0; }
 };
 
@@ -151,6 +152,10 @@ class Queue {
   // leave RAM, and persistent messages whose write failed are dropped (their publish is nacked).
   void journal_synced(const store::Completion& c);
   bool has_unsynced_records() const { return !unsynced_.empty(); }
+  // Compaction: copies the ready messages whose records are in `segments` (sorted) forward in
+  // the journal, up to about max_bytes; each switches to its copy once that is synced. Returns
+  // the bytes written.
+  uint64_t relocate_from(const std::vector<uint32_t>& segments, uint64_t max_bytes);
   // A message left this queue for good (acked, dropped): forget it in the journal too.
   void discard(const QueuedMessage& m);
   // Puts messages back at their original positions (by seq), flagged redelivered.
@@ -197,8 +202,14 @@ class Queue {
   struct UnsyncedRecord {
     uint64_t journal_seq;
     uint64_t msg_seq;
-    bool page_out;  // drop the body from RAM once synced
+    bool page_out = false;  // drop the body from RAM once synced
+    bool relocation = false;  // a compaction copy: switch to new_pos once synced
+    store::Position old_pos, new_pos;
   };
+  void settle_relocation(const UnsyncedRecord& r, bool synced);
+  uint64_t journal_id(const QueuedMessage& m) const {
+    return m.paged_transient ? page_id_ : options_.store_id;
+  }
   std::deque<UnsyncedRecord> unsynced_;
   std::deque<QueuedMessage> ready_;
   uint64_t ready_bytes_ = 0;

@@ -18,6 +18,7 @@ std::string RecoveryReport::summary() const {
       "{:.3f} s, {} segments deleted, next seq {}",
       segments, records, messages, acks_applied, orphan_acks, bytes_scanned / 1e6, seconds,
       segments_deleted, next_seq);
+  if (relocations > 0) s += fmt::format(", {} compaction copies", relocations);
   if (bytes_dropped > 0) s += fmt::format("; DROPPED {} bytes of damaged tail", bytes_dropped);
   return s;
 }
@@ -113,7 +114,7 @@ MessageStore::Appended MessageStore::append_message(uint64_t queue_id, uint64_t 
   }
   maybe_roll(message_record_size(body));
   auto a = writer_->append_message(queue_id, msg_id, parts, body);
-  segments_.on_message(a.pos.segment);
+  segments_.on_message(a.pos.segment, a.pos.size);
   out.pos = a.pos;
   out.seq = a.seq;
   return out;
@@ -123,9 +124,30 @@ std::error_code MessageStore::append_ack(uint64_t queue_id, uint64_t msg_id, con
   if (!open_) return StoreErrc::kNotOpen;
   maybe_roll(kAckRecordSize);
   auto a = writer_->append_ack(queue_id, msg_id);
-  segments_.on_ack(a.pos.segment, pos.segment);
+  segments_.on_ack(a.pos.segment, pos.segment, pos.size);
   acks_in_flight_.push_back(AckRecord{a.seq, queue_id, msg_id, pos.segment});
   return {};
+}
+
+MessageStore::Appended MessageStore::relocate(uint64_t queue_id, uint64_t msg_id,
+                                              std::span<const std::string_view> parts) {
+  // The new copy counts as live at once; the old one stays live until finish_relocation().
+  return append_message(queue_id, msg_id, parts);
+}
+
+void MessageStore::finish_relocation(const Position& old_pos, const Position& new_pos) {
+  if (!open_) return;
+  segments_.on_ack(new_pos.segment, old_pos.segment, old_pos.size);
+}
+
+void MessageStore::abandon_relocation(const Position& new_pos) {
+  if (!open_) return;
+  segments_.on_ack(new_pos.segment, new_pos.segment, new_pos.size);
+}
+
+std::vector<uint32_t> MessageStore::sparse_segments() const {
+  // RabbitMQ's msg_store compacts files under half full; so do we.
+  return segments_.sparse(opts_.segment_size / 2);
 }
 
 void MessageStore::on_completion(const Completion& c) {

@@ -24,7 +24,8 @@
 // exactly the seqs of the failed round, never as success; the store continues in a new segment.
 //
 // Messages: `(queue_id, msg_id)` must be unique among the store's live messages (a msg_id may be
-// reused once the old one is acked: recovery applies an ack only to an earlier message). The body
+// reused once the old one is acked: recovery applies an ack only to an earlier message). The one
+// exception is relocate(): its copy deliberately repeats the key and supersedes the original. The body
 // is opaque -- the caller's parts are concatenated as given, so the caller must make that
 // concatenation self-delimiting (e.g. shortstr exchange, shortstr routing key, longstr properties,
 // body).
@@ -48,10 +49,11 @@
 //   backpressure: stop reading publishers while store.unsynced_bytes() is above a watermark.
 //   shutdown: store.close() (syncs and reports everything; then no more callbacks).
 //
+// Compaction (relocate() below): the broker copies the ready messages of sparse segments forward;
+// a newer MESSAGE record for a live (queue, msg id) supersedes the older one at recovery.
+//
 // Not done yet:
-//  - Compaction: a sealed segment with few live messages is kept whole (so is every newer segment
-//    holding acks for it, see segment_set.h). RabbitMQ compacts msg_store files < 50% live; do the
-//    same by rewriting live records into the active segment and acking the old copies.
+//  - Compaction of messages held unacked by consumers (they keep their segment until acked).
 //  - Sealed-segment summaries: recovery reads every surviving byte (it must deliver every live
 //    body anyway); a footer with counts would let it skip fully-acked regions.
 //  - Skipping the write of a message acked before its batch is written (RabbitMQ "flying").
@@ -118,6 +120,7 @@ struct RecoveryReport {
   uint64_t messages = 0;  // live messages delivered to the RecoverFn
   uint64_t acks_applied = 0;
   uint64_t orphan_acks = 0;  // acks whose message was in an already deleted segment
+  uint64_t relocations = 0;  // compaction copies that superseded an older record
   uint64_t bytes_scanned = 0;
   uint64_t bytes_dropped = 0;     // sum over `damaged`
   uint32_t segments_deleted = 0;  // fully acked segments removed right after recovery
@@ -169,6 +172,18 @@ class MessageStore {
   // acked, dropped, expired, purged, or its publish failed. Never waits for a sync of its own: a
   // lost ack only means a redelivery after a crash.
   std::error_code append_ack(uint64_t queue_id, uint64_t msg_id, const Position& pos);
+
+  // Compaction. A sealed segment whose live records use less than half of it is "sparse": its
+  // live messages should be copied forward so the segment can go. relocate() appends a copy
+  // with the same (queue, msg id): a later MESSAGE record for a live key supersedes the earlier
+  // one at recovery. Once its Completion reports the copy durable, the caller switches to the
+  // new position and calls finish_relocation(), which retires the old copy (the new segment then
+  // depends on the old one, as an ack's does). If the copy failed, or the message left its queue
+  // meanwhile (it is acked through its old position), call abandon_relocation() instead.
+  std::vector<uint32_t> sparse_segments() const;
+  Appended relocate(uint64_t queue_id, uint64_t msg_id, std::span<const std::string_view> parts);
+  void finish_relocation(const Position& old_pos, const Position& new_pos);
+  void abandon_relocation(const Position& new_pos);
 
   // Owner thread: give every Completion to the store as well (after hopping to the owner thread).
   // The acks of a failed round are kept and written again by retry_failed_acks(): the message

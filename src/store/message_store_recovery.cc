@@ -150,12 +150,20 @@ std::error_code MessageStore::recover(const RecoverFn& on_message, RecoveryRepor
       if (r.type == RecordType::kMessage) {
         auto idx = static_cast<uint32_t>(entries.size());
         entries.push_back(Entry{id, offset, r.size, 0});
-        index.insert_or_assign(key, idx);
-        segments_.on_message(id);
+        segments_.on_message(id, r.size);
+        auto [it, fresh] = index.try_emplace(key, idx);
+        if (!fresh) {
+          // A compaction copy: the newer record of a live message supersedes the older one.
+          Entry& old = entries[it->second];
+          old.dead = 1;
+          segments_.on_ack(id, old.segment, old.size);
+          it->second = idx;
+          ++rep->relocations;
+        }
       } else if (auto it = index.find(key); it != index.end()) {
         Entry& e = entries[it->second];
         e.dead = 1;
-        segments_.on_ack(id, e.segment);
+        segments_.on_ack(id, e.segment, e.size);
         index.erase(it);
         ++rep->acks_applied;
       } else {

@@ -15,18 +15,23 @@ void SegmentSet::set_active(uint32_t id) {
   maybe_garbage_ = true;  // the previous active segment may be empty already
 }
 
-void SegmentSet::on_message(uint32_t segment) {
+void SegmentSet::on_message(uint32_t segment, uint64_t bytes) {
   if (segment == active_) {
     if (!active_info_) active_info_ = &segs_[active_];
     ++active_info_->live;
+    active_info_->live_bytes += bytes;
     return;
   }
-  if (auto it = segs_.find(segment); it != segs_.end()) ++it->second.live;
+  if (auto it = segs_.find(segment); it != segs_.end()) {
+    ++it->second.live;
+    it->second.live_bytes += bytes;
+  }
 }
 
-void SegmentSet::on_ack(uint32_t ack_segment, uint32_t msg_segment) {
+void SegmentSet::on_ack(uint32_t ack_segment, uint32_t msg_segment, uint64_t bytes) {
   auto it = segs_.find(msg_segment);
   if (it == segs_.end() || it->second.live == 0) return;  // already gone: nothing to keep alive
+  it->second.live_bytes -= std::min(it->second.live_bytes, bytes);
   if (--it->second.live == 0 && msg_segment != active_) maybe_garbage_ = true;
   add_ack_target(ack_segment, msg_segment);
 }
@@ -57,6 +62,19 @@ void SegmentSet::collect(std::vector<uint32_t>* out) {
     out->push_back(id);
   }
   active_info_ = nullptr;
+}
+
+uint64_t SegmentSet::live_bytes(uint32_t id) const {
+  auto it = segs_.find(id);
+  return it == segs_.end() ? 0 : it->second.live_bytes;
+}
+
+std::vector<uint32_t> SegmentSet::sparse(uint64_t max_live_bytes) const {
+  std::vector<uint32_t> out;
+  for (const auto& [id, info] : segs_)
+    if (id != active_ && info.live > 0 && info.live_bytes < max_live_bytes) out.push_back(id);
+  std::sort(out.begin(), out.end());
+  return out;
 }
 
 uint64_t SegmentSet::live(uint32_t id) const {

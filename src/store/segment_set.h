@@ -10,8 +10,7 @@
 // are gone. Acks only ever point backwards, so these dependencies cannot form a cycle, and one
 // ascending pass settles every cascade.
 //
-// Not done yet (see message_store.h): compaction. A segment with one long-lived message (an idle
-// queue) is kept whole, and so is every later segment that acks into it.
+// live_bytes() per segment lets the broker find sparse segments to compact (message_store.h).
 #pragma once
 
 #include <boost/unordered/unordered_flat_map.hpp>
@@ -28,9 +27,12 @@ class SegmentSet {
   void set_active(uint32_t id);
   uint32_t active() const { return active_; }
 
-  void on_message(uint32_t segment);
-  // An ACK record written into `ack_segment` for a message stored in `msg_segment`.
-  void on_ack(uint32_t ack_segment, uint32_t msg_segment);
+  // bytes: the record's size, for live_bytes() (compaction's measure of a segment's use).
+  void on_message(uint32_t segment, uint64_t bytes = 0);
+  // An ACK record written into `ack_segment` for a message stored in `msg_segment`. Also what a
+  // relocation does to the old copy: the new copy's segment then keeps the old one's records
+  // dead the way an ack does.
+  void on_ack(uint32_t ack_segment, uint32_t msg_segment, uint64_t bytes = 0);
   // An ACK record written again (its first write failed): only the dependency, no count change.
   void add_ack_target(uint32_t ack_segment, uint32_t msg_segment);
 
@@ -40,6 +42,10 @@ class SegmentSet {
 
   bool contains(uint32_t id) const { return segs_.contains(id); }
   uint64_t live(uint32_t id) const;
+  uint64_t live_bytes(uint32_t id) const;
+  // Sealed segments with live messages whose live records use less than max_live_bytes:
+  // candidates for compaction, oldest first.
+  std::vector<uint32_t> sparse(uint64_t max_live_bytes) const;
   size_t size() const { return segs_.size(); }
   // Every existing segment id, ascending (for stats and tests).
   std::vector<uint32_t> ids() const;
@@ -47,6 +53,7 @@ class SegmentSet {
  private:
   struct Info {
     uint64_t live = 0;
+    uint64_t live_bytes = 0;
     std::vector<uint32_t> ack_targets;  // older segments this one holds acks for
   };
   boost::unordered_flat_map<uint32_t, Info> segs_;

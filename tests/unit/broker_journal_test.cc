@@ -1,5 +1,6 @@
 // The broker's use of the message journal: which messages a queue writes, what an ack or purge
 // records, recovery into queues, and paging bodies out past the RAM budget.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <boost/asio/executor_work_guard.hpp>
@@ -38,6 +39,9 @@ class BrokerJournalTest : public ::testing::Test {
   // A journal over dir_ and one durable queue (store id 7) restored from it.
   struct Instance {
     boost::asio::io_context io;
+    // Keeps run_one_for() waiting for reports the sync thread posts (without it the io_context
+    // stops for good the first time it runs out of work).
+    boost::asio::executor_work_guard<boost::asio::io_context::executor_type> guard{io.get_executor()};
     std::vector<store::Completion> completions;
     int dirty = 0;
     MessageJournal journal{io, [this] { ++dirty; },
@@ -46,7 +50,7 @@ class BrokerJournalTest : public ::testing::Test {
     QueueRef queue;
     store::RecoveryReport report;
   };
-  std::unique_ptr<Instance> open() {
+  std::unique_ptr<Instance> open(uint32_t segment_size = 0) {
     auto in = std::make_unique<Instance>();
     Queue::Options o;
     o.durable = true;
@@ -55,17 +59,16 @@ class BrokerJournalTest : public ::testing::Test {
     in->queue->set_journal(&in->journal);
     store::MessageStoreOptions opts;
     opts.dir = dir_;
+    if (segment_size != 0) opts.segment_size = segment_size;
     Instance* raw = in.get();
     EXPECT_FALSE(in->journal.open(opts, [raw](uint64_t id) -> Queue* {
       return id == 7 ? raw->queue.get() : nullptr;
     }, &in->report));
     return in;
   }
-  // Runs the io_context until the journal reported seq as synced (reports are posted to it from
-  // the sync thread; the work guard keeps run_one() waiting for them).
+  // Runs the io_context until the journal reported seq as synced.
   static void wait_synced(Instance& in, uint64_t seq) {
     in.journal.flush();
-    auto guard = boost::asio::make_work_guard(in.io);
     while (in.completions.empty() || in.completions.back().last_seq < seq)
       in.io.run_one_for(std::chrono::seconds(10));
   }
@@ -172,6 +175,52 @@ TEST_F(BrokerJournalTest, DamagedMarksFileMeansEverythingRedelivered) {
   auto in = open();
   EXPECT_TRUE(in->queue->pop().redelivered);
   EXPECT_FALSE(std::filesystem::exists(marks));
+}
+
+TEST_F(BrokerJournalTest, CompactionMovesReadyMessagesAndFreesSparseSegments) {
+  const uint32_t kSegment = 4096;
+  std::vector<std::string> kept;
+  {
+    auto in = open(kSegment);
+    // A second durable queue whose messages are all consumed interleaves with ours, so every
+    // segment ends up holding one live message of ours: sparse.
+    Queue::Options o;
+    o.durable = true;
+    o.store_id = 8;
+    QueueRef busy = Queue::create("/", "busy", o, &in->scheduler);
+    busy->set_journal(&in->journal);
+    uint64_t last = 0;
+    for (int i = 0; i < 40; ++i) {
+      std::string body = "keep-" + std::to_string(i);
+      kept.push_back(body);
+      last = in->queue->enqueue(persistent(body + std::string(100, '.'))).journal_seq;
+      for (int j = 0; j < 4; ++j) busy->enqueue(persistent(std::string(150, 'b')));
+    }
+    while (busy->message_count() > 0) busy->discard(busy->pop());
+    in->journal.flush();
+    wait_synced(*in, last);
+    std::vector<uint32_t> sparse = in->journal.sparse_segments();
+    ASSERT_GE(sparse.size(), 5u);
+
+    uint64_t copied = in->queue->relocate_from(sparse, uint64_t{1} << 30);
+    EXPECT_GT(copied, 0u);
+    EXPECT_EQ(in->queue->relocate_from(sparse, uint64_t{1} << 30), 0u) << "already in flight";
+    in->journal.flush();
+    size_t before = in->completions.size();
+    while (in->completions.size() == before) in->io.run_one_for(std::chrono::seconds(10));
+    in->journal.flush();  // deletes what the relocations emptied
+    auto marker = in->queue->enqueue(persistent("marker"));
+    wait_synced(*in, marker.journal_seq);
+    for (uint32_t seg : sparse)
+      EXPECT_FALSE(std::filesystem::exists(dir_ + "/msgs/" + fmt::format("{:010}.seg", seg))) << seg;
+    in->journal.close();
+  }
+  auto in = open(kSegment);
+  EXPECT_EQ(in->report.relocations, 0u) << "the old copies' segments are gone";
+  ASSERT_EQ(in->queue->message_count(), kept.size() + 1);
+  for (const std::string& body : kept)
+    EXPECT_EQ(in->queue->pop().msg->body().substr(0, body.size()), body);
+  EXPECT_EQ(in->queue->pop().msg->body(), "marker");
 }
 
 TEST_F(BrokerJournalTest, PurgeRecordsAcks) {

@@ -424,6 +424,87 @@ TEST_F(StoreMessageStoreTest, RolloverAndGcDeleteFullyAckedSegmentsButNeverTheAc
   EXPECT_EQ(got_[0].body, "x");
 }
 
+TEST_F(StoreMessageStoreTest, RelocationMovesALiveMessageOutOfASparseSegment) {
+  // Segment A: messages 0..6 of queue 1; all but message 3 are acked, so A is sparse.
+  std::string body(500, 'x');
+  auto s = open(options(4096));
+  std::vector<MessageStore::Appended> a;
+  for (uint64_t m = 0; m < 7; ++m) a.push_back(s->append_message(1, m, {body + std::to_string(m)}));
+  uint32_t seg_a = a.front().pos.segment;
+  ASSERT_EQ(a.back().pos.segment, seg_a);
+  for (uint64_t m = 0; m < 7; ++m)
+    if (m != 3) s->append_ack(1, m, a[m].pos);
+  auto filler = s->append_message(2, 1, {body});  // rolls past A
+  s->flush();
+  tracker_.wait_for(filler.seq);
+  EXPECT_EQ(s->sparse_segments(), std::vector<uint32_t>{seg_a});
+
+  // Copy message 3 forward; once the copy is synced, retire the old one: A can go.
+  std::string body3 = body + "3";
+  std::string_view parts[] = {body3};
+  auto copy = s->relocate(1, 3, parts);
+  ASSERT_FALSE(copy.error);
+  EXPECT_NE(copy.pos.segment, seg_a);
+  s->flush();
+  EXPECT_FALSE(tracker_.wait_for(copy.seq).error);
+  s->finish_relocation(a[3].pos, copy.pos);
+  auto last = s->append_message(2, 2, {"y"});
+  s->flush();
+  tracker_.wait_for(last.seq);
+  auto ids = s->segments();
+  EXPECT_EQ(std::count(ids.begin(), ids.end(), seg_a), 0) << "the sparse segment is deleted";
+  std::string read;
+  EXPECT_FALSE(s->read(copy.pos, &read));
+  EXPECT_EQ(read, body + "3");
+  s.reset();
+
+  s = open(options(4096));
+  std::vector<std::pair<uint64_t, uint64_t>> keys;
+  for (auto& g : got_) keys.emplace_back(g.queue_id, g.msg_id);
+  EXPECT_EQ(keys, (std::vector<std::pair<uint64_t, uint64_t>>{{2, 1}, {1, 3}, {2, 2}}));
+}
+
+TEST_F(StoreMessageStoreTest, RelocatedCopyAndOriginalNeverBothComeBack) {
+  std::string body(100, 'r');
+  {
+    // Killed after the copy was written but before finish_relocation: the copy supersedes.
+    auto s = open();
+    auto m = s->append_message(1, 7, {body});
+    std::string_view parts[] = {body};
+    auto copy = s->relocate(1, 7, parts);
+    s->flush();
+    tracker_.wait_for(copy.seq);
+  }
+  {
+    auto s = open();
+    ASSERT_EQ(got_.size(), 1u);
+    EXPECT_EQ(report_.relocations, 1u);
+    EXPECT_EQ(got_[0].msg_id, 7u);
+    // Acked (by key) after the restart: gone for good, whichever copy it was.
+    s->append_ack(1, 7, got_[0].pos);
+    s->flush();
+    tracker_.wait_for(s->next_seq() - 1);
+  }
+  auto s = open();
+  EXPECT_TRUE(got_.empty());
+}
+
+TEST_F(StoreMessageStoreTest, AbandonedRelocationOfAnAckedMessageLeavesNothing) {
+  std::string body(100, 'z');
+  auto s = open(options(4096));
+  auto m = s->append_message(1, 1, {body});
+  std::string_view parts[] = {body};
+  auto copy = s->relocate(1, 1, parts);
+  s->append_ack(1, 1, m.pos);  // delivered and acked through its old position meanwhile
+  s->flush();
+  tracker_.wait_for(s->next_seq() - 1);
+  s->abandon_relocation(copy.pos);
+  EXPECT_EQ(s->live_messages(copy.pos.segment), 0u);
+  s.reset();
+  s = open(options(4096));
+  EXPECT_TRUE(got_.empty());
+}
+
 TEST_F(StoreMessageStoreTest, SegmentHoldingAcksOutlivesTheSegmentItAcksInto) {
   // 2 records of 1833 bytes per 4 KiB segment; acks (33 bytes) fit in the gaps.
   std::string body(1800, 'b');
