@@ -129,7 +129,7 @@ void Broker::compact_journal() {
   std::vector<uint32_t> sparse = journal_.sparse_segments();
   if (sparse.empty()) return;
   // Bounded per pass, so a big compaction is spread over several turns of 2 s.
-  constexpr uint64_t kMaxBytesPerPass = uint64_t{64} << 20;
+  constexpr uint64_t kMaxBytesPerPass = uint64_t{32} << 20;
   uint64_t copied = 0;
   for (auto& [name, vhost] : vhosts_)
     for (auto& [qname, q] : vhost->queues())
