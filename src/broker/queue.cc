@@ -233,8 +233,8 @@ bool Queue::restore(uint64_t msg_id, const store::Position& pos, std::string_vie
   return true;
 }
 
-void Queue::discard(const QueuedMessage& m) {
-  if (m.journaled() && journal_ != nullptr) journal_->remove(journal_id(m), m.seq, m.pos);
+void Queue::forget_in_journal(const QueuedMessage& m) {
+  if (journal_ != nullptr) journal_->remove(journal_id(m), m.seq, m.pos);
 }
 
 void Queue::requeue(std::vector<QueuedMessage> messages) {

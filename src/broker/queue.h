@@ -157,7 +157,9 @@ class Queue {
   // the bytes written.
   uint64_t relocate_from(const std::vector<uint32_t>& segments, uint64_t max_bytes);
   // A message left this queue for good (acked, dropped): forget it in the journal too.
-  void discard(const QueuedMessage& m);
+  void discard(const QueuedMessage& m) {
+    if (m.journaled()) forget_in_journal(m);  // inline: most messages were never journaled
+  }
   // Puts messages back at their original positions (by seq), flagged redelivered.
   void requeue(std::vector<QueuedMessage> messages);
   // Takes the head message for basic.get; empty msg when the queue is empty.
@@ -207,6 +209,7 @@ class Queue {
     store::Position old_pos, new_pos;
   };
   void settle_relocation(const UnsyncedRecord& r, bool synced);
+  void forget_in_journal(const QueuedMessage& m);
   uint64_t journal_id(const QueuedMessage& m) const {
     return m.paged_transient ? page_id_ : options_.store_id;
   }
