@@ -5,6 +5,9 @@
 // queue's store id and the queue's own sequence number as msg id, and one ACK record when that
 // message leaves the queue for good (acked, dropped, purged, queue deleted). A requeue writes
 // nothing: the record keeps its position and its msg id, which is also its place in the queue.
+// Two more kinds of MESSAGE record: a transient message paged out of a full queue (under a
+// next_page_id() queue id, which recovery does not know and drops), and a compaction copy
+// (relocate(), same ids as the original, which it supersedes).
 //
 // Record body: u8 exchange length | u8 routing key length | u32 properties length | exchange |
 // routing key | raw content-header properties | body. The last four are stored back to back in a
