@@ -53,21 +53,7 @@ for s in $BENCH_SCENARIOS; do
   scenario_args "$s" >/dev/null || { log "unknown scenario '$s'"; exit 2; }
 done
 
-WORK=$(mktemp -d /tmp/warren-bench.XXXXXX)
-chmod 755 "$WORK"
-RESULTS="$WORK/results.tsv"
-: >"$RESULTS"
-cleanup() {
-  stop_warren
-  stop_rabbitmq
-  if [ "${BENCH_KEEP:-0}" = 1 ]; then
-    log "work directory kept: $WORK"
-  else
-    rm -rf "$WORK"
-  fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+make_workdir warren-bench results.tsv
 
 # run_perf broker scenario run -> appends a line to $RESULTS
 run_perf() {

@@ -60,22 +60,7 @@ for b in $BENCH_BROKERS; do
 done
 $PY -c 'import pika' 2>/dev/null || { log "$PY lacks pika (apt-get install python3-pika)"; exit 2; }
 
-WORK=$(mktemp -d /tmp/warren-durability.XXXXXX)
-chmod 755 "$WORK"
-RESULTS="$WORK/results.jsonl"
-: >"$RESULTS"
-
-cleanup() {
-  stop_warren
-  stop_rabbitmq
-  if [ "${BENCH_KEEP:-0}" = 1 ]; then
-    log "work directory kept: $WORK"
-  else
-    rm -rf "$WORK"
-  fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+make_workdir warren-durability results.jsonl
 
 # ---- small helpers ----
 

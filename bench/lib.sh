@@ -20,6 +20,27 @@ STOP_FORCED=0
 
 log() { echo "[bench] $*" >&2; }
 
+# make_workdir PREFIX RESULTS_NAME: creates WORK and an empty RESULTS file in it, and stops both
+# brokers and removes WORK on exit (kept with BENCH_KEEP=1), Ctrl-C and SIGTERM included.
+make_workdir() {
+  WORK=$(mktemp -d "/tmp/$1.XXXXXX")
+  chmod 755 "$WORK"
+  RESULTS="$WORK/$2"
+  : >"$RESULTS"
+  trap cleanup_workdir EXIT
+  trap 'exit 130' INT TERM
+}
+
+cleanup_workdir() {
+  stop_warren
+  stop_rabbitmq
+  if [ "${BENCH_KEEP:-0}" = 1 ]; then
+    log "work directory kept: $WORK"
+  else
+    rm -rf "$WORK"
+  fi
+}
+
 free_port() {
   $PY -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }

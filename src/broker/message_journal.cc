@@ -147,26 +147,16 @@ void MessageJournal::close(const std::vector<store::DeliveryMark>* marks) {
 
 MessageJournal::Appended MessageJournal::append(uint64_t queue_id, uint64_t msg_id,
                                                 const Message& m) {
-  Appended out;
-  if (!is_open()) {
-    out.error = store::make_error_code(store::StoreErrc::kNotOpen);
-    return out;
-  }
-  scratch_ = encode_header(m);
-  auto a = store_->append_message(queue_id, msg_id, {std::string_view(scratch_), m.packed()});
-  if (!a) {
-    out.error = a.error;
-    return out;
-  }
-  out.pos = a.pos;
-  out.seq = a.seq;
-  bytes_appended_ += a.pos.size;
-  mark_dirty();
-  return out;
+  return write(queue_id, msg_id, m, /*relocation=*/false);
 }
 
 MessageJournal::Appended MessageJournal::relocate(uint64_t queue_id, uint64_t msg_id,
                                                   const Message& m) {
+  return write(queue_id, msg_id, m, /*relocation=*/true);
+}
+
+MessageJournal::Appended MessageJournal::write(uint64_t queue_id, uint64_t msg_id,
+                                               const Message& m, bool relocation) {
   Appended out;
   if (!is_open()) {
     out.error = store::make_error_code(store::StoreErrc::kNotOpen);
@@ -174,13 +164,15 @@ MessageJournal::Appended MessageJournal::relocate(uint64_t queue_id, uint64_t ms
   }
   scratch_ = encode_header(m);
   std::string_view parts[] = {scratch_, m.packed()};
-  auto a = store_->relocate(queue_id, msg_id, parts);
+  auto a = relocation ? store_->relocate(queue_id, msg_id, parts)
+                      : store_->append_message(queue_id, msg_id, parts);
   if (!a) {
     out.error = a.error;
     return out;
   }
   out.pos = a.pos;
   out.seq = a.seq;
+  bytes_appended_ += a.pos.size;
   mark_dirty();
   return out;
 }

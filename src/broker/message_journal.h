@@ -99,7 +99,7 @@ class MessageJournal {
   // End of an event-loop turn: hands the turn's records to the sync thread.
   void flush();
   uint64_t unsynced_bytes() const { return store_ ? store_->unsynced_bytes() : 0; }
-  // Bytes of message records appended since open (for the disk alarm's checks).
+  // Bytes of message records written since open, copies included (for the disk alarm's checks).
   uint64_t bytes_appended() const { return bytes_appended_; }
 
   // Record body <-> Message.
@@ -114,6 +114,8 @@ class MessageJournal {
   // Shared with the sync thread's completion function: false once close() starts, so a
   // completion that is still queued on the io_context after shutdown is dropped.
   std::shared_ptr<bool> alive_;
+  // append() and relocate(): one MESSAGE record from the message's two parts.
+  Appended write(uint64_t queue_id, uint64_t msg_id, const Message& m, bool relocation);
   void synced(const store::Completion& c);
   void mark_dirty();
   // Acks lost to a failed write are written again a second later (the disk may still be full).
