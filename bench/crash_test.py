@@ -15,13 +15,9 @@ Needs python3-pika (use /usr/bin/python3). Exit status 0 when every round passed
 
 import argparse
 import os
-import re
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 import traceback
 
@@ -29,56 +25,36 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 
 import crash_helpers  # noqa: E402
-
-LISTEN_RE = re.compile(r"AMQP listening on 127\.0\.0\.1:(\d+)")
+import warren_process  # noqa: E402
 
 
 class Server(object):
-    """A warren-server on a fixed data directory that can be killed and started again."""
+    """A warren-server (started through warren_process, the tests' launcher) on a fixed data
+    directory that can be killed and started again; its output is appended to log_path."""
 
     def __init__(self, binary, data_dir, extra_args, log_path):
         self.binary, self.data_dir, self.extra_args = binary, data_dir, list(extra_args)
-        self.log = open(log_path, "a")
-        self.process = None
+        self.log_path = log_path
+        self.current = None
 
-    def start(self, timeout=15.0):
-        cmd = [self.binary, "--amqp-port", "0", "--bind", "127.0.0.1", "--management-port", "0",
-               "--data-dir", self.data_dir] + self.extra_args
-        self.process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                        stdin=subprocess.DEVNULL)
-        port = {}
-        found = threading.Event()
-
-        def pump(process):
-            # Keeps reading for the process's whole life so a full pipe never blocks the broker.
-            for raw in iter(process.stdout.readline, b""):
-                line = raw.decode("utf-8", "replace")
-                self.log.write(line)
-                self.log.flush()
-                match = LISTEN_RE.search(line)
-                if match and not found.is_set():
-                    port["port"] = int(match.group(1))
-                    found.set()
-
-        threading.Thread(target=pump, args=(self.process,), daemon=True).start()
-        if not found.wait(timeout):
-            self.kill()
-            raise RuntimeError("warren-server did not start within %.0f s (see %s)"
-                               % (timeout, self.log.name))
-        return port["port"]
+    def start(self):
+        """Starts the server (StartupError after warren_process.STARTUP_TIMEOUT s); returns its
+        AMQP port."""
+        self.current = warren_process.start(self.extra_args, data_dir=self.data_dir,
+                                            binary=self.binary, log_path=self.log_path)
+        return self.current.port
 
     def kill(self):
-        if self.process and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(10)
+        if self.current is not None:
+            self.current.kill()
 
     def stop(self):
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        """SIGTERM (SIGKILL after warren_process.STOP_TIMEOUT s); returns None when it exited
+        cleanly (or was killed on purpose), else what went wrong."""
+        if self.current is None:
+            return None
+        self.current.stop()
+        return self.current.exit_problem()
 
 
 def main():
@@ -86,7 +62,7 @@ def main():
     ap.add_argument("--rounds", type=int, default=50)
     ap.add_argument("--publishers", type=int, default=3)
     ap.add_argument("--seed", type=int, default=None, help="random seed (default: time based)")
-    ap.add_argument("--server", default=os.path.join(ROOT, "build", "warren-server"))
+    ap.add_argument("--server", default=warren_process.server_binary())
     ap.add_argument("--segment-size", type=int, default=None,
                     help="passed to the server; small values exercise segment rolls and GC")
     ap.add_argument("--min-load", type=float, default=0.2, help="shortest load before a kill (s)")
@@ -120,7 +96,10 @@ def main():
         traceback.print_exc()
         failed = True
     finally:
-        server.stop()
+        problem = server.stop()
+        if problem:
+            print("warren-server %s when stopped with SIGTERM at the end" % problem, flush=True)
+            failed = True
     rounds = tester.rounds if tester else []
     print("\nsummary: %d rounds (%d failed), %d confirmed ids, %d nacked, %d acked before a "
           "crash, %d recovered, lost=%d, duplicates=%d, %.1f s, seed %d"

@@ -71,6 +71,9 @@ build() {
 
 # warren_launch DATA_DIR LOG_FILE [AMQP_PORT]: starts warren-server in the background (port 0 =
 # any free port) and sets WARREN_PID. Does not wait for it to listen.
+# This stays shell, apart from tests/integration/warren_process.py (the launcher the tests and
+# the Python bench scripts share): these scripts drive Warren and RabbitMQ alike as background
+# jobs in process groups of their own, with log files, and time the stops themselves.
 warren_launch() {
   mkdir -p "$1"
   # In a session of its own (setsid in a background job does not fork, so $! is the server and
@@ -81,10 +84,11 @@ warren_launch() {
 }
 
 # warren_wait_listening LOG_FILE: sets PORT from the "AMQP listening on" line, or returns
-# non-zero (after printing the log and stopping the server) when Warren does not come up.
+# non-zero (after printing the log and stopping the server) when Warren does not come up within
+# 30 s (warren_process.STARTUP_TIMEOUT: a busy machine, a journal to recover).
 warren_wait_listening() {
   PORT=""
-  for _ in $(seq 1 100); do
+  for _ in $(seq 1 300); do
     PORT=$(grep -o 'AMQP listening on 127\.0\.0\.1:[0-9]*' "$1" 2>/dev/null | tail -1 |
       grep -o '[0-9]*$' || true)
     [ -n "$PORT" ] && return 0

@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # Installs every Debian package Warren needs to build, test and benchmark, if any is missing.
+# The integration tests run amqp-tools (test_amqp_tools.py), mount/umount (a tmpfs for the
+# disk-full tests, as root) and ip (iproute2: network namespaces); under CI=true a test that
+# would skip for want of one of them fails instead.
 set -euo pipefail
 PKGS=(
   build-essential cmake ninja-build pkg-config
   libboost1.81-all-dev libspdlog-dev libfmt-dev libcli11-dev libssl-dev libsqlite3-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   amqp-specs python3 python3-pika python3-pytest amqp-tools librabbitmq-dev
+  mount iproute2
 )
 if [ "${WARREN_WITH_RABBITMQ:-0}" = 1 ]; then PKGS+=(rabbitmq-server); fi
 missing=()

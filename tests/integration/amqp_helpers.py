@@ -90,14 +90,15 @@ def collect(connection, timeout):
 
 
 def queue_depth(channel, queue):
+    """Ready messages in `queue` (a passive queue.declare; durable or not, it does not matter)."""
     return channel.queue_declare(queue, passive=True).method.message_count
 
 
-def publish_bodies(channel, exchange, routing_key, body_list, **prop_kwargs):
-    for body in body_list:
-        channel.basic_publish(exchange, routing_key, body,
-                              pika.BasicProperties(**prop_kwargs)
-                              if prop_kwargs else None)
+def settle(channel):
+    """A synchronous round trip on `channel` that changes nothing (a passive declare of
+    amq.direct). The broker handles a channel's frames in order, so when it returns every
+    earlier publish, ack, nack or reject on this channel has been processed and routed."""
+    channel.exchange_declare("amq.direct", passive=True)
 
 
 class Collector(object):

@@ -576,56 +576,13 @@ def broker_ok(broker):
 
 
 # ---------------------------------------------------------------------------
-# A private broker with resource limits (conftest.start_warren cannot pass
-# them), registered with conftest so that failing tests show its log.
+# A private broker with resource limits, registered with conftest so that failing tests show
+# its log; stop it with conftest.stop_broker(b), which checks that it exits cleanly.
 
 
 def start_limited_warren(address_space=None, nofile=None, extra_args=()):
-    import resource
-    import subprocess
-    import tempfile
-    import threading
     import conftest
-    binary = conftest._server_binary()
-    data_dir = tempfile.mkdtemp(prefix="warren-it-data-")
-    cmd = [binary, "--amqp-port", "0", "--bind", "127.0.0.1",
-           "--management-port", "0", "--data-dir", data_dir] + list(
-               extra_args)
-
-    def limit():
-        if address_space is not None:
-            resource.setrlimit(resource.RLIMIT_AS,
-                               (address_space, address_space))
-        if nofile is not None:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
-
-    process = subprocess.Popen(cmd, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT,
-                               stdin=subprocess.DEVNULL, preexec_fn=limit)
-    log = []
-    found = {}
-    ready = threading.Event()
-
-    def pump():
-        for line in iter(process.stdout.readline, b""):
-            text = line.decode("utf-8", "replace")
-            log.append(text)
-            match = conftest.LISTEN_RE.search(text)
-            if match and not ready.is_set():
-                found["port"] = int(match.group(1))
-                ready.set()
-        process.stdout.close()
-
-    threading.Thread(target=pump, daemon=True).start()
-    if not ready.wait(conftest.STARTUP_TIMEOUT):
-        conftest.stop_process(process)
-        raise AssertionError("limited warren-server did not start: %s"
-                             % "".join(log))
-    b = conftest.Broker("127.0.0.1", found["port"], external=False,
-                        process=process, log=log)
-    b.data_dir = data_dir
-    conftest._current_brokers.append(b)
-    return b
+    return conftest.start_warren(extra_args, address_space=address_space, nofile=nofile)
 
 
 def cpu_seconds(pid):
