@@ -184,6 +184,8 @@ void Broker::on_journal_synced(const store::Completion& c) {
   std::erase(journal_waiters_, nullptr);
   if (journal_backlogged_ && journal_.unsynced_bytes() < kJournalLowWater) {
     journal_backlogged_ = false;
+    spdlog::info("message store: {} bytes wait for the disk; resuming publishers",
+                 journal_.unsynced_bytes());
     std::vector<std::shared_ptr<ClientConnection>> all;
     for (auto& [key, conn] : connections_) all.push_back(conn);
     for (auto& conn : all) conn->reading_may_resume();
@@ -225,8 +227,8 @@ void Broker::drain() {
     update_disk_alarm();
   if (!journal_backlogged_ && journal_.unsynced_bytes() > kJournalHighWater) {
     journal_backlogged_ = true;
-    spdlog::debug("message store: {} bytes wait for the disk; pausing publishers",
-                  journal_.unsynced_bytes());
+    spdlog::info("message store: {} bytes wait for the disk; pausing publishers",
+                 journal_.unsynced_bytes());
   }
   flushing_.swap(dirty_flushers_);
   for (auto& f : flushing_) {

@@ -5,6 +5,8 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include <chrono>
+#include <cstdlib>
+#include <memory>
 #include <functional>
 #include <spdlog/spdlog.h>
 
@@ -13,6 +15,7 @@
 #include "server/config.h"
 #include "server/data_dir.h"
 #include "store/metadata_store.h"
+#include "store/sync_gate_io.h"
 
 int main(int argc, char** argv) {
   using namespace warren;
@@ -40,6 +43,15 @@ int main(int argc, char** argv) {
     return 1;
   }
 
+  // Test hook (tests/integration/test_sync_promises.py): hold every journal fdatasync while the
+  // named file exists. Never set in production; the warning makes a stray setting visible.
+  // Declared before the broker, whose journal uses it until the broker is destroyed.
+  std::unique_ptr<store::SyncGateIo> sync_gate;
+  if (const char* gate = std::getenv("WARREN_TEST_SYNC_GATE"); gate != nullptr && *gate != 0) {
+    spdlog::warn("test hook WARREN_TEST_SYNC_GATE is set: journal syncs wait while {} exists",
+                 gate);
+    sync_gate = std::make_unique<store::SyncGateIo>(gate);
+  }
   boost::asio::io_context io(1);  // one thread, no internal locking
   auth::UserStore users;
   users.add_user(config->default_user, config->default_pass, {"administrator"});
@@ -48,6 +60,7 @@ int main(int argc, char** argv) {
   store::MessageStoreOptions journal_options;
   journal_options.dir = config->data_dir;
   if (config->segment_size != 0) journal_options.segment_size = config->segment_size;
+  if (sync_gate) journal_options.io = sync_gate.get();
   if (std::error_code ec = broker.open_journal(journal_options, nullptr)) {
     spdlog::critical("cannot open the message store in {}: {}", config->data_dir, ec.message());
     return 1;
