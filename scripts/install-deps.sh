@@ -8,7 +8,7 @@ PKGS=(
   build-essential cmake ninja-build pkg-config
   libboost1.81-all-dev libspdlog-dev libfmt-dev libcli11-dev libssl-dev libsqlite3-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  amqp-specs python3 python3-pika python3-pytest amqp-tools librabbitmq-dev
+  amqp-specs python3 python3-pika python3-amqp python3-pytest amqp-tools librabbitmq-dev
   mount iproute2
 )
 if [ "${WARREN_WITH_RABBITMQ:-0}" = 1 ]; then PKGS+=(rabbitmq-server); fi
