@@ -126,12 +126,12 @@ def test_tune_proposes_rabbitmq_defaults(raw_client):
     assert c.read_tune() == (2047, 131072, 60)
 
 
-def test_pika_negotiates_lower_client_values(connect):
+def test_pika_works_with_lower_client_tune_values(connect):
+    """pika asks for frame_max 8192, channel_max 10, heartbeat 7 (what pika then uses is its own
+    choice, so it is not asserted; the raw tests below observe the broker honouring such
+    values). The connection works, including a body that must be split into 8 KiB frames in
+    both directions."""
     conn = connect(frame_max=8192, channel_max=10, heartbeat=7)
-    p = conn._impl.params
-    assert (p.frame_max, p.channel_max, p.heartbeat) == (8192, 10, 7)
-    # the connection works with these values, including a large body that
-    # must be split into 8 KiB frames in both directions
     ch = conn.channel()
     q = ch.queue_declare("", exclusive=True).method.queue
     body = bytes(range(256)) * 400  # 102400 bytes
@@ -171,10 +171,12 @@ def test_broker_sends_heartbeats_at_negotiated_rate(raw_client):
     frames (RabbitMQ sends them every half interval)."""
     c = raw_client()
     c.handshake(heartbeat=1)
-    start = time.monotonic()
+    # A generous bound, but far below the 60 s default: heartbeats at the default rate (the
+    # negotiation ignored) would not arrive within it.
+    deadline = time.monotonic() + 20
     heartbeats = 0
-    while time.monotonic() - start < 2.6:
-        frm = c.read_frame(timeout=2.0, skip_heartbeats=False)
+    while time.monotonic() < deadline:
+        frm = c.read_frame(timeout=max(0.01, deadline - time.monotonic()), skip_heartbeats=False)
         if frm.type == rawamqp.FRAME_HEARTBEAT:
             assert frm.channel == 0
             heartbeats += 1
