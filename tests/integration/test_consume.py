@@ -8,11 +8,18 @@ import pika.exceptions
 import pytest
 
 import rawamqp
-from amqp_helpers import Collector, collect, queue_depth, wait_until
+from amqp_helpers import Collector, queue_depth, settle, wait_until
+
+DEADLINE = 30  # seconds to wait for something that must happen
 
 
-def settle(channel):
-    channel.basic_qos(prefetch_count=0)
+def dispatch_returns(channel):
+    """Hand every basic.return that the broker sent before now to the
+    channel's return callbacks: a round trip (the broker sends a publish's
+    return before it answers a later method on the channel), then the
+    callbacks pika queued meanwhile."""
+    settle(channel)
+    channel.connection.process_data_events(time_limit=0)
 
 
 def test_mandatory_unroutable_is_returned_312(channel, uname):
@@ -29,8 +36,9 @@ def test_mandatory_unroutable_is_returned_312(channel, uname):
     channel.basic_publish(x, "unroutable", b"come back", props,
                           mandatory=True)
     channel.basic_publish(x, "routable", b"stays", mandatory=True)
-    assert wait_until(lambda: returned, connection=channel.connection)
-    collect(channel.connection, 0.1)
+    assert wait_until(lambda: returned, connection=channel.connection,
+                      timeout=DEADLINE)
+    dispatch_returns(channel)  # a return of b"stays" would be there now
     assert len(returned) == 1
     method, rprops, body = returned[0]
     assert method.reply_code == 312
@@ -51,7 +59,8 @@ def test_mandatory_to_default_exchange_missing_queue_is_returned(channel,
         lambda ch, method, props, body: returned.append((method, body)))
     missing = uname("no-such-queue")
     channel.basic_publish("", missing, b"x", mandatory=True)
-    assert wait_until(lambda: returned, connection=channel.connection)
+    assert wait_until(lambda: returned, connection=channel.connection,
+                      timeout=DEADLINE)
     method, body = returned[0]
     assert (method.reply_code, method.reply_text) == (312, "NO_ROUTE")
     assert method.exchange == ""
@@ -60,11 +69,16 @@ def test_mandatory_to_default_exchange_missing_queue_is_returned(channel,
 
 def test_non_mandatory_unroutable_is_dropped_silently(channel, uname):
     returned = []
-    channel.add_on_return_callback(lambda *a: returned.append(a))
+    channel.add_on_return_callback(
+        lambda ch, method, props, body: returned.append(body))
     channel.basic_publish("amq.direct", uname("nobody"), b"x")
-    settle(channel)
-    collect(channel.connection, 0.1)
-    assert returned == []
+    # Positive control: the same message, mandatory, comes back; returns
+    # arrive in publish order, so a return of b"x" would be ahead of it.
+    channel.basic_publish("amq.direct", uname("nobody"), b"control",
+                          mandatory=True)
+    assert wait_until(lambda: returned, connection=channel.connection,
+                      timeout=DEADLINE)
+    assert returned == [b"control"]
     assert channel.is_open
 
 
@@ -89,9 +103,12 @@ def test_confirm_mode_publish_to_missing_exchange_closes_channel(
         connection, uname):
     ch = connection.channel()
     ch.confirm_delivery()
+    missing = uname("missing")
     with pytest.raises(pika.exceptions.ChannelClosedByBroker) as info:
-        ch.basic_publish(uname("missing"), "k", b"x")
+        ch.basic_publish(missing, "k", b"x")
     assert info.value.reply_code == 404
+    assert info.value.reply_text == (
+        "NOT_FOUND - no exchange '%s' in vhost '/'" % missing)
 
 
 def test_server_generated_consumer_tag_raw(raw_client):
@@ -130,7 +147,7 @@ def test_delivery_fields(channel, uname):
     channel.basic_publish(x, "a.c.d", b"2")
     channel.basic_publish("", q, b"3")
     assert wait_until(lambda: len(collector) == 3,
-                      connection=channel.connection)
+                      connection=channel.connection, timeout=DEADLINE)
     methods = [m for m, _, _ in collector.messages]
     assert [m.consumer_tag for m in methods] == ["my-tag"] * 3
     assert [m.delivery_tag for m in methods] == [1, 2, 3]
@@ -146,12 +163,13 @@ def test_basic_cancel_stops_delivery(channel):
     tag = channel.basic_consume(q, collector)
     channel.basic_publish("", q, b"before")
     assert wait_until(lambda: len(collector) == 1,
-                      connection=channel.connection)
+                      connection=channel.connection, timeout=DEADLINE)
     channel.basic_cancel(tag)
     channel.basic_publish("", q, b"after")
-    collect(channel.connection, 0.2)
+    settle(channel)  # a delivery of b"after" would be ahead of this reply
+    channel.connection.process_data_events(time_limit=0)
     assert collector.bodies == [b"before"]
-    assert queue_depth(channel, q) == 1
+    assert queue_depth(channel, q) == 1  # b"after" is there, ready
     ok = channel.queue_declare(q, passive=True)
     assert ok.method.consumer_count == 0
 
@@ -178,7 +196,7 @@ def test_broker_cancels_consumer_when_queue_deleted(connect, uname):
     tag = ch.basic_consume(q, lambda *a: None)
     other = connect().channel()
     other.queue_delete(q)
-    assert wait_until(lambda: cancelled, connection=conn)
+    assert wait_until(lambda: cancelled, connection=conn, timeout=DEADLINE)
     assert cancelled[0].method.consumer_tag == tag
     assert ch.is_open
     # channel keeps working after the cancel
@@ -223,7 +241,8 @@ def test_basic_get_and_get_empty(channel):
     assert channel.basic_get(q) == (None, None, None)
 
 
-def test_basic_get_with_ack_and_delivery_tags(channel):
+def test_basic_get_with_ack_and_delivery_tags(connection):
+    channel = connection.channel()
     q = channel.queue_declare("", exclusive=True).method.queue
     for i in range(3):
         channel.basic_publish("", q, b"m%d" % i)
@@ -232,10 +251,16 @@ def test_basic_get_with_ack_and_delivery_tags(channel):
         method, _, _ = channel.basic_get(q)
         tags.append(method.delivery_tag)
     assert tags == [1, 2, 3]
-    assert queue_depth(channel, q) == 0
-    channel.basic_ack(3, multiple=True)
+    assert queue_depth(channel, q) == 0  # all three unacked
+    channel.basic_ack(2, multiple=True)  # acks 1 and 2, not 3
     settle(channel)
     assert channel.is_open
+    # Closing the channel requeues what is still unacked: only m2.
+    channel.close()
+    other = connection.channel()
+    assert wait_until(lambda: queue_depth(other, q) == 1, timeout=DEADLINE)
+    method, _, body = other.basic_get(q, auto_ack=True)
+    assert (body, method.redelivered) == (b"m2", True)
 
 
 def test_no_ack_consumer_removes_messages(connect):
@@ -244,14 +269,25 @@ def test_no_ack_consumer_removes_messages(connect):
     q = ch.queue_declare("", exclusive=True).method.queue
     for i in range(5):
         ch.basic_publish("", q, b"%d" % i)
+    expected = [b"%d" % i for i in range(5)]
+    # Control: a consumer that acks nothing gets them too, and closing its
+    # channel requeues them (the check below would see that).
+    ack_ch = conn.channel()
+    unacked = Collector()
+    ack_ch.basic_consume(q, unacked)
+    assert wait_until(lambda: len(unacked) == 5, connection=conn,
+                      timeout=DEADLINE)
+    assert unacked.bodies == expected
+    ack_ch.close()
+    assert wait_until(lambda: queue_depth(ch, q) == 5, timeout=DEADLINE)
     cons_ch = conn.channel()
     collector = Collector()
     cons_ch.basic_consume(q, collector, auto_ack=True)
-    assert wait_until(lambda: len(collector) == 5, connection=conn)
+    assert wait_until(lambda: len(collector) == 5, connection=conn,
+                      timeout=DEADLINE)
     cons_ch.close()  # nothing to requeue: auto-ack
-    collect(conn, 0.1)
     assert queue_depth(ch, q) == 0
-    assert collector.bodies == [b"%d" % i for i in range(5)]
+    assert collector.bodies == expected
 
 
 def test_consumer_on_several_queues_one_channel(channel):
@@ -265,7 +301,7 @@ def test_consumer_on_several_queues_one_channel(channel):
         channel.basic_publish("", q1, b"q1-%d" % i)
         channel.basic_publish("", q2, b"q2-%d" % i)
     assert wait_until(lambda: len(c1) == 3 and len(c2) == 3,
-                      connection=channel.connection)
+                      connection=channel.connection, timeout=DEADLINE)
     assert c1.bodies == [b"q1-0", b"q1-1", b"q1-2"]
     assert c2.bodies == [b"q2-0", b"q2-1", b"q2-2"]
     # delivery tags are shared by the channel: 1..6 overall
@@ -283,7 +319,7 @@ def test_consumer_receives_backlog_then_live_messages(channel):
     for i in range(3):
         channel.basic_publish("", q, b"new-%d" % i)
     assert wait_until(lambda: len(collector) == 6,
-                      connection=channel.connection)
+                      connection=channel.connection, timeout=DEADLINE)
     assert collector.bodies == [b"old-0", b"old-1", b"old-2",
                                 b"new-0", b"new-1", b"new-2"]
 
@@ -294,13 +330,18 @@ def test_consume_generator_style(channel):
     for i in range(3):
         channel.basic_publish("", q, b"%d" % i)
     got = []
-    start = time.monotonic()
+    idle_after_all = False
+    deadline = time.monotonic() + DEADLINE
     for method, props, body in channel.consume(q, inactivity_timeout=0.3):
-        if method is None:
-            break
+        if method is None:  # 0.3 s without a delivery
+            if len(got) == 3:
+                idle_after_all = True
+                break
+            assert time.monotonic() < deadline, got
+            continue
         got.append(body)
         channel.basic_ack(method.delivery_tag)
     requeued = channel.cancel()
     assert requeued == 0
     assert got == [b"0", b"1", b"2"]
-    assert time.monotonic() - start < 5
+    assert idle_after_all

@@ -16,6 +16,7 @@ import rawamqp
 from amqp_helpers import expect_channel_closed
 
 NOOP = lambda *args: None  # noqa: E731
+DEADLINE = 30  # seconds to wait for something that must happen
 
 
 def check_closed(exc, code, name, *fragments):
@@ -301,18 +302,29 @@ def test_ack_of_auto_acked_delivery_is_406(connection):
 
 
 def test_delivery_tags_are_per_channel(connection):
-    """A tag delivered on one channel is unknown on another."""
+    """A tag delivered on one channel is unknown on another, and the failed
+    ack there does not ack the first channel's delivery."""
     ch1 = connection.channel()
     q = ch1.queue_declare("", exclusive=True).method.queue
-    ch1.basic_publish("", q, b"m")
-    method, _, _ = ch1.basic_get(q)
-    assert method.delivery_tag == 1
+    ch1.basic_publish("", q, b"m1")
+    ch1.basic_publish("", q, b"m2")
+    assert amqp_helpers.wait_until(
+        lambda: amqp_helpers.queue_depth(ch1, q) == 2, timeout=DEADLINE)
+    tags = [ch1.basic_get(q)[0].delivery_tag for _ in range(2)]
+    assert tags == [1, 2]
     fails(connection, 406, "PRECONDITION_FAILED",
           lambda ch: ch.basic_ack(1), "unknown delivery tag 1")
     ch1.basic_ack(1)
-    ch1.basic_qos(prefetch_count=0)  # sync round trip: ack was accepted
+    amqp_helpers.settle(ch1)  # the ack was accepted
     assert ch1.is_open
-    assert amqp_helpers.queue_depth(ch1, q) == 0
+    # Closing ch1 requeues what it has not acked: m2 (the control), not m1.
+    ch1.close()
+    ch = connection.channel()
+    assert amqp_helpers.wait_until(
+        lambda: amqp_helpers.queue_depth(ch, q) == 1, timeout=DEADLINE)
+    method, _, body = ch.basic_get(q, auto_ack=True)
+    assert (body, method.redelivered) == (b"m2", True)
+    assert ch.basic_get(q) == (None, None, None)
 
 
 def test_queue_delete_if_unused_with_consumer_is_406(connection, uname):
@@ -332,18 +344,22 @@ def test_queue_delete_if_empty_with_messages_is_406(connection, uname):
     setup.queue_declare(q, exclusive=True)
     setup.basic_publish("", q, b"not empty")
     assert amqp_helpers.wait_until(
-        lambda: amqp_helpers.queue_depth(setup, q) == 1)
+        lambda: amqp_helpers.queue_depth(setup, q) == 1, timeout=DEADLINE)
     fails(connection, 406, "PRECONDITION_FAILED",
           lambda ch: ch.queue_delete(q, if_empty=True), q, "not empty")
     assert amqp_helpers.queue_depth(setup, q) == 1
 
 
-def test_queue_delete_if_unused_and_if_empty_succeed_when_true(channel,
+def test_queue_delete_if_unused_and_if_empty_succeed_when_true(connection,
                                                              uname):
+    channel = connection.channel()
     q = uname("q")
     channel.queue_declare(q)
     ok = channel.queue_delete(q, if_unused=True, if_empty=True)
     assert ok.method.message_count == 0
+    fails(connection, 404, "NOT_FOUND",
+          lambda ch: ch.queue_declare(q, passive=True),
+          "no queue '%s' in vhost '/'" % q)
 
 
 def test_exchange_delete_if_unused_with_bindings_is_406(connection, uname):
@@ -374,7 +390,13 @@ def test_user_id_other_than_authenticated_user_is_406(connection, uname):
                                       pika.BasicProperties(user_id="bob")),
           "user_id property set to 'bob' but authenticated user was "
           "'guest'")
-    assert amqp_helpers.queue_depth(setup, q) == 0
+    # Control: the right user_id is accepted and routed. It is published
+    # after the refused message was handled (its channel is closed), so the
+    # refused one would be ahead of it in the queue.
+    setup.basic_publish("", q, b"ok", pika.BasicProperties(user_id="guest"))
+    assert amqp_helpers.wait_until(
+        lambda: amqp_helpers.queue_depth(setup, q) >= 1, timeout=DEADLINE)
+    assert amqp_helpers.bodies(amqp_helpers.get_all(setup, q)) == [b"ok"]
 
 
 # -- 405 RESOURCE_LOCKED --------------------------------------------------
@@ -413,10 +435,10 @@ def test_other_connection_may_publish_to_exclusive_queue(connect, uname):
     other = connect()
     ch = other.channel()
     ch.basic_publish("", q, b"for the owner")
-    ch.basic_qos(prefetch_count=0)  # round trip: publish was accepted
+    amqp_helpers.settle(ch)  # round trip: publish was accepted
     assert ch.is_open
     assert amqp_helpers.wait_until(
-        lambda: amqp_helpers.queue_depth(och, q) == 1)
+        lambda: amqp_helpers.queue_depth(och, q) == 1, timeout=DEADLINE)
     method, _, body = och.basic_get(q, auto_ack=True)
     assert body == b"for the owner"
 

@@ -5,19 +5,20 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
 
 #include "amqp/field_table.h"
 #include "broker/headers_matcher.h"
+#include "matching_cases.h"
 
 namespace warren::broker {
 namespace {
 
 using amqp::ByteArray;
-using amqp::Decimal;
-using amqp::FieldArray;
 using amqp::FieldTable;
 using amqp::FieldValue;
-using amqp::Timestamp;
 using amqp::Void;
 
 FieldTable T(std::initializer_list<std::pair<std::string, FieldValue>> entries) {
@@ -34,152 +35,76 @@ HeadersPattern Parse(const FieldTable& args) {
   return p;
 }
 
-bool Match(const FieldTable& args, const FieldTable& headers) { return Parse(args).matches(headers); }
-
-TEST(HeadersMatcherTest, DefaultIsAll) {
-  FieldTable args = T({{"format", "pdf"}, {"type", "report"}});
-  EXPECT_TRUE(Match(args, T({{"format", "pdf"}, {"type", "report"}})));
-  EXPECT_TRUE(Match(args, T({{"type", "report"}, {"format", "pdf"}, {"extra", int32_t(1)}})));
-  EXPECT_FALSE(Match(args, T({{"format", "pdf"}})));
-  EXPECT_FALSE(Match(args, T({{"format", "pdf"}, {"type", "log"}})));
-  EXPECT_FALSE(Match(args, T({})));
+// Every case of the table shared with the integration tests (tests/data/headers_cases.json:
+// all/any/all-with-x/any-with-x, x- keys, void values, numbers across widths and float/int,
+// strings vs byte arrays, composite values, ...).
+TEST(HeadersMatcherTest, SharedCaseTable) {
+  std::vector<testdata::HeadersCase> cases;
+  ASSERT_NO_THROW(cases = testdata::LoadHeadersCases());
+  ASSERT_FALSE(cases.empty()) << "no cases in " << testdata::DataDir();
+  for (const auto& c : cases) {
+    HeadersPattern p = Parse(c.binding);
+    EXPECT_FALSE(c.match.empty() && c.no_match.empty()) << c.name;
+    for (size_t i = 0; i < c.match.size(); ++i)
+      EXPECT_TRUE(p.matches(c.match[i])) << c.name << ": match[" << i << "] "
+                                         << amqp::to_string(c.match[i]);
+    for (size_t i = 0; i < c.no_match.size(); ++i)
+      EXPECT_FALSE(p.matches(c.no_match[i])) << c.name << ": no_match[" << i << "] "
+                                             << amqp::to_string(c.no_match[i]);
+  }
 }
 
-TEST(HeadersMatcherTest, ExplicitAll) {
-  FieldTable args = T({{"x-match", "all"}, {"format", "pdf"}, {"type", "report"}});
-  EXPECT_TRUE(Match(args, T({{"format", "pdf"}, {"type", "report"}})));
-  EXPECT_FALSE(Match(args, T({{"format", "pdf"}, {"type", "log"}})));
-  EXPECT_FALSE(Match(args, T({{"type", "report"}})));
+const testdata::HeadersCase* FindCase(const std::vector<testdata::HeadersCase>& cases,
+                                      const std::string& name) {
+  for (const auto& c : cases)
+    if (c.name == name) return &c;
+  ADD_FAILURE() << "no case '" << name << "' in headers_cases.json";
+  return nullptr;
 }
 
-TEST(HeadersMatcherTest, Any) {
-  FieldTable args = T({{"x-match", "any"}, {"format", "pdf"}, {"type", "report"}});
-  EXPECT_TRUE(Match(args, T({{"format", "pdf"}})));
-  EXPECT_TRUE(Match(args, T({{"type", "report"}})));
-  EXPECT_TRUE(Match(args, T({{"format", "zip"}, {"type", "report"}})));
-  EXPECT_TRUE(Match(args, T({{"format", "pdf"}, {"type", "report"}})));
-  EXPECT_FALSE(Match(args, T({{"format", "zip"}, {"type", "log"}})));
-  EXPECT_FALSE(Match(args, T({{"other", "pdf"}})));
-  EXPECT_FALSE(Match(args, T({})));
+char Tag(const FieldTable& t, const std::string& key) {
+  const FieldValue* v = t.find(key);
+  EXPECT_NE(v, nullptr) << key << " in " << amqp::to_string(t);
+  return v ? v->tag() : '?';
 }
 
-TEST(HeadersMatcherTest, EmptyBindingArguments) {
-  // all with nothing to compare matches everything; any matches nothing.
-  EXPECT_TRUE(Match(T({}), T({})));
-  EXPECT_TRUE(Match(T({}), T({{"a", int32_t(1)}})));
-  EXPECT_TRUE(Match(T({{"x-match", "all"}}), T({})));
-  EXPECT_TRUE(Match(T({{"x-match", "all"}}), T({{"a", int32_t(1)}})));
-  EXPECT_FALSE(Match(T({{"x-match", "any"}}), T({})));
-  EXPECT_FALSE(Match(T({{"x-match", "any"}}), T({{"a", int32_t(1)}})));
-  EXPECT_TRUE(Match(T({{"x-match", "all-with-x"}}), T({{"a", int32_t(1)}})));
-  EXPECT_FALSE(Match(T({{"x-match", "any-with-x"}}), T({{"a", int32_t(1)}})));
-}
-
-TEST(HeadersMatcherTest, XKeysAreIgnoredInAllAndAny) {
-  // Binding-side x- keys are not compared.
-  FieldTable all = T({{"x-match", "all"}, {"x-foo", "bar"}, {"a", int32_t(1)}});
-  EXPECT_TRUE(Match(all, T({{"a", int32_t(1)}})));
-  EXPECT_TRUE(Match(all, T({{"a", int32_t(1)}, {"x-foo", "other"}})));
-  FieldTable only_x = T({{"x-foo", "bar"}});
-  EXPECT_TRUE(Match(only_x, T({})));  // all, nothing left to compare
-  FieldTable any = T({{"x-match", "any"}, {"x-foo", "bar"}, {"a", int32_t(1)}});
-  EXPECT_FALSE(Match(any, T({{"x-foo", "bar"}})));
-  EXPECT_TRUE(Match(any, T({{"a", int32_t(1)}})));
-  FieldTable any_only_x = T({{"x-match", "any"}, {"x-foo", "bar"}});
-  EXPECT_FALSE(Match(any_only_x, T({{"x-foo", "bar"}})));
-}
-
-TEST(HeadersMatcherTest, XKeysAreComparedInWithXModes) {
-  FieldTable all_x = T({{"x-match", "all-with-x"}, {"x-foo", "bar"}, {"a", int32_t(1)}});
-  EXPECT_TRUE(Match(all_x, T({{"a", int32_t(1)}, {"x-foo", "bar"}})));
-  EXPECT_FALSE(Match(all_x, T({{"a", int32_t(1)}})));
-  EXPECT_FALSE(Match(all_x, T({{"a", int32_t(1)}, {"x-foo", "baz"}})));
-  FieldTable any_x = T({{"x-match", "any-with-x"}, {"x-foo", "bar"}, {"a", int32_t(1)}});
-  EXPECT_TRUE(Match(any_x, T({{"x-foo", "bar"}})));
-  EXPECT_TRUE(Match(any_x, T({{"a", int32_t(1)}})));
-  EXPECT_FALSE(Match(any_x, T({{"x-foo", "baz"}, {"a", int32_t(2)}})));
-  FieldTable any_x_only = T({{"x-match", "any-with-x"}, {"x-foo", "bar"}});
-  EXPECT_TRUE(Match(any_x_only, T({{"x-foo", "bar"}})));
-}
-
-TEST(HeadersMatcherTest, XMatchItselfIsNeverCompared) {
-  // RabbitMQ always drops the binding's x-match, even in the *-with-x modes.
-  EXPECT_TRUE(Match(T({{"x-match", "all-with-x"}, {"a", int32_t(1)}}), T({{"a", int32_t(1)}})));
-  EXPECT_TRUE(Match(T({{"x-match", "all-with-x"}}), T({{"x-match", "other"}})));
-  EXPECT_FALSE(Match(T({{"x-match", "any-with-x"}}), T({{"x-match", "any-with-x"}})));
-}
-
-TEST(HeadersMatcherTest, VoidBindingValueMeansPresence) {
-  FieldTable args = T({{"a", FieldValue(Void{})}});
-  EXPECT_TRUE(Match(args, T({{"a", int32_t(1)}})));
-  EXPECT_TRUE(Match(args, T({{"a", "anything"}})));
-  EXPECT_TRUE(Match(args, T({{"a", FieldValue(Void{})}})));
-  EXPECT_TRUE(Match(args, T({{"a", false}})));
-  EXPECT_FALSE(Match(args, T({{"b", int32_t(1)}})));
-  EXPECT_FALSE(Match(args, T({})));
-  FieldTable any = T({{"x-match", "any"}, {"a", FieldValue(Void{})}, {"b", "v"}});
-  EXPECT_TRUE(Match(any, T({{"a", int32_t(0)}})));
-  EXPECT_TRUE(Match(any, T({{"b", "v"}})));
-  EXPECT_FALSE(Match(any, T({{"b", "w"}})));
-}
-
-TEST(HeadersMatcherTest, VoidHeaderDoesNotEqualAValue) {
-  EXPECT_FALSE(Match(T({{"a", "v"}}), T({{"a", FieldValue(Void{})}})));
-  EXPECT_FALSE(Match(T({{"a", int32_t(0)}}), T({{"a", FieldValue(Void{})}})));
-}
-
-TEST(HeadersMatcherTest, IntegersCompareByValueAcrossWidths) {
-  EXPECT_TRUE(Match(T({{"n", int32_t(1)}}), T({{"n", int64_t(1)}})));   // 'I' vs 'l'
-  EXPECT_TRUE(Match(T({{"n", int64_t(1)}}), T({{"n", int32_t(1)}})));
-  EXPECT_TRUE(Match(T({{"n", int8_t(5)}}), T({{"n", uint16_t(5)}})));   // 'b' vs 'u'
-  EXPECT_TRUE(Match(T({{"n", uint8_t(200)}}), T({{"n", int16_t(200)}})));
-  EXPECT_TRUE(Match(T({{"n", uint32_t(4000000000u)}}), T({{"n", int64_t(4000000000LL)}})));
-  EXPECT_TRUE(Match(T({{"n", int16_t(-3)}}), T({{"n", int64_t(-3)}})));
-  // Same bits, different signedness: different numbers.
-  EXPECT_FALSE(Match(T({{"n", uint8_t(255)}}), T({{"n", int8_t(-1)}})));
-  EXPECT_FALSE(Match(T({{"n", uint32_t(0xFFFFFFFFu)}}), T({{"n", int32_t(-1)}})));
-  EXPECT_FALSE(Match(T({{"n", int32_t(1)}}), T({{"n", int64_t(2)}})));
-}
-
-TEST(HeadersMatcherTest, IntegersAndFloatsCompareByValue) {
-  // Erlang: 1 == 1.0 is true.
-  EXPECT_TRUE(Match(T({{"n", int32_t(2)}}), T({{"n", 2.0}})));
-  EXPECT_TRUE(Match(T({{"n", 2.0}}), T({{"n", int64_t(2)}})));
-  EXPECT_TRUE(Match(T({{"n", 1.5f}}), T({{"n", 1.5}})));
-  EXPECT_FALSE(Match(T({{"n", int32_t(2)}}), T({{"n", 2.5}})));
-  EXPECT_FALSE(Match(T({{"n", 0.1f}}), T({{"n", 0.1}})));  // float 0.1 != double 0.1
-}
-
-TEST(HeadersMatcherTest, NumbersDoNotEqualBooleansOrStrings) {
-  EXPECT_FALSE(Match(T({{"n", int32_t(1)}}), T({{"n", true}})));
-  EXPECT_FALSE(Match(T({{"n", true}}), T({{"n", int32_t(1)}})));
-  EXPECT_FALSE(Match(T({{"n", int32_t(1)}}), T({{"n", "1"}})));
-  EXPECT_TRUE(Match(T({{"b", true}}), T({{"b", true}})));
-  EXPECT_FALSE(Match(T({{"b", true}}), T({{"b", false}})));
-}
-
-TEST(HeadersMatcherTest, StringsAndByteArraysCompareByBytes) {
-  EXPECT_TRUE(Match(T({{"s", "abc"}}), T({{"s", FieldValue(ByteArray{"abc"})}})));
-  EXPECT_TRUE(Match(T({{"s", FieldValue(ByteArray{"abc"})}}), T({{"s", "abc"}})));
-  EXPECT_FALSE(Match(T({{"s", "abc"}}), T({{"s", FieldValue(ByteArray{"abd"})}})));
-  EXPECT_FALSE(Match(T({{"s", "abc"}}), T({{"s", "ABC"}})));
-  EXPECT_FALSE(Match(T({{"s", "abc"}}), T({{"s", "abc "}})));
-  EXPECT_TRUE(Match(T({{"s", std::string("a\0b", 3)}}), T({{"s", std::string("a\0b", 3)}})));
-  EXPECT_FALSE(Match(T({{"s", std::string("a\0b", 3)}}), T({{"s", "a"}})));
-  EXPECT_TRUE(Match(T({{"s", ""}}), T({{"s", ""}})));
-}
-
-TEST(HeadersMatcherTest, CompositeValuesCompareExactly) {
-  FieldTable nested = T({{"k", int32_t(1)}});
-  EXPECT_TRUE(Match(T({{"t", FieldValue(nested)}}), T({{"t", FieldValue(nested)}})));
-  EXPECT_FALSE(Match(T({{"t", FieldValue(nested)}}), T({{"t", FieldValue(T({{"k", int32_t(2)}}))}})));
-  FieldArray arr = {FieldValue(int32_t(1)), FieldValue("x")};
-  EXPECT_TRUE(Match(T({{"a", FieldValue(arr)}}), T({{"a", FieldValue(arr)}})));
-  EXPECT_FALSE(Match(T({{"a", FieldValue(arr)}}), T({{"a", FieldValue(FieldArray{})}})));
-  EXPECT_TRUE(Match(T({{"d", FieldValue(Decimal{2, 100})}}), T({{"d", FieldValue(Decimal{2, 100})}})));
-  EXPECT_FALSE(Match(T({{"d", FieldValue(Decimal{2, 100})}}), T({{"d", FieldValue(Decimal{1, 100})}})));
-  EXPECT_TRUE(Match(T({{"ts", FieldValue(Timestamp{5})}}), T({{"ts", FieldValue(Timestamp{5})}})));
-  EXPECT_FALSE(Match(T({{"ts", FieldValue(Timestamp{5})}}), T({{"ts", FieldValue(Timestamp{6})}})));
+// The table's cases are only as good as its loader: typed values must keep their AMQP types (a
+// loader that turned every number into an int32 would make the width cases prove nothing).
+TEST(HeadersMatcherTest, SharedCaseTableKeepsValueTypes) {
+  std::vector<testdata::HeadersCase> cases;
+  ASSERT_NO_THROW(cases = testdata::LoadHeadersCases());
+  struct Expect {
+    const char* name;
+    const char* key;
+    char binding_tag, header_tag;  // of match[0], else no_match[0]
+  } expects[] = {
+      {"int32-equals-int64", "n", 'I', 'l'},
+      {"int8-equals-uint16", "n", 'b', 'u'},
+      {"uint8-equals-int16", "n", 'B', 's'},
+      {"uint32-equals-int64", "n", 'i', 'l'},
+      {"float-0.1-is-not-double-0.1", "n", 'f', 'd'},
+      {"byte-array-equals-string", "s", 'x', 'S'},
+      {"nested-tables-compare-exactly", "t", 'F', 'F'},
+      {"arrays-compare-exactly", "a", 'A', 'A'},
+      {"decimals-compare-exactly", "d", 'D', 'D'},
+      {"timestamps-compare-exactly", "ts", 'T', 'T'},
+      {"void-binding-value-means-presence", "a", 'V', 'I'},
+      {"booleans", "b", 't', 't'},
+  };
+  for (const auto& e : expects) {
+    const testdata::HeadersCase* c = FindCase(cases, e.name);
+    if (!c) continue;
+    EXPECT_EQ(Tag(c->binding, e.key), e.binding_tag) << e.name;
+    const auto& headers = c->match.empty() ? c->no_match : c->match;
+    ASSERT_FALSE(headers.empty()) << e.name;
+    EXPECT_EQ(Tag(headers[0], e.key), e.header_tag) << e.name;
+  }
+  const testdata::HeadersCase* nul = FindCase(cases, "strings-with-nul-bytes");
+  ASSERT_NE(nul, nullptr);
+  EXPECT_EQ(nul->binding.find("s")->as_string(), std::string_view("a\0b", 3));
+  const testdata::HeadersCase* f = FindCase(cases, "float-0.1-is-not-double-0.1");
+  ASSERT_NE(f, nullptr);
+  EXPECT_EQ(std::get<float>(f->binding.find("n")->v), 0.1f);
 }
 
 TEST(HeadersMatcherTest, HeaderValuesEqualDirectly) {
@@ -224,20 +149,6 @@ TEST(HeadersMatcherTest, ParseResetsAReusedPattern) {
   ASSERT_TRUE(HeadersPattern::parse(T({{"b", int32_t(2)}}), &p, &err));  // all, only b
   EXPECT_FALSE(p.matches(T({{"a", int32_t(1)}})));
   EXPECT_TRUE(p.matches(T({{"b", int32_t(2)}})));
-}
-
-TEST(HeadersMatcherTest, LargerAllAndAny) {
-  FieldTable all = T({{"a", int32_t(1)}, {"b", "two"}, {"c", FieldValue(Void{})}, {"d", 4.0}});
-  FieldTable full = T({{"d", int64_t(4)}, {"c", "z"}, {"b", FieldValue(ByteArray{"two"})},
-                       {"a", uint8_t(1)}, {"e", "extra"}});
-  EXPECT_TRUE(Match(all, full));
-  FieldTable missing_c = T({{"d", int64_t(4)}, {"b", "two"}, {"a", int32_t(1)}});
-  EXPECT_FALSE(Match(all, missing_c));
-  FieldTable any = all;
-  any.entries.insert(any.entries.begin(), {"x-match", FieldValue("any")});
-  EXPECT_TRUE(Match(any, missing_c));
-  EXPECT_TRUE(Match(any, T({{"c", FieldValue(Void{})}})));
-  EXPECT_FALSE(Match(any, T({{"a", int32_t(2)}, {"b", "three"}, {"d", 5.0}})));
 }
 
 }  // namespace
