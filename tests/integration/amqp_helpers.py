@@ -31,8 +31,9 @@ def close_quietly(thing):
         pass
 
 
-def wait_until(predicate, timeout=5.0, interval=0.02, connection=None):
-    """Poll predicate() until it is true; pumps `connection` if given."""
+def wait_until(predicate, timeout=30.0, interval=0.02, connection=None):
+    """Poll predicate() until it is true; pumps `connection` if given. The default deadline is
+    generous on purpose: it only bounds a hang, on a busy 2-core machine."""
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
@@ -130,7 +131,7 @@ def expect_channel_closed(channel, connection, func, *args, **kwargs):
     basic.publish or basic.ack arrive later); fails if none comes."""
     try:
         func(*args, **kwargs)
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + 30  # returns as soon as the close arrives
         while channel.is_open and time.monotonic() < deadline:
             connection.process_data_events(time_limit=0.05)
     except pika.exceptions.ChannelClosedByBroker as exc:
