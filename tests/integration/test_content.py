@@ -39,6 +39,8 @@ PIKA_HEADERS = {
     "empty_array": [],
 }
 
+DEADLINE = 30  # seconds to wait for something that must happen (bounds a hang only)
+
 ALL_PROPERTIES = dict(
     content_type="application/json",
     content_encoding="gzip",
@@ -61,7 +63,7 @@ def roundtrip(channel, body, properties=None):
     q = channel.queue_declare("", exclusive=True).method.queue
     channel.basic_publish("", q, body, properties)
     for method, props, got in channel.consume(q, auto_ack=True,
-                                              inactivity_timeout=10):
+                                              inactivity_timeout=DEADLINE):
         break
     channel.cancel()
     assert method is not None, "message not delivered"
@@ -92,6 +94,7 @@ def test_properties_via_basic_get(channel):
     props = pika.BasicProperties(**ALL_PROPERTIES)
     channel.basic_publish("", q, b"got", props)
     method, got, body = channel.basic_get(q, auto_ack=True)
+    assert method is not None
     assert body == b"got"
     for name, value in ALL_PROPERTIES.items():
         assert getattr(got, name) == value, name
@@ -152,7 +155,7 @@ def test_all_field_types_and_properties_are_forwarded_byte_exact(
     q, _, _ = c.queue_declare(1, "", exclusive=True)
     c.basic_publish(1, "", q, b"body", flags=flags, props=props)
     c.basic_consume(1, q, no_ack=True)
-    deliver, frames, body = c.read_delivery()
+    deliver, frames, body = c.read_delivery(timeout=DEADLINE)
     assert body == b"body"
     sent = struct.pack(">HHQH", 60, 0, 4, flags) + props
     assert deliver["header_payload"] == sent
@@ -186,14 +189,27 @@ def test_empty_body_via_basic_get(channel):
     assert body == b""
 
 
-def test_1mb_body_with_small_frame_max(connect):
-    conn = connect(frame_max=4096)
-    assert conn._impl.params.frame_max == 4096
-    ch = conn.channel()
+def test_1mb_body_with_small_frame_max(connect, raw_client):
+    """frame_max 4096: the broker reassembles a body sent in 4 KiB frames,
+    and splits the body it delivers into frames that fit the limit."""
     body = hashlib.sha256(b"seed").digest() * (1024 * 1024 // 32)
+    conn = connect(frame_max=4096)  # pika sends 4 KiB frames
+    ch = conn.channel()
     _, _, got = roundtrip(ch, body)
     assert len(got) == len(body)
     assert got == body
+    # what the broker sends, frame by frame (a raw client with frame_max 4096)
+    c = raw_client()
+    c.handshake(frame_max=4096)
+    c.channel_open(1)
+    q, _, _ = c.queue_declare(1, "", exclusive=True)
+    c.basic_publish(1, "", q, body)
+    c.basic_consume(1, q, no_ack=True)
+    _, frames, got = c.read_delivery(timeout=DEADLINE)
+    assert got == body
+    assert max(len(f.payload) for f in frames) <= 4096 - 8
+    assert len(frames) > 1
+    c.close()
 
 
 def test_10mb_body(channel):
@@ -215,16 +231,8 @@ def test_many_messages_preserve_order(channel):
     n = 2000
     for i in range(n):
         channel.basic_publish("", q, b"%06d" % i)
-    got = []
-    for method, props, body in channel.consume(q, auto_ack=True,
-                                               inactivity_timeout=5):
-        if method is None:
-            break
-        got.append(body)
-        if len(got) == n:
-            break
-    channel.cancel()
-    assert got == [b"%06d" % i for i in range(n)]
+    got = amqp_helpers.consume_n(channel, q, n, timeout=4 * DEADLINE)
+    assert [b for _, _, b in got] == [b"%06d" % i for i in range(n)]
 
 
 def test_order_preserved_with_mixed_sizes(channel):
@@ -232,5 +240,5 @@ def test_order_preserved_with_mixed_sizes(channel):
     bodies = [bytes([i % 256]) * ((i * 7919) % 300000) for i in range(30)]
     for body in bodies:
         channel.basic_publish("", q, body)
-    got = amqp_helpers.consume_n(channel, q, len(bodies), timeout=20)
+    got = amqp_helpers.consume_n(channel, q, len(bodies), timeout=4 * DEADLINE)
     assert [b for _, _, b in got] == bodies

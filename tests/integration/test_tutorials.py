@@ -1,5 +1,7 @@
 """The six RabbitMQ tutorials (Python / pika BlockingConnection), written the
-way the tutorials write them, with unique names and short timeouts."""
+way the tutorials write them, with unique names. Every timeout here only
+bounds a hang (DEADLINE); what the tests prove comes from what the clients
+receive and in which order, never from how long something took."""
 
 import signal
 import subprocess
@@ -14,6 +16,7 @@ import pytest
 import amqp_helpers
 from amqp_helpers import close_quietly, wait_until
 
+DEADLINE = 30  # seconds to wait for something that must happen (bounds a hang only)
 
 # ---------------------------------------------------------------------------
 # 1. "Hello World!"
@@ -42,7 +45,7 @@ def test_hello_world(conn_params, uname):
 
     channel.basic_consume(queue=queue, on_message_callback=callback,
                           auto_ack=True)
-    timer = connection.call_later(5, channel.stop_consuming)
+    timer = connection.call_later(DEADLINE, channel.stop_consuming)
     channel.start_consuming()
     connection.remove_timeout(timer)
     assert received == [b"Hello World!"]
@@ -58,15 +61,18 @@ class Worker(threading.Thread):
     """worker.py from the tutorial, run in a thread with its own connection.
 
     A task's dots tell how long it takes (tutorial style, scaled to 50 ms per
-    dot).  A task starting with b"hold" blocks until `release` is set, so a
-    test can keep a message unacknowledged for as long as it needs."""
+    dot).  A task starting with b"hold" blocks until the test calls
+    release_one() (one call per held task), so a test can keep a message
+    unacknowledged for as long as it needs. prefetch=None is the tutorial's
+    first worker, without basic.qos."""
 
-    def __init__(self, params, queue, name):
+    def __init__(self, params, queue, name, prefetch=1):
         super().__init__(name=name, daemon=True)
         self.params = params
         self.queue = queue
+        self.prefetch = prefetch
         self.received = []
-        self.release = threading.Event()
+        self.permits = threading.Semaphore(0)
         self.stop = threading.Event()
         self.ready = threading.Event()
         self.close_now = threading.Event()  # close mid-task, without ack
@@ -77,14 +83,15 @@ class Worker(threading.Thread):
             connection = pika.BlockingConnection(self.params)
             channel = connection.channel()
             channel.queue_declare(queue=self.queue, durable=True)
-            channel.basic_qos(prefetch_count=1)
+            if self.prefetch is not None:
+                channel.basic_qos(prefetch_count=self.prefetch)
 
             def callback(ch, method, properties, body):
                 self.received.append((body, method.redelivered))
                 if body.startswith(b"hold"):
-                    while not (self.release.is_set() or self.stop.is_set()
-                               or self.close_now.is_set()):
-                        time.sleep(0.01)
+                    while not (self.stop.is_set() or self.close_now.is_set()):
+                        if self.permits.acquire(timeout=0.01):
+                            break
                     if self.close_now.is_set():
                         connection.close()  # dies mid-task: no ack
                         return
@@ -105,9 +112,13 @@ class Worker(threading.Thread):
     def bodies(self):
         return [b for b, _ in self.received]
 
+    def release_one(self):
+        """Let one held task (the current or the next) finish and be acked."""
+        self.permits.release()
+
     def finish(self):
         self.stop.set()
-        self.join(5)
+        self.join(DEADLINE)
         assert not self.is_alive()
         assert self.error is None, repr(self.error)
 
@@ -136,15 +147,19 @@ def task_queue(connect, uname):
 
 
 def test_work_queue_round_robin(conn_params, task_queue):
-    workers = [Worker(conn_params, task_queue, "w%d" % i) for i in range(2)]
+    """Round-robin dispatching (the tutorial's worker before it adds
+    basic.qos): each consumer gets every second message, whatever the
+    speed of the workers."""
+    workers = [Worker(conn_params, task_queue, "w%d" % i, prefetch=None)
+               for i in range(2)]
     for w in workers:
         w.start()
-        assert w.ready.wait(5) and w.error is None
-    time.sleep(0.1)  # both consumers registered
+        # ready is set after basic.consume-ok: the consumer is registered
+        assert w.ready.wait(DEADLINE) and w.error is None
     tasks = [b"task %d ." % i for i in range(10)]
     new_task(conn_params, task_queue, tasks)
     assert wait_until(lambda: sum(len(w.received) for w in workers) == 10,
-                      timeout=10)
+                      timeout=DEADLINE)
     for w in workers:
         w.finish()
     a, b = workers[0].bodies(), workers[1].bodies()
@@ -157,46 +172,49 @@ def test_work_queue_fair_dispatch(conn_params, task_queue):
     keeps receiving."""
     slow = Worker(conn_params, task_queue, "slow")
     slow.start()
-    assert slow.ready.wait(5) and slow.error is None
+    assert slow.ready.wait(DEADLINE) and slow.error is None
     new_task(conn_params, task_queue, [b"hold: a long task"])
-    assert wait_until(lambda: slow.received, timeout=5)
+    assert wait_until(lambda: slow.received, timeout=DEADLINE)
 
     fast = Worker(conn_params, task_queue, "fast")
     fast.start()
-    assert fast.ready.wait(5) and fast.error is None
+    assert fast.ready.wait(DEADLINE) and fast.error is None
     quick = [b"quick %d" % i for i in range(6)]
     new_task(conn_params, task_queue, quick)
-    assert wait_until(lambda: len(fast.received) == 6, timeout=10)
-    time.sleep(0.1)
-    assert slow.bodies() == [b"hold: a long task"]
+    assert wait_until(lambda: len(fast.received) == 6, timeout=DEADLINE)
+    # all six went to the fast worker: none was sent to the busy one
     assert fast.bodies() == quick
+    assert slow.bodies() == [b"hold: a long task"]
 
-    # once the slow worker finishes, it takes work again
-    slow.release.set()
-    more = [b"more %d ...." % i for i in range(6)]
+    # once the slow worker finishes, it takes work again: two held tasks,
+    # and each worker can hold only one of them at a time
+    slow.release_one()
+    more = [b"hold: more %d" % i for i in range(2)]
     new_task(conn_params, task_queue, more)
     assert wait_until(
-        lambda: len(slow.received) + len(fast.received) == 13, timeout=10)
+        lambda: len(slow.received) + len(fast.received) == 9,
+        timeout=DEADLINE)
+    assert len(slow.received) == 2 and len(fast.received) == 7
+    assert sorted([slow.bodies()[1], fast.bodies()[6]]) == more
+    slow.release_one()
+    fast.release_one()
     slow.finish()
     fast.finish()
-    assert len(slow.received) > 1
-    assert sorted(slow.bodies()[1:] + fast.bodies()[6:]) == sorted(more)
 
 
 def test_work_queue_worker_closed_mid_task_redelivers(conn_params,
                                                       task_queue):
     first = Worker(conn_params, task_queue, "first")
     first.start()
-    assert first.ready.wait(5) and first.error is None
+    assert first.ready.wait(DEADLINE) and first.error is None
     new_task(conn_params, task_queue, [b"hold: important"])
-    assert wait_until(lambda: first.received, timeout=5)
+    assert wait_until(lambda: first.received, timeout=DEADLINE)
     second = Worker(conn_params, task_queue, "second")
     second.start()
-    assert second.ready.wait(5) and second.error is None
-    time.sleep(0.1)
+    assert second.ready.wait(DEADLINE) and second.error is None
     assert second.received == []
     first.close_now.set()  # connection closed without acking
-    assert wait_until(lambda: second.received, timeout=5)
+    assert wait_until(lambda: second.received, timeout=DEADLINE)
     first.finish()
     second.finish()
     assert first.received == [(b"hold: important", False)]
@@ -238,18 +256,17 @@ def test_work_queue_worker_killed_mid_task_redelivers(conn_params,
         new_task(conn_params, task_queue, [b"crash-task"])
         assert proc.stdout.readline().strip() == b"GOT crash-task"
         survivor.start()
-        assert survivor.ready.wait(5) and survivor.error is None
-        time.sleep(0.1)
+        assert survivor.ready.wait(DEADLINE) and survivor.error is None
         assert survivor.received == []
         proc.send_signal(signal.SIGKILL)
-        proc.wait(5)
-        assert wait_until(lambda: survivor.received, timeout=5)
+        proc.wait(DEADLINE)
+        assert wait_until(lambda: survivor.received, timeout=DEADLINE)
         survivor.finish()
         assert survivor.received == [(b"crash-task", True)]
     finally:
         if proc.poll() is None:
             proc.kill()
-            proc.wait(5)
+            proc.wait(DEADLINE)
         proc.stdout.close()
 
 
@@ -295,15 +312,20 @@ def emit(params, exchange, exchange_type, messages):
     connection.close()
 
 
-def wait_for(receivers, counts, timeout=5):
+def wait_for(receivers, counts, timeout=DEADLINE):
+    """Pump the receivers until each holds at least its count (or the
+    deadline passes); returns how many each holds.
+
+    No waiting for extra messages: every test's last published message
+    goes to every receiver, and a queue delivers in publish order, so a
+    message routed wrongly would arrive before that last one and show up
+    in the received lists, which the tests compare exactly."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if all(len(r.received) >= n for r, n in zip(receivers, counts)):
+            break
         for r in receivers:
             r.pump(0.02)
-        if [len(r.received) for r in receivers] == counts:
-            break
-    for r in receivers:  # anything extra?
-        r.pump(0.05)
     return [len(r.received) for r in receivers]
 
 
@@ -338,7 +360,8 @@ def test_publish_subscribe_fanout(conn_params, uname, exchange_cleanup,
     probe = connect()
     for r in receivers:
         ch = probe.channel()
-        assert wait_until(lambda: queue_gone(ch, r.queue_name), timeout=5)
+        assert wait_until(lambda: queue_gone(ch, r.queue_name),
+                          timeout=DEADLINE)
 
 
 def queue_gone(channel, name):
@@ -407,6 +430,9 @@ TUTORIAL_TOPIC_KEYS = {
     "quick.orange.male.rabbit": (0, 0),
     "lazy.orange.male.rabbit": (0, 1),
 }
+# published last, matches a binding of each queue: once both received it,
+# every earlier message has been routed (see wait_for)
+TOPIC_SENTINEL = "sentinel.orange.rabbit"
 
 
 def test_topics_tutorial(conn_params, uname, exchange_cleanup):
@@ -417,9 +443,12 @@ def test_topics_tutorial(conn_params, uname, exchange_cleanup):
                      ["*.*.rabbit", "lazy.#"])
     try:
         emit(conn_params, topic_logs, "topic",
-             [(key, key.encode()) for key in TUTORIAL_TOPIC_KEYS])
+             [(key, key.encode()) for key in TUTORIAL_TOPIC_KEYS]
+             + [(TOPIC_SENTINEL, b"last")])
         want1 = [k for k, (a, _) in TUTORIAL_TOPIC_KEYS.items() if a]
         want2 = [k for k, (_, b) in TUTORIAL_TOPIC_KEYS.items() if b]
+        want1.append(TOPIC_SENTINEL)
+        want2.append(TOPIC_SENTINEL)
         assert wait_for([q1, q2], [len(want1), len(want2)]) == [
             len(want1), len(want2)]
         assert [k for k, _ in q1.received] == want1
@@ -446,6 +475,7 @@ def test_topic_edge_cases(conn_params, uname, exchange_cleanup, binding,
     exchange_cleanup.append(x)
     r = LogReceiver(conn_params, x, "topic", [binding])
     try:
+        # the non-matching keys first: the last message published matches
         emit(conn_params, x, "topic",
              [(k, b"") for k in not_matching + matching])
         assert wait_for([r], [len(matching)]) == [len(matching)]
@@ -538,7 +568,7 @@ class FibonacciRpcClient(object):
             body=str(n))
         return corr_id
 
-    def wait(self, corr_ids, timeout=10):
+    def wait(self, corr_ids, timeout=DEADLINE):
         deadline = time.monotonic() + timeout
         while not all(c in self.responses for c in corr_ids):
             if time.monotonic() > deadline:
@@ -557,11 +587,12 @@ class FibonacciRpcClient(object):
 def rpc_server(conn_params, uname):
     server = RpcServer(conn_params, uname("rpc_queue"))
     server.start()
-    assert server.ready.wait(5)
+    assert server.ready.wait(DEADLINE)
     assert server.error is None, repr(server.error)
     yield server
     server.stop.set()
-    server.join(5)
+    server.join(DEADLINE)
+    assert not server.is_alive()
     assert server.error is None, repr(server.error)
 
 
