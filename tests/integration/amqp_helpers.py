@@ -62,7 +62,7 @@ def bodies(messages):
     return [m[2] for m in messages]
 
 
-def consume_n(channel, queue, n, timeout=5.0, auto_ack=True):
+def consume_n(channel, queue, n, timeout=30.0, auto_ack=True):
     """Consume exactly n messages (or fewer on timeout) via channel.consume."""
     out = []
     if n == 0:
