@@ -6,6 +6,7 @@ probes (RSS, liveness, a pika round trip).
 Everything here is deterministic for a given random.Random seed.
 """
 
+import os
 import socket
 import struct
 import time
@@ -395,7 +396,7 @@ class EofWatcher(object):
     that the broker's 3 s close timer after fatal frame errors is waited
     for only once, not per iteration."""
 
-    def __init__(self, grace=6.0):
+    def __init__(self, grace=30.0):
         self.grace = grace
         self.pending = []  # (deadline, client, label)
 
@@ -498,23 +499,49 @@ def drain_until_verdict(client, timeout, eof_watcher=None, label=""):
 def _expect_eof(client, eof_watcher, label):
     if eof_watcher is not None:
         eof_watcher.add(client, label)
-    elif client.wait_for_eof(6) is None:
-        raise OracleFailure("socket still open 6 s after connection.close "
+    elif client.wait_for_eof(30) is None:
+        raise OracleFailure("socket still open 30 s after connection.close "
                             "(%s)" % label)
 
 
-def judge(client, frame_max, label, probe_timeout=0.5, pad_timeout=3.0,
-          eof_watcher=None):
+def wait_while_busy(client, pid, read, limit=30.0):
+    """After `read` (a function of a timeout that returns a verdict, or
+    "stalled" when nothing came) found nothing: keeps reading while the
+    broker process `pid` is busy, up to `limit` seconds.  Returns "stalled"
+    only once the broker idles (every thread asleep) and still nothing
+    came, i.e. it waits for more bytes; a slow broker is not stalled.
+    Without a pid (an external broker) returns "stalled" at once."""
+    verdict = "stalled"
+    if pid is None:
+        return verdict
+    deadline = time.monotonic() + limit
+    while verdict == "stalled" and time.monotonic() < deadline:
+        if process_idle(pid):
+            # Idle: whatever it sent is in our socket buffer by now.
+            return read(0.1)
+        verdict = read(0.2)
+    return verdict
+
+
+def judge(client, frame_max, label, probe_timeout=0.5, pad_timeout=30.0,
+          eof_watcher=None, pid=None):
     """Sends the probe after an abusive stream and insists on a verdict.
 
     A broker that is still waiting for bytes (an announced frame size
-    larger than what was sent) gets frame_max + 8 zero bytes: that must
+    larger than what was sent: no answer, and the broker process `pid`
+    idles, see wait_while_busy) gets frame_max + 8 zero bytes: that must
     complete the pending frame and end the connection with an error."""
     try:
         client.send(probe_frame())
     except OSError:
         return "eof"
-    verdict = drain_until_verdict(client, probe_timeout, eof_watcher, label)
+
+    def read(timeout):
+        return drain_until_verdict(client, timeout, eof_watcher, label)
+
+    verdict = read(probe_timeout)
+    if verdict == "stalled":
+        verdict = wait_while_busy(client, pid, read)
     if verdict != "stalled":
         return verdict
     try:
@@ -552,7 +579,7 @@ def assert_alive(broker):
                              % (broker.process.poll(), broker.log_tail(80)))
 
 
-def pika_roundtrip(port, body=b"still alive", timeout=10):
+def pika_roundtrip(port, body=b"still alive", timeout=30):
     """A fresh pika connection declares a queue, publishes, gets."""
     conn = pika.BlockingConnection(amqp_helpers.params(
         port, socket_timeout=timeout, stack_timeout=timeout,
@@ -583,6 +610,44 @@ def broker_ok(broker):
 def start_limited_warren(address_space=None, nofile=None, extra_args=()):
     import conftest
     return conftest.start_warren(extra_args, address_space=address_space, nofile=nofile)
+
+
+def thread_states(pid):
+    """The scheduler state letter (R running or runnable, S sleeping, D disk
+    wait, ...) of every thread of a process."""
+    states = []
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/stat" % (pid, tid)) as f:
+                states.append(f.read().rsplit(")", 1)[1].split()[0])
+        except (OSError, IndexError):
+            pass  # the thread ended
+    return states
+
+
+def process_idle(pid, samples=5, interval=0.01):
+    """True when no thread of the process is running, runnable or in disk
+    wait in `samples` consecutive samples: it waits for input.  A busy
+    process shows R even when the machine is too loaded to run it, so this
+    does not depend on the machine's speed."""
+    for _ in range(samples):
+        if any(state in ("R", "D") for state in thread_states(pid)):
+            return False
+        time.sleep(interval)
+    return True
+
+
+def runnable_share(pid, samples=200, interval=0.01):
+    """The share of `samples` samples in which some thread of the process
+    was running or runnable (state R).  A process that spins is runnable
+    all the time, however little CPU a loaded machine gives it; one that
+    sleeps between timer ticks is almost never."""
+    busy = 0
+    for _ in range(samples):
+        if "R" in thread_states(pid):
+            busy += 1
+        time.sleep(interval)
+    return busy / float(samples)
 
 
 def cpu_seconds(pid):

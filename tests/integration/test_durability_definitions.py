@@ -5,6 +5,7 @@ import subprocess
 import pika
 import pytest
 
+import amqp_helpers
 from amqp_helpers import params, unique
 import conftest
 
@@ -26,8 +27,13 @@ def declare_world(ch):
 def check_world_after_restart(port):
     conn = pika.BlockingConnection(params(port))
     ch = conn.channel()
-    # Durable things are there, with their arguments (redeclare with the same ones is ok,
-    # with other ones is 406).
+    # Durable things are there before anything could create them again (a passive declare of a
+    # missing one is 404), and with their arguments (redeclare with the same ones is ok, with
+    # other ones is 406).
+    for exchange in ("d.x", "d.ae"):
+        ch.exchange_declare(exchange, passive=True)
+    for queue in ("d.q", "d.ae.q"):
+        ch.queue_declare(queue, passive=True)
     ch.exchange_declare("d.x", "topic", durable=True, arguments={"alternate-exchange": "d.ae"})
     ch.queue_declare("d.q", durable=True, arguments={"x-max-length": 100, "x-custom": "kept"})
     with pytest.raises(pika.exceptions.ChannelClosedByBroker) as info:
@@ -79,9 +85,13 @@ def test_deletes_and_unbinds_are_durable(restartable_broker):
     b = restartable_broker.start()
     conn = pika.BlockingConnection(params(b.port))
     ch = conn.channel()
+    # Each deleted thing has a kept twin, so the 404s below cannot come from a broker that
+    # simply forgot everything.
     ch.exchange_declare("gone.x", "direct", durable=True)
+    ch.exchange_declare("kept.x", "direct", durable=True)
     ch.queue_declare("gone.q", durable=True)
     ch.queue_declare("kept.q", durable=True)
+    ch.queue_bind("kept.q", "kept.x", "k")
     ch.queue_bind("kept.q", "amq.direct", "k1")
     ch.queue_bind("kept.q", "amq.direct", "k2")
     ch.queue_bind("gone.q", "gone.x", "k")
@@ -93,17 +103,19 @@ def test_deletes_and_unbinds_are_durable(restartable_broker):
     conn = pika.BlockingConnection(params(b.port))
     ch = conn.channel()
     for kind, name in (("exchange", "gone.x"), ("queue", "gone.q")):
-        with pytest.raises(pika.exceptions.ChannelClosedByBroker):
+        with pytest.raises(pika.exceptions.ChannelClosedByBroker) as info:
             if kind == "exchange":
                 ch.exchange_declare(name, passive=True)
             else:
                 ch.queue_declare(name, passive=True)
+        assert info.value.reply_code == 404, name
         ch = conn.channel()
+    ch.exchange_declare("kept.x", passive=True)
     ch.basic_publish("amq.direct", "k1", b"one")
     ch.basic_publish("amq.direct", "k2", b"two")
-    m, _, body = ch.basic_get("kept.q", auto_ack=True)
-    assert body == b"one"
-    assert ch.basic_get("kept.q", auto_ack=True)[0] is None
+    ch.basic_publish("kept.x", "k", b"three")
+    got = [body for _, _, body in amqp_helpers.get_all(ch, "kept.q")]
+    assert got == [b"one", b"three"]
     conn.close()
 
 
@@ -112,7 +124,7 @@ def test_second_server_on_the_same_data_dir_refuses_to_start(restartable_broker)
     proc = subprocess.run(
         [conftest._server_binary(), "--amqp-port", "0", "--management-port", "0",
          "--data-dir", restartable_broker.data_dir],
-        capture_output=True, timeout=10)
+        capture_output=True, timeout=60)
     assert proc.returncode != 0
     assert b"in use by another warren-server" in proc.stdout + proc.stderr
     # The first one is unaffected.

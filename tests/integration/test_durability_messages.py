@@ -17,6 +17,7 @@ import shutil
 import struct
 import subprocess
 import tempfile
+import threading
 
 import pika
 import pika.exceptions
@@ -103,12 +104,10 @@ def assert_queue_missing(broker, queue):
         close_quietly(conn)
 
 
-def queue_depth(broker, queue):
-    conn, ch = open_channel(broker)
-    try:
-        return ch.queue_declare(queue, durable=True, passive=True).method.message_count
-    finally:
-        close_quietly(conn)
+def logged(broker, text, timeout=30):
+    """Waits until a line of the broker's log contains text (the log is read by a thread of
+    its own, so a line may show up a little after what the broker did next)."""
+    return wait_until(lambda: any(text in line for line in broker.log), timeout=timeout)
 
 
 def segment_files(data_dir):
@@ -271,7 +270,7 @@ def test_unacked_deliveries_come_back_redelivered(restartable_broker, kill):
     consumer.basic_qos(prefetch_count=2)
     seen = amqp_helpers.Collector()
     consumer.basic_consume("unacked.q", seen)
-    wait_until(lambda: len(seen) == 2, connection=consumer_conn)
+    wait_until(lambda: len(seen) == 2, timeout=30, connection=consumer_conn)
     assert seen.bodies == [b"u0", b"u1"]
     m, _, body = ch.basic_get("unacked.q", auto_ack=False)
     assert body == b"u2"
@@ -407,7 +406,9 @@ def test_mixed_transient_persistent_unroutable_confirms_cover_every_tag(restarta
     confirms = publish_mixed(b.port, items)
     assert all(kind == "ack" for kind, _, _ in confirms)
     assert_confirms_cover(confirms, len(items))
-    assert queue_depth(b, "mixed.q") == 2000
+    conn, ch = open_channel(b)
+    assert amqp_helpers.queue_depth(ch, "mixed.q") == 2000
+    conn.close()
     b = restartable_broker.restart(kill=True)
     assert [body for _, body in bodies_in(b, "mixed.q")] == \
         [body for q, body, mode in items if q == "mixed.q" and mode == 2]
@@ -425,7 +426,7 @@ def test_many_pipelined_confirms_all_acked_and_all_recovered(restartable_broker)
     assert_confirms_cover(confirms, count)
     b = restartable_broker.restart(kill=True)
     conn, ch = open_channel(b)
-    got = amqp_helpers.consume_n(ch, "confirm.q", count, timeout=20, auto_ack=True)
+    got = amqp_helpers.consume_n(ch, "confirm.q", count, timeout=60, auto_ack=True)
     assert [body for _, _, body in got] == bodies
     assert all(m.redelivered for m, _, _ in got)
     conn.close()
@@ -468,7 +469,9 @@ def test_tx_commit_is_durable_and_rollback_is_not(restartable_broker):
     ch.basic_publish("", "tx.q", b"committed-2", persistent())
     ch.tx_commit()
     ch.basic_publish("", "tx.q", b"never-committed", persistent())
-    # Killed right after commit-ok: there is no time for a lazy write to catch up.
+    # Killed right after commit-ok: there is no time for a lazy write to catch up. (kill -9
+    # keeps the page cache, so this shows the write was made before commit-ok; that commit-ok
+    # also waits for the fsync is shown by test_sync_promises.py, which holds fdatasync.)
     b = restartable_broker.restart(kill=True)
     got = bodies_in(b, "tx.q")
     assert [body[:20] for _, body in got] == [b"committed-1", BIG_BODY[:20], b"committed-2"]
@@ -479,22 +482,43 @@ def test_tx_commit_is_durable_and_rollback_is_not(restartable_broker):
 # 7. Random crashes under load (bench/crash_test.py runs the same for many rounds).
 
 
+ROUND_MIN_CONFIRMED = 100
+
+
+def round_progress():
+    """(messages confirmed, deliveries acked) so far by the running crash round's load threads
+    (crash_helpers.Publisher / Consumer, found among the live threads)."""
+    threads = threading.enumerate()
+    confirmed = sum(len(t.confirmed) for t in threads if isinstance(t, crash_helpers.Publisher))
+    acked = sum(len(t.acked) for t in threads if isinstance(t, crash_helpers.Consumer))
+    return confirmed, acked
+
+
 def test_random_kills_under_load_lose_no_confirmed_message(restartable_broker):
     seed = random.randrange(1 << 30)
     rb = restartable_broker
+
+    def kill_after_progress():
+        # The round's random load time has passed; on a slow machine it may not have been
+        # enough, so the kill also waits (bounded) until the round has confirmed a backlog and
+        # the consumer has acked something: how much a round does must not depend on speed.
+        wait_until(lambda: (round_progress()[0] >= ROUND_MIN_CONFIRMED
+                            and round_progress()[1] > 0), timeout=60)
+        rb.stop(kill=True)
+
     b = rb.start("--segment-size", "1048576")  # small segments: rolls and GC within a round
-    tester = crash_helpers.CrashTester(kill=lambda: rb.stop(kill=True),
+    tester = crash_helpers.CrashTester(kill=kill_after_progress,
                                        start=lambda: rb.start(*rb.extra_args).port,
                                        port=b.port, seed=seed, publishers=3,
                                        min_load=0.5, max_load=1.5)
     for _ in range(3):
         result = tester.run_round()
         assert result.ok, "seed %d: %s" % (seed, result.summary())
-    rounds = tester.rounds
-    # The rounds must have exercised something: confirms, acks before the crash, a backlog.
-    assert sum(r.confirmed for r in rounds) > 300, [r.summary() for r in rounds]
-    assert sum(r.acked_before_crash for r in rounds) > 0, [r.summary() for r in rounds]
-    assert sum(r.recovered for r in rounds) > 0, [r.summary() for r in rounds]
+        # The round must have exercised something: confirms and acks before the crash.
+        assert result.confirmed >= ROUND_MIN_CONFIRMED, result.summary()
+        assert result.acked_before_crash > 0, result.summary()
+    # Unacked deliveries (up to the prefetch of 200) and a backlog come back after the crash.
+    assert sum(r.recovered for r in tester.rounds) > 0, [r.summary() for r in tester.rounds]
 
 
 # ---------------------------------------------------------------------------
@@ -603,11 +627,11 @@ def test_segments_roll_and_fully_acked_ones_are_deleted(restartable_broker):
     # Recovery reads across all the segments, in order.
     b = restartable_broker.restart(kill=True)
     conn, ch = open_channel(b)
-    got = amqp_helpers.consume_n(ch, "roll.q", len(bodies), timeout=10, auto_ack=False)
+    got = amqp_helpers.consume_n(ch, "roll.q", len(bodies), timeout=60, auto_ack=False)
     assert [body for _, _, body in got] == bodies
     ch.basic_ack(got[-1][0].delivery_tag, multiple=True)
     # Fully acked segments are deleted while the broker runs (the active one stays)...
-    assert wait_until(lambda: len(segment_files(b.data_dir)) <= 2, timeout=5), \
+    assert wait_until(lambda: len(segment_files(b.data_dir)) <= 2, timeout=30), \
         segment_files(b.data_dir)
     conn.close()
     # ...and nothing comes back.
@@ -639,22 +663,27 @@ def test_compaction_frees_segments_pinned_by_a_few_live_messages(restartable_bro
             ch.basic_publish("", "slow.q", slow[-1], persistent())
     assert len(segment_files(b.data_dir)) >= 25
     taken = 0
-    for m, _, _ in ch.consume("busy.q", inactivity_timeout=2):
+    for m, _, _ in ch.consume("busy.q", inactivity_timeout=30):
         if m is None:
-            break
+            break  # 30 s without a delivery: the count below fails
         ch.basic_ack(m.delivery_tag)
         taken += 1
+        if taken == 4000:
+            break
     ch.cancel()
     assert taken == 4000
+    assert amqp_helpers.queue_depth(ch, "busy.q") == 0
     # The compaction pass runs every 2 s.
-    assert wait_until(lambda: len(segment_files(b.data_dir)) <= 3, timeout=15), \
+    assert wait_until(lambda: len(segment_files(b.data_dir)) <= 3, timeout=60), \
         segment_files(b.data_dir)
-    assert any("compaction copied" in line for line in b.log)
+    assert logged(b, "compaction copied")
     conn.close()
     for kill in (True, False):
         b = restartable_broker.restart(kill=kill)
         assert [body for _, body in bodies_in(b, "slow.q", ack=False)] == slow
-        assert queue_depth(b, "busy.q") == 0
+        conn, ch = open_channel(b)
+        assert amqp_helpers.queue_depth(ch, "busy.q") == 0
+        conn.close()
 
 
 @pytest.fixture
@@ -736,7 +765,7 @@ def test_full_disk_nacks_then_recovers_after_purge(tmpfs_broker):
     conn, ch = open_channel(b, confirm=True)
     ch.queue_purge("disk.q")
     # The purge leaves the segments with no live message, so GC deletes them: wait for it.
-    assert wait_until(lambda: free_bytes(b.data_dir) > (1 << 20), timeout=10), \
+    assert wait_until(lambda: free_bytes(b.data_dir) > (1 << 20), timeout=60), \
         (free_bytes(b.data_dir), os.listdir(os.path.join(b.data_dir, "msgs")))
     after = [b"after-purge-%03d" % i for i in range(50)]
     for body in after:
@@ -762,6 +791,9 @@ def test_disk_alarm_blocks_publishers_and_keeps_room_for_acks(tmpfs_broker):
     for body in kept:
         ch.basic_publish("", "keep.q", body, persistent())
     conn.close()
+    limit = 1 << 20
+    # Room to publish before the alarm, so the block below comes from the publishes.
+    assert free_bytes(b.data_dir) > limit + 100 * DISK_BODY_SIZE, free_bytes(b.data_dir)
 
     # pika raises ConnectionBlockedTimeout only after connection.blocked arrived and stayed.
     pub = pika.BlockingConnection(pika.ConnectionParameters(
@@ -773,9 +805,12 @@ def test_disk_alarm_blocks_publishers_and_keeps_room_for_acks(tmpfs_broker):
         for i in range(3000):
             pch.basic_publish("", "disk.q", disk_body(i), persistent())  # never nacked
             confirmed.append(disk_body(i))
-    assert any("disk alarm set" in line for line in b.log)
-    assert 100 < len(confirmed) < 3000
-    assert free_bytes(b.data_dir) > 0
+    assert logged(b, "disk alarm set")
+    # Blocked when the disk reached the limit: not before (the free space is below it now, and
+    # every publish until then was confirmed, none nacked) and not too late (room is left).
+    assert confirmed
+    assert 0 < free_bytes(b.data_dir) < limit, (free_bytes(b.data_dir), len(confirmed))
+    close_quietly(pub)
 
     # Connections that do not publish are served (publishing ones would be blocked too, as in
     # RabbitMQ); the purge's ack records fit in the space kept free.
@@ -785,7 +820,9 @@ def test_disk_alarm_blocks_publishers_and_keeps_room_for_acks(tmpfs_broker):
     conn.close()
     b = tmpfs_broker.restart()
     assert [body for _, body in bodies_in(b, "keep.q", ack=False)] == kept
-    assert queue_depth(b, "disk.q") == 0
+    conn, ch = open_channel(b)
+    assert amqp_helpers.queue_depth(ch, "disk.q") == 0
+    conn.close()
 
 
 def test_disk_alarm_clears_when_space_returns(tmpfs_broker):
@@ -803,18 +840,18 @@ def test_disk_alarm_clears_when_space_returns(tmpfs_broker):
         ch.basic_publish("", "fill.q", disk_body(sent), persistent())
         sent += 1
         pub.process_data_events(0)
-    assert wait_until(lambda: "low on disk" in events, timeout=5, connection=pub), sent
-    assert any("disk alarm set" in line for line in b.log)
+    assert wait_until(lambda: "low on disk" in events, timeout=30, connection=pub), sent
+    assert logged(b, "disk alarm set")
 
     conn, och = open_channel(b)
     och.queue_purge("fill.q")
-    assert wait_until(lambda: "unblocked" in events, timeout=10, connection=pub), \
+    assert wait_until(lambda: "unblocked" in events, timeout=60, connection=pub), \
         (free_bytes(b.data_dir), os.listdir(os.path.join(b.data_dir, "msgs")))
-    assert any("disk alarm cleared" in line for line in b.log)
+    assert logged(b, "disk alarm cleared")
     ch.queue_declare("after.q", durable=True)
     ch.basic_publish("", "after.q", b"after", persistent())
     assert wait_until(
-        lambda: och.queue_declare("after.q", passive=True).method.message_count == 1, timeout=5)
+        lambda: amqp_helpers.queue_depth(och, "after.q") == 1, timeout=30)
     conn.close()
     pub.close()
 
@@ -828,7 +865,10 @@ def test_nacked_persistent_message_is_not_delivered(tmpfs_broker):
     conn, ch = open_channel(b, confirm=True)
     ch.queue_declare("disk.q", durable=True)
     confirmed, nacked = publish_until_nacked(ch, "disk.q")
-    assert queue_depth(b, "disk.q") == len(confirmed)
+    assert confirmed
+    conn, ch = open_channel(b)
+    assert amqp_helpers.queue_depth(ch, "disk.q") == len(confirmed)
+    conn.close()
     delivered = [body for _, body in bodies_in(b, "disk.q", ack=False)]
     assert nacked not in delivered
     assert delivered == confirmed

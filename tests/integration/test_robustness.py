@@ -4,8 +4,8 @@ and never crashes, hangs or grows without bound.
 
 Tests run against a private broker: one per module (``rbroker``, whose
 process is watched) or one per test (``warren_factory`` and
-``fuzz_helpers.start_limited_warren``, for RSS, CPU, rlimit and memory
-alarm checks).  After each abuse they check that (a) the abusing connection
+``fuzz_helpers.start_limited_warren``, for RSS, rlimit, thread-state and
+memory alarm checks).  After each abuse they check that (a) the abusing connection
 got the expected close or was dropped, (b) a fresh pika connection can
 still declare/publish/get and (c) the server process is alive.
 
@@ -64,6 +64,11 @@ def robust(rbroker):
     assert_alive(rbroker)
     yield rbroker
     broker_ok(rbroker)
+
+
+def pid_of(broker):
+    """The broker's process id, None for an external broker."""
+    return broker.process.pid if broker.process is not None else None
 
 
 def raw(broker, timeout=5.0):
@@ -135,8 +140,9 @@ def test_fuzz_mutated_frames_after_handshake(robust):
     interesting values, dropped/duplicated frames, a cut stream; 5 % plain
     random bytes), then a probe (channel.open on another channel).  The
     broker must answer the probe, close with a valid code (and then close
-    the socket), or drop the connection; a silent broker is padded with
-    frame_max zero bytes and must then close (fuzz_helpers.judge)."""
+    the socket), or drop the connection; a silent broker (no answer, and
+    its process idles: it waits for more bytes) is padded with frame_max
+    zero bytes and must then close (fuzz_helpers.judge)."""
     watcher = fuzz_helpers.EofWatcher()
     verdicts = {}
     started = time.monotonic()
@@ -163,7 +169,8 @@ def test_fuzz_mutated_frames_after_handshake(robust):
                     c.send(data)
                 except OSError:
                     pass
-                verdict = judge(c, c.frame_max, label, eof_watcher=watcher)
+                verdict = judge(c, c.frame_max, label, eof_watcher=watcher,
+                                pid=pid_of(robust))
             except OracleFailure as exc:
                 raise AssertionError("%s\n%s" % (label, exc))
             except (OSError, rawamqp.ProtocolError,
@@ -242,7 +249,8 @@ def test_fuzz_mutated_handshake(robust):
     """90 seeded iterations mutating connection.start-ok, tune-ok or open
     (the other handshake frames valid).  The broker must go on with the
     handshake, close with a valid code or drop the socket; a silent broker
-    gets 131080 zero bytes and must then close.  Never a hang."""
+    (no answer, its process idle) gets 131080 zero bytes and must then
+    close.  Never a hang."""
     rng = random.Random(7)
     watcher = fuzz_helpers.EofWatcher()
     verdicts = {}
@@ -273,14 +281,21 @@ def test_fuzz_mutated_handshake(robust):
                 c.send(data)
             except OSError:
                 pass
-            verdict = _handshake_verdict(c, expected, 0.5, watcher, label)
+
+            def read(timeout):
+                return _handshake_verdict(c, expected, timeout, watcher,
+                                          label)
+
+            verdict = read(0.5)
+            if verdict == "stalled":
+                verdict = fuzz_helpers.wait_while_busy(c, pid_of(robust),
+                                                       read)
             if verdict == "stalled":
                 try:
                     c.send(b"\x00" * (131072 + 8))
                 except OSError:
                     pass
-                verdict = _handshake_verdict(c, expected, 3.0, watcher,
-                                             label)
+                verdict = read(30.0)
                 if verdict in ("stalled", "ok"):
                     raise OracleFailure("%s: %s after padding"
                                         % (label, verdict))
@@ -334,7 +349,7 @@ def test_garbage_instead_of_protocol_header(robust):
     try:
         for blob, c in clients:
             data = b""
-            deadline = time.monotonic() + 5
+            deadline = time.monotonic() + 30
             while True:
                 chunk = c.recv_raw(timeout=max(0.01,
                                                deadline - time.monotonic()))
@@ -620,13 +635,23 @@ def _publish_method(channel, exchange, routing_key, mandatory=False):
                         + bits(mandatory, False))
 
 
-def _queue_depth(port, queue):
+def _queue_state(port, queue):
+    """(message_count, consumer_count), or None if the queue is gone."""
     conn = pika.BlockingConnection(amqp_helpers.params(port))
     try:
-        return conn.channel().queue_declare(
-            queue, passive=True).method.message_count
+        ok = conn.channel().queue_declare(queue, passive=True).method
+        return ok.message_count, ok.consumer_count
+    except pika.exceptions.ChannelClosedByBroker as exc:
+        assert exc.reply_code == 404, exc
+        return None
     finally:
         amqp_helpers.close_quietly(conn)
+
+
+def _good_message(channel, queue):
+    """A complete publish sent ahead of an abusive one on the same
+    connection: a positive control, it must be in the queue afterwards."""
+    return b"".join(publish_frames(channel, "", queue, b"good"))
 
 
 @pytest.fixture
@@ -670,7 +695,7 @@ def test_absurd_body_size_in_content_header(robust, shared_q, body_size):
         assert get_body(c, 1, shared_q) == b"fine"
     finally:
         c.close_socket()
-    assert _queue_depth(robust.port, shared_q) == 0
+    assert _queue_state(robust.port, shared_q) == (0, 0)
 
 
 @pytest.mark.parametrize("bodies", [[b"abcdef"], [b"ab", b"cdef"],
@@ -681,20 +706,28 @@ def test_body_frames_beyond_announced_size(robust, shared_q, bodies):
     """body_size 3 in the header, then more body bytes than that.  Warren
     closes the connection with 501 FRAME_ERROR (or 505 UNEXPECTED_FRAME
     for a body frame after the message was complete); nothing partial or
-    oversized is enqueued.  (RabbitMQ 3.10 silently waits.)"""
+    oversized is enqueued.  (RabbitMQ 3.10 silently waits.)  A complete
+    message sent first is there, so the connection's publishes were
+    handled."""
     c = opened(robust)
     try:
-        c.send(_publish_method(1, "", shared_q)
+        c.send(_good_message(1, shared_q) + _publish_method(1, "", shared_q)
                + content_header_frame(1, 3)
                + b"".join(body_frame(1, b) for b in bodies))
         expect_connection_close(c, 505 if len(bodies[0]) == 3 else 501)
     finally:
         c.close_socket()
-    depth = _queue_depth(robust.port, shared_q)
+    conn = pika.BlockingConnection(amqp_helpers.params(robust.port))
+    try:
+        got = amqp_helpers.bodies(amqp_helpers.get_all(conn.channel(),
+                                                       shared_q))
+    finally:
+        amqp_helpers.close_quietly(conn)
     if len(bodies[0]) == 3:
-        assert depth == 1  # "abc" was complete before the extra frame
+        # "abc" was complete before the extra frame
+        assert got == [b"good", b"abc"]
     else:
-        assert depth == 0
+        assert got == [b"good"]
 
 
 def test_zero_body_size_then_body_frame(robust, shared_q):
@@ -770,10 +803,11 @@ def test_channel_close_in_the_middle_of_content(robust, shared_q, after):
     connection.close 505 'UNEXPECTED_FRAME - expected content header for
     class 60, got non content header frame instead' (or '... expected
     content body, got non content body frame instead'), class/method
-    60/40.  Nothing is enqueued either way."""
+    60/40.  Nothing is enqueued either way (a complete message sent first
+    is)."""
     c = opened(robust)
     try:
-        data = _publish_method(1, "", shared_q)
+        data = _good_message(1, shared_q) + _publish_method(1, "", shared_q)
         if after != "publish":
             data += content_header_frame(1, 10)
         if after == "partial-body":
@@ -796,22 +830,22 @@ def test_channel_close_in_the_middle_of_content(robust, shared_q, after):
         assert (close.class_id, close.method_id) == (60, 40), close
     finally:
         c.close_socket()
-    assert _queue_depth(robust.port, shared_q) == 0
+    assert _queue_state(robust.port, shared_q) == (1, 0)
 
 
 def test_connection_close_in_the_middle_of_content(robust, shared_q):
     """connection.close (channel 0) while channel 1 assembles content is
-    fine: close-ok, nothing enqueued."""
+    fine: close-ok, nothing enqueued (a complete message sent first is)."""
     c = opened(robust)
     try:
-        c.send(_publish_method(1, "", shared_q) + content_header_frame(1, 10)
-               + body_frame(1, b"12345"))
+        c.send(_good_message(1, shared_q) + _publish_method(1, "", shared_q)
+               + content_header_frame(1, 10) + body_frame(1, b"12345"))
         c.send_method(0, CONNECTION_CLOSE, struct.pack(">H", 200)
                       + shortstr("bye") + struct.pack(">HH", 0, 0))
         c.read_method(rawamqp.CONNECTION_CLOSE_OK)
     finally:
         c.close_socket()
-    assert _queue_depth(robust.port, shared_q) == 0
+    assert _queue_state(robust.port, shared_q) == (1, 0)
 
 
 def test_interleaved_content_on_many_channels(robust, shared_q):
@@ -849,7 +883,7 @@ def test_interleaved_content_on_many_channels(robust, shared_q):
         got = []
         for _ in channels:
             body = None
-            deadline = time.monotonic() + 5
+            deadline = time.monotonic() + 30
             while body is None and time.monotonic() < deadline:
                 body = get_body(c, 1, shared_q)
             got.append(body)
@@ -945,57 +979,61 @@ def test_500_queues_declared_and_deleted(robust, uname):
         amqp_helpers.close_quietly(conn)
 
 
-def _queue_state(port, queue):
-    """(message_count, consumer_count), or None if the queue is gone."""
-    conn = pika.BlockingConnection(amqp_helpers.params(port))
-    try:
-        ok = conn.channel().queue_declare(queue, passive=True).method
-        return ok.message_count, ok.consumer_count
-    except pika.exceptions.ChannelClosedByBroker as exc:
-        assert exc.reply_code == 404, exc
-        return None
-    finally:
-        amqp_helpers.close_quietly(conn)
-
-
 @pytest.mark.parametrize("where", ["after-publish", "after-header",
                                    "mid-body", "mid-frame"])
 @pytest.mark.parametrize("how", ["fin", "rst"])
 def test_connection_vanishes_mid_publish(robust, shared_q, uname, where,
                                          how):
     """A client with an exclusive queue and a consumer on a shared queue
-    starts publishing 1 MB and vanishes (FIN, or RST) after the method,
-    after the header, in the middle of the body or of a frame.  Nothing
-    partial is enqueued, its consumer and its exclusive queue go away and
-    other clients are unaffected."""
+    publishes one complete message, starts publishing 1 MB and vanishes
+    (FIN, or RST) after the method, after the header, in the middle of the
+    body or of a frame.  Nothing partial is enqueued (the complete message
+    is, and comes back unacked), its consumer and its exclusive queue go
+    away and other clients are unaffected.  A channel.open on channel 2
+    answered before the client vanishes proves the broker read the partial
+    content (for mid-frame: all but the cut frame)."""
     excl = uname("vx")
     c = opened(robust)
     c.queue_declare(1, excl, exclusive=True)
     c.basic_consume(1, shared_q, consumer_tag="vanishing")
     body = b"v" * (1 << 20)
-    data = _publish_method(1, "", shared_q)
+    data = _good_message(1, shared_q) + _publish_method(1, "", shared_q)
     if where != "after-publish":
         data += content_header_frame(1, len(body))
     if where == "mid-body":
         data += body_frame(1, body[:100000]) + body_frame(1, body[:50000])
+    c.send(data + method_frame(2, CHANNEL_OPEN, shortstr("")))
+    seen = set()  # the good message's delivery and channel 2's open-ok
+    while len(seen) < 2:
+        frm = c.read_frame(timeout=30)
+        if frm.type == FRAME_METHOD:
+            assert frm.class_method in (rawamqp.BASIC_DELIVER,
+                                        rawamqp.CHANNEL_OPEN_OK), frm
+            seen.add(frm.class_method)
     if where == "mid-frame":
-        data += body_frame(1, body[:100000])[:60000]
-    c.send(data)
-    time.sleep(0.05)
+        c.send(body_frame(1, body[:100000])[:60000])
+        time.sleep(0.05)  # likely read; nothing below depends on it
     if how == "rst":
         c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
                           struct.pack("ii", 1, 0))
     c.close_socket()
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 30
     while True:
         state = _queue_state(robust.port, shared_q)
         gone = _queue_state(robust.port, excl) is None
-        if state == (0, 0) and gone:
+        if state == (1, 0) and gone:
             break
         assert time.monotonic() < deadline, (
-            "5 s after the client vanished: shared queue (messages, "
-            "consumers) = %r, exclusive queue gone = %r" % (state, gone))
+            "30 s after the client vanished: shared queue (messages, "
+            "consumers) = %r (expected the good message and no consumer), "
+            "exclusive queue gone = %r" % (state, gone))
         time.sleep(0.05)
+    conn = pika.BlockingConnection(amqp_helpers.params(robust.port))
+    try:
+        method, _, got = conn.channel().basic_get(shared_q, auto_ack=True)
+        assert (got, method.redelivered) == (b"good", True)
+    finally:
+        amqp_helpers.close_quietly(conn)
     assert_alive(robust)
 
 
@@ -1050,16 +1088,16 @@ def test_non_reading_consumer_does_not_grow_memory(warren_factory):
     threading.Thread(target=publisher, daemon=True).start()
     try:
         time.sleep(0.5)
-        t0 = time.monotonic()
-        fuzz_helpers.pika_roundtrip(b.port, timeout=5)
-        roundtrip = time.monotonic() - t0
-        done.wait(5)
+        fuzz_helpers.pika_roundtrip(b.port)
+        roundtrip_during = not done.is_set()
+        done.wait(30)
         time.sleep(0.5)
         print("non-reading consumer: %d messages sent, peak RSS %.0f MB, "
-              "roundtrip during flood %.2f s" % (sent[0], peak[0], roundtrip))
+              "roundtrip during the flood: %s" % (sent[0], peak[0],
+                                                  roundtrip_during))
         assert_alive(b)
         assert peak[0] < RSS_LIMIT_MB, "peak RSS %.0f MB" % peak[0]
-        fuzz_helpers.pika_roundtrip(b.port, timeout=5)
+        fuzz_helpers.pika_roundtrip(b.port)
     finally:
         stop.set()
         stuck.close_socket()
@@ -1136,7 +1174,7 @@ def test_mandatory_returns_to_non_reading_client_are_bounded(
         assert peak < RSS_LIMIT_MB, (
             "RSS reached %.0f MB during mandatory unroutable publishes (up "
             "to 400 MB) by a client that does not read" % peak)
-        fuzz_helpers.pika_roundtrip(b.port, timeout=5)
+        fuzz_helpers.pika_roundtrip(b.port)
     finally:
         c.close_socket()
 
@@ -1155,7 +1193,7 @@ def test_get_reject_amplification_is_bounded(warren_factory):
     q = "warren-it.amplified"
     c.queue_declare(1, q, exclusive=False, auto_delete=False)
     c.basic_publish(1, "", q, b"g" * (4 << 20))
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 30
     while _queue_state(b.port, q) != (1, 0):
         assert time.monotonic() < deadline
         time.sleep(0.05)
@@ -1174,7 +1212,7 @@ def test_get_reject_amplification_is_bounded(warren_factory):
             "message (7 kB of input)" % peak)
     finally:
         c.close_socket()
-    fuzz_helpers.pika_roundtrip(b.port, timeout=10)
+    fuzz_helpers.pika_roundtrip(b.port)
 
 
 MAX_MESSAGE = 134217728  # Warren's (and RabbitMQ's) default max size
@@ -1192,7 +1230,7 @@ def test_announced_body_size_is_not_reserved_up_front():
         pytest.skip(conftest.PRIVATE_SKIP_REASON)
     b = fuzz_helpers.start_limited_warren(address_space=2 << 30)
     try:
-        c = raw(b, timeout=10)
+        c = raw(b, timeout=30)
         c.handshake()
         out = []
         for ch in range(1, 41):
@@ -1200,62 +1238,84 @@ def test_announced_body_size_is_not_reserved_up_front():
             out.append(_publish_method(ch, "", "warren-it.nowhere"))
             out.append(content_header_frame(ch, MAX_MESSAGE))
             out.append(body_frame(ch, b"x"))
+        # A channel.open after them all: its open-ok proves every header and
+        # body frame before it was handled.
+        out.append(method_frame(41, CHANNEL_OPEN, shortstr("")))
         try:
             c.send(b"".join(out))
         except OSError:
             pass
-        time.sleep(0.5)
+        try:
+            for ch in range(1, 42):
+                assert c.read_method(rawamqp.CHANNEL_OPEN_OK).channel == ch
+        except (OSError, rawamqp.ConnectionClosedByPeer):
+            pass  # the assertion below says why
         assert b.alive(), ("warren-server died (exit %r) after 40 content "
                            "headers of 128 MiB; log:\n%s"
                            % (b.process.poll(), b.log_tail(20)))
-        for ch in range(1, 41):
-            assert c.read_method(rawamqp.CHANNEL_OPEN_OK).channel == ch
         broker_ok(b)
         c.close_socket()
     finally:
         conftest.stop_broker(b)
 
 
+ACCEPT_FAILED = "accept failed"
+
+
 def test_out_of_file_descriptors_does_not_spin_or_flood_the_log():
     """A broker limited to 64 file descriptors gets 80 TCP connections
-    (nothing sent on them).  While it is out of descriptors it must not
-    busy-loop on accept() or write a log line per failed attempt
-    (RabbitMQ's acceptor sleeps 100 ms on emfile): under 0.5 s of CPU and
-    under 200 new log lines in 1.5 s.  An established connection keeps
-    working meanwhile, and new clients are served once the descriptors
-    are freed."""
+    (nothing sent on them) and runs out (it logs "accept failed").  While
+    it is out of descriptors it must not busy-loop on accept() or write a
+    log line per failed attempt (RabbitMQ's acceptor sleeps 100 ms on
+    emfile; Warren retries every 100 ms and warns at most once a second):
+    sampled 200 times, its threads are runnable in under half of the
+    samples (a spinning process is runnable all the time, however slow
+    the machine), and the warnings come at most one per second of the time
+    it has been out.  An established connection keeps working meanwhile,
+    and new clients are served once the descriptors are freed."""
     import conftest
     if conftest.external_port() is not None:
         pytest.skip(conftest.PRIVATE_SKIP_REASON)
     b = fuzz_helpers.start_limited_warren(nofile=64)
     socks = []
+
+    def warnings():
+        return [line for line in b.log if ACCEPT_FAILED in line]
+
     try:
         established = pika.BlockingConnection(amqp_helpers.params(b.port))
         ech = established.channel()
         eq = ech.queue_declare("", exclusive=True).method.queue
+        before_out = time.monotonic()
         for _ in range(80):
             socks.append(socket.create_connection((b.host, b.port),
-                                                  timeout=5))
-        time.sleep(0.5)
-        cpu0 = fuzz_helpers.cpu_seconds(b.process.pid)
-        lines0 = len(b.log)
-        t0 = time.monotonic()
+                                                  timeout=30))
+        assert amqp_helpers.wait_until(warnings, timeout=30), (
+            "80 connections to a broker with 64 file descriptors, and no "
+            "%r in its log" % ACCEPT_FAILED)
         ech.basic_publish("", eq, b"during")
         assert ech.basic_get(eq, auto_ack=True)[2] == b"during"
-        time.sleep(max(0.0, 1.5 - (time.monotonic() - t0)))
-        cpu = fuzz_helpers.cpu_seconds(b.process.pid) - cpu0
-        lines = len(b.log) - lines0
-        sample = b.log[-1] if b.log else ""
+        share = fuzz_helpers.runnable_share(b.process.pid)
+        # Still out of descriptors: nothing was closed, and the warnings go on.
+        count = len(warnings())
+        assert amqp_helpers.wait_until(lambda: len(warnings()) > count,
+                                       timeout=30), "no warning after %d" % count
+        out_for = time.monotonic() - before_out
+        lines = warnings()
         assert_alive(b)
-        assert cpu < 0.5 and lines < 200, (
-            "out of descriptors: %.2f s CPU and %d log lines in %.1f s "
-            "(e.g. %r)" % (cpu, lines, time.monotonic() - t0, sample))
+        assert share < 0.5, (
+            "out of descriptors, the broker was runnable in %.0f %% of 200 "
+            "samples: it spins (log: %r)" % (share * 100, lines[-1:]))
+        assert len(lines) <= out_for + 2, (
+            "%d %r warnings in %.1f s out of descriptors, e.g. %r"
+            % (len(lines), ACCEPT_FAILED, out_for, lines[-1]))
         amqp_helpers.close_quietly(established)
     finally:
         for s in socks:
             s.close()
-        time.sleep(0.3)
         try:
+            # The next retry accepts again (the 80 are still in the backlog
+            # or closed: either way the fresh connection gets its turn).
             broker_ok(b)
         finally:
             conftest.stop_broker(b)
@@ -1268,7 +1328,10 @@ def test_blocked_publisher_is_not_dropped_for_missed_heartbeats(
     heartbeats, which the broker does not read while it is blocked.  It
     must not be disconnected for 'missed heartbeats': RabbitMQ 3.10.8
     pauses the heartbeat monitor of a blocked connection (checked: still
-    connected after 6 s).  Once the alarm clears, it works again."""
+    connected after 6 s).  Positive control: a connection with heartbeat
+    1 s that sends nothing after its handshake (and is not blocked) is
+    dropped meanwhile; the victim must still be there 3 s after that.
+    Once the alarm clears, the victim works again."""
     b = warren_factory("--vm-memory-high-watermark-absolute", str(4 << 20))
     q = amqp_helpers.unique("alarm")
     filler = opened(b)
@@ -1281,16 +1344,23 @@ def test_blocked_publisher_is_not_dropped_for_missed_heartbeats(
         filler.basic_publish(1, "", q, b"f" * 16384)
         if _ % 16 == 15 and amqp_helpers.wait_until(alarm, timeout=0.05):
             break
-    assert amqp_helpers.wait_until(alarm), "memory alarm not set"
-    victim = raw(b)
+    assert amqp_helpers.wait_until(alarm, timeout=30), "memory alarm not set"
+    victim = raw(b, timeout=30)
+    silent = raw(b, timeout=30)
     try:
         victim.handshake(heartbeat=1)
         victim.channel_open(1)
         victim.basic_publish(1, "", q, b"victim")
+        silent.handshake(heartbeat=1)
         victim.sock.setblocking(False)
+        silent.sock.setblocking(False)
         dropped = None
+        silent_dropped = None
         t0 = time.monotonic()
-        while time.monotonic() - t0 < 4.0:
+        while silent_dropped is None or time.monotonic() - silent_dropped < 3:
+            assert time.monotonic() - t0 < 60, (
+                "the control connection (heartbeat 1 s, silent) was not "
+                "dropped within 60 s")
             try:
                 victim.sock.send(rawamqp.heartbeat_frame())
                 if victim.sock.recv(65536) == b"":
@@ -1301,6 +1371,8 @@ def test_blocked_publisher_is_not_dropped_for_missed_heartbeats(
             except OSError:
                 dropped = time.monotonic() - t0
                 break
+            if silent_dropped is None and _at_eof(silent):
+                silent_dropped = time.monotonic()
             time.sleep(0.25)
         assert dropped is None, (
             "blocked publisher (sending heartbeats) dropped after %.1f s: %s"
@@ -1312,33 +1384,45 @@ def test_blocked_publisher_is_not_dropped_for_missed_heartbeats(
         finally:
             amqp_helpers.close_quietly(drainer)
         victim.sock.setblocking(True)
+        victim.sock.settimeout(30)
         victim.channel_open(2)
     finally:
         victim.close_socket()
+        silent.close_socket()
         filler.close_socket()
 
 
-def _mem_total():
-    with open("/proc/meminfo") as f:
-        for line in f:
-            if line.startswith("MemTotal:"):
-                return int(line.split()[1]) * 1024
-    return 0
+def _at_eof(client):
+    """Whether the broker closed a raw client's socket (non-blocking; what
+    it sent meanwhile is read and dropped)."""
+    blocking = client.sock.gettimeout()
+    client.sock.setblocking(False)
+    try:
+        while True:
+            if client.sock.recv(65536) == b"":
+                return True
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True
+    finally:
+        client.sock.settimeout(blocking)
 
 
 def test_announced_but_unsent_bodies_do_not_block_other_publishers(
         warren_factory):
-    """One client announces 128 MiB bodies on enough channels to exceed
-    40 % of RAM (the default memory watermark) but sends one byte each.
-    No memory is used, so another client's publishes must still be
-    confirmed promptly (no memory alarm / connection.blocked), and RSS
-    stays small."""
-    n = _mem_total() * 4 // 10 // MAX_MESSAGE + 8
-    if n > 2000:
-        pytest.skip("too much RAM to exceed the watermark with 2000 "
-                    "channels")
-    b = warren_factory()
-    c = raw(b, timeout=10)
+    """With a 4 MiB memory watermark, one client announces 128 MiB bodies
+    on 8 channels (1 GiB) but sends one byte each.  No memory is used, so
+    another client's publishes are confirmed with no connection.blocked
+    before the last confirm (no memory alarm), and RSS stays small.
+    Positive control: once a third client really fills 4 MiB, the same
+    publisher gets connection.blocked for its next publish."""
+    n = 8
+    b = warren_factory("--vm-memory-high-watermark-absolute", str(4 << 20))
+    c = raw(b, timeout=30)
+    filler = None
+    events = []
+    conn = None
     try:
         c.handshake()
         out = []
@@ -1347,30 +1431,58 @@ def test_announced_but_unsent_bodies_do_not_block_other_publishers(
             out.append(_publish_method(ch, "", "warren-it.nowhere"))
             out.append(content_header_frame(ch, MAX_MESSAGE))
             out.append(body_frame(ch, b"x"))
+        # Its open-ok proves every header before it was handled.
+        out.append(method_frame(n + 1, CHANNEL_OPEN, shortstr("")))
         c.send(b"".join(out))
-        for ch in range(1, n + 1):
+        for ch in range(1, n + 2):
             assert c.read_method(rawamqp.CHANNEL_OPEN_OK).channel == ch
         conn = pika.BlockingConnection(amqp_helpers.params(
-            b.port, blocked_connection_timeout=5))
+            b.port, blocked_connection_timeout=30))
+        conn.add_on_connection_blocked_callback(
+            lambda _conn, frame: events.append(frame.method.reason))
+        ch = conn.channel()
+        ch.confirm_delivery()
+        q = ch.queue_declare("", exclusive=True).method.queue
         try:
-            ch = conn.channel()
-            ch.confirm_delivery()
-            q = ch.queue_declare("", exclusive=True).method.queue
-            t0 = time.monotonic()
-            try:
-                for i in range(5):
-                    ch.basic_publish("", q, b"innocent %d" % i)
-            except pika.exceptions.ConnectionBlockedTimeout:
-                raise AssertionError(
-                    "an innocent publisher was blocked (memory alarm?) "
-                    "after another client announced %d x 128 MiB and sent "
-                    "%d bytes; log:\n%s" % (n, n, b.log_tail(5)))
-            assert time.monotonic() - t0 < 5
-            assert amqp_helpers.queue_depth(ch, q) == 5
-        finally:
-            amqp_helpers.close_quietly(conn)
+            for i in range(5):
+                ch.basic_publish("", q, b"innocent %d" % i)
+        except pika.exceptions.ConnectionBlockedTimeout:
+            raise AssertionError(
+                "an innocent publisher was blocked (memory alarm?) after "
+                "another client announced %d x 128 MiB and sent %d bytes; "
+                "log:\n%s" % (n, n, b.log_tail(5)))
+        # A connection.blocked would have come before the confirms.
+        assert events == [], events
+        assert amqp_helpers.queue_depth(ch, q) == 5
         assert rss_mb(b.process.pid) < RSS_LIMIT_MB
+
+        # Positive control: real message bytes over the watermark.
+        fq = amqp_helpers.unique("fill")
+        filler = opened(b)
+        filler.queue_declare(1, fq, exclusive=False, auto_delete=False)
+
+        def alarm():
+            return any("memory alarm set" in line for line in b.log)
+
+        for i in range(400):
+            filler.basic_publish(1, "", fq, b"f" * 16384)
+            if i % 16 == 15 and amqp_helpers.wait_until(alarm, timeout=0.05):
+                break
+        assert amqp_helpers.wait_until(alarm, timeout=30), "no memory alarm"
+        conn.channel().basic_publish("", q, b"after the alarm")
+        assert amqp_helpers.wait_until(lambda: events, timeout=30,
+                                       connection=conn), (
+            "no connection.blocked after the memory alarm")
+        # Let the alarm clear, so the blocked connection can be closed.
+        drainer = pika.BlockingConnection(amqp_helpers.params(b.port))
+        try:
+            drainer.channel().queue_delete(fq)
+        finally:
+            amqp_helpers.close_quietly(drainer)
     finally:
+        amqp_helpers.close_quietly(conn)
+        if filler is not None:
+            filler.close_socket()
         c.close_socket()
     assert_alive(b)
 
@@ -1380,6 +1492,7 @@ def test_announced_but_unsent_bodies_do_not_block_other_publishers(
 
 
 HANDSHAKE_TIMEOUT = 10.0  # RabbitMQ's handshake_timeout; Warren's too
+EOF_WAIT = 60.0  # how long a client waits for the broker to drop it
 
 
 class IdleClients(object):
@@ -1397,14 +1510,16 @@ class IdleClients(object):
         for stage in self.STAGES:
             self._watch(stage, self._connect(stage))
         for i in range(100):
+            started = time.monotonic()
             c = raw(broker, timeout=20)
+            c.started = started
             c.send(b"AMQ")
             self.crowd.append(c)
             self._watch("crowd-%d" % i, c)
 
     def _connect(self, stage):
+        started = time.monotonic()  # before the broker can accept
         c = raw(self.broker, timeout=20)
-        started = time.monotonic()
         if stage != "nothing":
             c.send(b"AMQ")
         if stage in ("header", "start-ok", "tune-ok"):
@@ -1422,7 +1537,7 @@ class IdleClients(object):
         started = getattr(client, "started", time.monotonic())
 
         def wait():
-            waited = client.wait_for_eof(HANDSHAKE_TIMEOUT + 8)
+            waited = client.wait_for_eof(EOF_WAIT)
             self.results[name] = (None if waited is None
                                   else time.monotonic() - started)
             client.close_socket()
@@ -1433,7 +1548,7 @@ class IdleClients(object):
 
     def join(self):
         for t in self.threads:
-            t.join(HANDSHAKE_TIMEOUT + 10)
+            t.join(EOF_WAIT + 10)
         return self.results
 
 
@@ -1442,12 +1557,25 @@ def idle_clients(rbroker):
     return IdleClients(rbroker)
 
 
-def test_slowloris_crowd_does_not_block_others(robust, idle_clients):
+def test_slowloris_crowd_does_not_block_others(robust):
     """While 100 clients sit on a partial protocol header, other clients
-    connect, handshake and work normally."""
-    t0 = time.monotonic()
-    fuzz_helpers.pika_roundtrip(robust.port, timeout=5)
-    assert time.monotonic() - t0 < 2
+    connect, handshake and work normally: a pika round trip completes
+    while all 100 are still connected (a broker that served the round trip
+    only after dropping the crowd, at its handshake timeout, fails)."""
+    crowd = []
+    try:
+        for _ in range(100):
+            c = raw(robust, timeout=30)
+            crowd.append(c)
+            c.send(b"AMQ")
+        fuzz_helpers.pika_roundtrip(robust.port)
+        dropped = sum(1 for c in crowd if _at_eof(c))
+        assert dropped == 0, (
+            "%d of the 100 slow clients were dropped before the round trip "
+            "was done" % dropped)
+    finally:
+        for c in crowd:
+            c.close_socket()
 
 
 def test_protocol_header_and_handshake_byte_by_byte(robust, uname):
@@ -1482,14 +1610,15 @@ def test_protocol_header_and_handshake_byte_by_byte(robust, uname):
 def test_idle_and_half_open_connections_dropped_after_handshake_timeout(
         robust, idle_clients):
     """Connections that send nothing, part of the protocol header, or stop
-    after the header / start-ok / tune-ok are closed by the broker after
-    the handshake timeout (RabbitMQ: 10 s; accepted: 8 to 12.5 s).  The
+    after the header / start-ok / tune-ok are closed by the broker, and
+    not before the handshake timeout (RabbitMQ: 10 s; each client's clock
+    starts before its TCP connect, so before the broker's).  The
     clients were started with the module, so this mostly waits for what
     remains of the 10 s."""
     results = idle_clients.join()
     for name in IdleClients.STAGES + ["crowd-%d" % i for i in range(100)]:
         waited = results.get(name)
         assert waited is not None, "%s: still open after %.0f s" % (
-            name, HANDSHAKE_TIMEOUT + 8)
-        assert 8.0 <= waited <= 12.5, "%s: closed after %.1f s" % (
+            name, EOF_WAIT)
+        assert waited >= HANDSHAKE_TIMEOUT - 0.5, "%s: closed after %.1f s" % (
             name, waited)
