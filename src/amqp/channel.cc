@@ -8,9 +8,6 @@
 
 namespace warren::amqp {
 
-using broker::amqp_error;
-using broker::AmqpError;
-using broker::Status;
 
 namespace {
 
@@ -89,13 +86,13 @@ Status Channel::on_malformed_method(uint16_t class_id, uint16_t method_id) {
                     method_name(class_id, method_id));
 }
 
-broker::OpResult<FieldTable> Channel::table(std::string_view raw) const {
+OpResult<FieldTable> Channel::table(std::string_view raw) const {
   auto t = decode_table(raw);
   if (!t) return amqp_error(kSyntaxError, "malformed field table");
   return std::move(*t);
 }
 
-broker::OpResult<std::string> Channel::queue_name(std::string_view name) const {
+OpResult<std::string> Channel::queue_name(std::string_view name) const {
   if (!name.empty()) return std::string(name);
   if (last_queue_.empty()) return amqp_error(kNotFound, "no previously declared queue");
   return last_queue_;

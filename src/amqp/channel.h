@@ -11,7 +11,7 @@
 
 #include "amqp/frame.h"
 #include "amqp/methods.h"
-#include "broker/amqp_error.h"
+#include "amqp/amqp_error.h"
 #include "broker/broker.h"
 #include "broker/message.h"
 #include "broker/exchange.h"
@@ -30,9 +30,9 @@ class Channel : public broker::DeliverySink, public broker::JournalWaiter {
   bool closing() const { return closing_; }
 
   // Frame handlers; an error is the reply code to close the channel (soft) or connection (hard).
-  broker::Status handle_method(uint16_t class_id, uint16_t method_id, Reader& r);
-  broker::Status handle_header(std::string_view payload);
-  broker::Status handle_body(std::string_view payload);
+  Status handle_method(uint16_t class_id, uint16_t method_id, Reader& r);
+  Status handle_header(std::string_view payload);
+  Status handle_body(std::string_view payload);
   bool expecting_content() const { return assembly_ != Assembly::kIdle; }
 
   // Channel close initiated by us after a soft error: release everything, wait for close-ok.
@@ -53,40 +53,40 @@ class Channel : public broker::DeliverySink, public broker::JournalWaiter {
   void request_dispatch_all();
 
   // Method handlers (called by dispatch_method).
-  broker::Status on(const ChannelOpen&);
-  broker::Status on(const ChannelFlow&);
-  broker::Status on(const ChannelClose&);
-  broker::Status on(const ChannelCloseOk&);
-  broker::Status on(const ExchangeDeclare&);
-  broker::Status on(const ExchangeDelete&);
-  broker::Status on(const ExchangeBind&);
-  broker::Status on(const ExchangeUnbind&);
-  broker::Status on(const QueueDeclare&);
-  broker::Status on(const QueueBind&);
-  broker::Status on(const QueueUnbind&);
-  broker::Status on(const QueuePurge&);
-  broker::Status on(const QueueDelete&);
-  broker::Status on(const BasicQos&);
-  broker::Status on(const BasicConsume&);
-  broker::Status on(const BasicCancel&);
-  broker::Status on(const BasicPublish&);
-  broker::Status on(const BasicGet&);
-  broker::Status on(const BasicAck&);
-  broker::Status on(const BasicReject&);
-  broker::Status on(const BasicNack&);
-  broker::Status on(const BasicRecoverAsync&);
-  broker::Status on(const BasicRecover&);
-  broker::Status on(const ConfirmSelect&);
-  broker::Status on(const TxSelect&);
-  broker::Status on(const TxCommit&);
-  broker::Status on(const TxRollback&);
+  Status on(const ChannelOpen&);
+  Status on(const ChannelFlow&);
+  Status on(const ChannelClose&);
+  Status on(const ChannelCloseOk&);
+  Status on(const ExchangeDeclare&);
+  Status on(const ExchangeDelete&);
+  Status on(const ExchangeBind&);
+  Status on(const ExchangeUnbind&);
+  Status on(const QueueDeclare&);
+  Status on(const QueueBind&);
+  Status on(const QueueUnbind&);
+  Status on(const QueuePurge&);
+  Status on(const QueueDelete&);
+  Status on(const BasicQos&);
+  Status on(const BasicConsume&);
+  Status on(const BasicCancel&);
+  Status on(const BasicPublish&);
+  Status on(const BasicGet&);
+  Status on(const BasicAck&);
+  Status on(const BasicReject&);
+  Status on(const BasicNack&);
+  Status on(const BasicRecoverAsync&);
+  Status on(const BasicRecover&);
+  Status on(const ConfirmSelect&);
+  Status on(const TxSelect&);
+  Status on(const TxCommit&);
+  Status on(const TxRollback&);
   // Methods a client must not send on a channel (server-to-client methods, connection class).
   template <class M>
-  broker::Status on(const M&) {
-    return broker::amqp_error(kCommandInvalid, "unexpected method {} on channel {}", M::kName, id_);
+  Status on(const M&) {
+    return amqp_error(kCommandInvalid, "unexpected method {} on channel {}", M::kName, id_);
   }
-  broker::Status on_unknown_method(uint16_t class_id, uint16_t method_id);
-  broker::Status on_malformed_method(uint16_t class_id, uint16_t method_id);
+  Status on_unknown_method(uint16_t class_id, uint16_t method_id);
+  Status on_malformed_method(uint16_t class_id, uint16_t method_id);
 
  private:
   enum class Assembly { kIdle, kHeader, kBody };
@@ -136,15 +136,15 @@ class Channel : public broker::DeliverySink, public broker::JournalWaiter {
   void send(const M& m);
   void ack_confirms_through(uint64_t tag);
   std::deque<Unacked>::iterator find_unacked(uint64_t tag);
-  broker::Status finish_publish();
+  Status finish_publish();
   void make_publish_message(std::string_view body);
   // Routes a complete message (x null: the default exchange) and enqueues or returns it.
   Routed route_message(broker::MessageRef msg, broker::Exchange* x, bool mandatory);
   void after_publish();
-  broker::Status consume_reply_to(const BasicConsume& m);
+  Status consume_reply_to(const BasicConsume& m);
   void publish_direct_reply(broker::MessageRef msg, std::string_view token);
-  broker::Status content_error(std::string_view expected, std::string_view got);
-  broker::Status settle(uint64_t tag, bool multiple, bool requeue, bool ack);
+  Status content_error(std::string_view expected, std::string_view got);
+  Status settle(uint64_t tag, bool multiple, bool requeue, bool ack);
   // Acks (or requeues / drops) the unacked entries in [begin, end) that are still outstanding.
   void apply_settlement(std::deque<Unacked>::iterator begin, std::deque<Unacked>::iterator end,
                         bool requeue, bool ack);
@@ -152,8 +152,8 @@ class Channel : public broker::DeliverySink, public broker::JournalWaiter {
   void requeue_all_unacked();
   void remove_consumer(const std::string& tag, bool notify_client);
   // Resolves "" to the channel's most recently declared queue as RabbitMQ does.
-  broker::OpResult<std::string> queue_name(std::string_view name) const;
-  broker::OpResult<FieldTable> table(std::string_view raw) const;
+  OpResult<std::string> queue_name(std::string_view name) const;
+  OpResult<FieldTable> table(std::string_view raw) const;
 
   Connection& conn_;
   uint16_t id_;

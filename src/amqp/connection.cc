@@ -7,14 +7,12 @@
 #include <spdlog/spdlog.h>
 
 #include "amqp/channel.h"
-#include "amqp/field_table.h"
+#include "common/field_table.h"
 #include "auth/user_store.h"
 
 namespace warren::amqp {
 
 namespace asio = boost::asio;
-using broker::amqp_error;
-using broker::AmqpError;
 using Clock = std::chrono::steady_clock;
 
 namespace {
@@ -427,7 +425,7 @@ bool Connection::handle_channel_frame(const Frame& f) {
     }
     return true;
   }
-  broker::Status st;
+  Status st;
   if (f.type == kFrameMethod) {
     // channel.close in the middle of a message is an unexpected frame, as any other method.
     if (is_close && !ch->expecting_content()) {

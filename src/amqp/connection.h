@@ -12,7 +12,7 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include "amqp/frame.h"
-#include "broker/amqp_error.h"
+#include "amqp/amqp_error.h"
 #include "broker/broker.h"
 
 namespace warren::amqp {
@@ -42,9 +42,9 @@ class Connection : public broker::OutputFlusher,
   bool output_blocked() const { return out_.size() >= broker_.limits().output_high_water; }
   void confirm_pending(Channel* ch);
   // A hard error raised while handling a channel method: close the whole connection.
-  void close_with_error(const broker::AmqpError& e);
+  void close_with_error(const AmqpError& e);
   // A soft error found outside a method handler (e.g. a failed journal sync): close the channel.
-  void fail_channel(uint16_t channel_id, const broker::AmqpError& e);
+  void fail_channel(uint16_t channel_id, const AmqpError& e);
   // Stops (true) or allows again (false) reading requests, e.g. while a tx.commit waits for the
   // disk. Holds nest.
   void hold_reading(bool hold);

@@ -6,7 +6,7 @@
 #include <string_view>
 
 #include "amqp/methods.h"
-#include "amqp/wire.h"
+#include "common/wire.h"
 
 namespace warren::amqp {
 

@@ -6,7 +6,7 @@
 
 #include <algorithm>
 
-#include "amqp/field_table.h"
+#include "common/field_table.h"
 
 namespace warren::auth {
 namespace {
@@ -89,10 +89,10 @@ std::optional<Credentials> parse_plain(std::string_view response) {
 }
 
 std::optional<Credentials> parse_amqplain(std::string_view response) {
-  auto table = amqp::decode_table(response);
+  auto table = decode_table(response);
   if (!table) return std::nullopt;
-  const amqp::FieldValue* login = table->find("LOGIN");
-  const amqp::FieldValue* password = table->find("PASSWORD");
+  const FieldValue* login = table->find("LOGIN");
+  const FieldValue* password = table->find("PASSWORD");
   if (login == nullptr || password == nullptr) return std::nullopt;
   auto l = login->as_string();
   auto p = password->as_string();

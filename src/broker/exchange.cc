@@ -24,12 +24,12 @@ std::string_view exchange_type_name(ExchangeType t) {
 
 Exchange::Exchange(std::string name, ExchangeType type, Options options)
     : name_(std::move(name)), type_(type), options_(std::move(options)) {
-  if (const amqp::FieldValue* ae = options_.arguments.find("alternate-exchange"))
+  if (const FieldValue* ae = options_.arguments.find("alternate-exchange"))
     if (auto s = ae->as_string()) alternate_exchange_ = std::string(*s);
 }
 
 bool Exchange::add_binding(Destination dest, std::string_view routing_key,
-                           const amqp::FieldTable& args, std::string* error) {
+                           const FieldTable& args, std::string* error) {
   for (const Binding& b : bindings_)
     if (b.dest == dest && b.routing_key == routing_key && b.arguments == args) return false;
   Binding b{dest, std::string(routing_key), args, std::nullopt, std::nullopt};
@@ -45,7 +45,7 @@ bool Exchange::add_binding(Destination dest, std::string_view routing_key,
 }
 
 bool Exchange::remove_binding(Destination dest, std::string_view routing_key,
-                              const amqp::FieldTable& args) {
+                              const FieldTable& args) {
   auto it = std::find_if(bindings_.begin(), bindings_.end(), [&](const Binding& b) {
     return b.dest == dest && b.routing_key == routing_key && b.arguments == args;
   });

@@ -9,7 +9,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "amqp/field_table.h"
+#include "common/field_table.h"
 #include "broker/headers_matcher.h"
 #include "broker/topic_matcher.h"
 
@@ -32,7 +32,7 @@ struct Destination {
 struct Binding {
   Destination dest;
   std::string routing_key;
-  amqp::FieldTable arguments;
+  FieldTable arguments;
   std::optional<TopicPattern> topic;      // topic exchanges
   std::optional<HeadersPattern> headers;  // headers exchanges
 };
@@ -48,7 +48,7 @@ class Exchange {
     bool durable = false;
     bool auto_delete = false;
     bool internal = false;
-    amqp::FieldTable arguments;
+    FieldTable arguments;
   };
 
   Exchange(std::string name, ExchangeType type, Options options);
@@ -61,10 +61,10 @@ class Exchange {
   bool has_bindings() const { return !bindings_.empty(); }
 
   // Adds a binding; false (and no error) if the same binding exists. Errors for bad arguments.
-  bool add_binding(Destination dest, std::string_view routing_key, const amqp::FieldTable& args,
+  bool add_binding(Destination dest, std::string_view routing_key, const FieldTable& args,
                    std::string* error);
   // Removes a binding; false if it did not exist.
-  bool remove_binding(Destination dest, std::string_view routing_key, const amqp::FieldTable& args);
+  bool remove_binding(Destination dest, std::string_view routing_key, const FieldTable& args);
   // Removes every binding to dest; returns how many.
   size_t remove_bindings_to(Destination dest);
 
@@ -106,7 +106,7 @@ void Exchange::route(std::string_view routing_key, HeadersFn&& headers, Emit&& e
       break;
     case ExchangeType::kHeaders: {
       if (bindings_.empty()) break;
-      const amqp::FieldTable& h = headers();
+      const FieldTable& h = headers();
       for (const Binding& b : bindings_)
         if (b.headers->matches(h)) emit(b.dest);
       break;

@@ -5,7 +5,7 @@
 namespace warren::broker {
 namespace {
 
-std::optional<double> as_number(const amqp::FieldValue& v) {
+std::optional<double> as_number(const FieldValue& v) {
   return std::visit(
       [](const auto& x) -> std::optional<double> {
         using T = std::decay_t<decltype(x)>;
@@ -19,7 +19,7 @@ std::optional<double> as_number(const amqp::FieldValue& v) {
 
 }  // namespace
 
-bool header_values_equal(const amqp::FieldValue& a, const amqp::FieldValue& b) {
+bool header_values_equal(const FieldValue& a, const FieldValue& b) {
   auto ai = a.as_int(), bi = b.as_int();
   if (ai && bi) return *ai == *bi;
   auto an = as_number(a), bn = as_number(b);
@@ -29,15 +29,15 @@ bool header_values_equal(const amqp::FieldValue& a, const amqp::FieldValue& b) {
   return a == b;
 }
 
-bool HeadersPattern::parse(const amqp::FieldTable& args, HeadersPattern* out, std::string* error) {
+bool HeadersPattern::parse(const FieldTable& args, HeadersPattern* out, std::string* error) {
   out->mode_ = Mode::kAll;
   out->expected_.clear();
-  if (const amqp::FieldValue* xm = args.find("x-match")) {
+  if (const FieldValue* xm = args.find("x-match")) {
     // RabbitMQ accepts x-match only as a long string ('S').
     const std::string* str = std::get_if<std::string>(&xm->v);
     if (str == nullptr) {
       *error = "Invalid x-match field type " + std::string(1, xm->tag()) + " (value " +
-               amqp::to_string(*xm) + "); expected longstr";
+               to_string(*xm) + "); expected longstr";
       return false;
     }
     std::optional<std::string_view> s = std::string_view(*str);
@@ -46,7 +46,7 @@ bool HeadersPattern::parse(const amqp::FieldTable& args, HeadersPattern* out, st
     else if (s && *s == "all-with-x") out->mode_ = Mode::kAllWithX;
     else if (s && *s == "any-with-x") out->mode_ = Mode::kAnyWithX;
     else {
-      *error = "Invalid x-match field value " + amqp::to_string(*xm) +
+      *error = "Invalid x-match field value " + to_string(*xm) +
                "; expected all, any, all-with-x, or any-with-x";
       return false;
     }
@@ -60,13 +60,13 @@ bool HeadersPattern::parse(const amqp::FieldTable& args, HeadersPattern* out, st
   return true;
 }
 
-bool HeadersPattern::matches(const amqp::FieldTable& headers) const {
+bool HeadersPattern::matches(const FieldTable& headers) const {
   bool all = mode_ == Mode::kAll || mode_ == Mode::kAllWithX;
   for (const auto& [k, v] : expected_) {
-    const amqp::FieldValue* h = headers.find(k);
+    const FieldValue* h = headers.find(k);
     // A void binding value asks only for the header's presence.
     bool ok = h != nullptr &&
-              (std::holds_alternative<amqp::Void>(v.v) || header_values_equal(v, *h));
+              (std::holds_alternative<Void>(v.v) || header_values_equal(v, *h));
     if (all && !ok) return false;
     if (!all && ok) return true;
   }

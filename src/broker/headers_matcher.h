@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "amqp/field_table.h"
+#include "common/field_table.h"
 
 namespace warren::broker {
 
@@ -14,17 +14,17 @@ class HeadersPattern {
   enum class Mode { kAll, kAny, kAllWithX, kAnyWithX };
 
   // Parses binding arguments; returns an error text for an invalid x-match value.
-  static bool parse(const amqp::FieldTable& binding_args, HeadersPattern* out, std::string* error);
+  static bool parse(const FieldTable& binding_args, HeadersPattern* out, std::string* error);
 
-  bool matches(const amqp::FieldTable& headers) const;
+  bool matches(const FieldTable& headers) const;
 
  private:
   Mode mode_ = Mode::kAll;
-  std::vector<std::pair<std::string, amqp::FieldValue>> expected_;
+  std::vector<std::pair<std::string, FieldValue>> expected_;
 };
 
 // Value equality as RabbitMQ's headers exchange compares (Erlang ==: numbers by value whatever
 // their width, strings by bytes).
-bool header_values_equal(const amqp::FieldValue& a, const amqp::FieldValue& b);
+bool header_values_equal(const FieldValue& a, const FieldValue& b);
 
 }  // namespace warren::broker

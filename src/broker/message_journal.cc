@@ -4,7 +4,7 @@
 #include <cstring>
 #include <spdlog/spdlog.h>
 
-#include "amqp/methods.h"
+#include "common/basic_properties.h"
 #include "broker/queue.h"
 
 namespace warren::broker {
@@ -51,8 +51,8 @@ MessageRef MessageJournal::decode(std::string_view body) {
   std::string_view payload = body.substr(exchange + routing_key + props);
   MessageRef m = Message::create(x, rk, raw_props, payload.size());
   m->append_body(payload);
-  amqp::Reader r(raw_props);
-  amqp::BasicProperties p;
+  Reader r(raw_props);
+  BasicProperties p;
   if (p.decode(r)) {
     if (p.has_delivery_mode()) m->delivery_mode = p.delivery_mode;
     if (p.has_priority()) m->priority = p.priority;

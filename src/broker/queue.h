@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "amqp/field_table.h"
+#include "common/field_table.h"
 #include "broker/message.h"
 #include "broker/ref.h"
 #include "store/delivery_marks.h"
@@ -58,7 +58,7 @@ struct Consumer {
   bool exclusive = false;
   uint32_t prefetch = 0;  // 0 = unlimited
   uint32_t unacked = 0;
-  amqp::FieldTable arguments;
+  FieldTable arguments;
 };
 
 // A publisher that can be paused while a queue it feeds is over its high-water mark.
@@ -82,7 +82,7 @@ class Queue {
     bool exclusive = false;
     bool auto_delete = false;
     uint64_t owner_connection = 0;  // for exclusive queues
-    amqp::FieldTable arguments;
+    FieldTable arguments;
     uint64_t store_id = 0;  // durable queues: the metadata store's id, which tags stored messages
   };
 

@@ -13,7 +13,7 @@ constexpr int64_t kMaxTimer = 4294967295;
 constexpr int64_t kMaxPriority = 255;
 
 // Integer checks: returns the RabbitMQ reason, or nullopt when valid.
-std::optional<std::string> integer_reason(const amqp::FieldValue& v, bool zero_allowed,
+std::optional<std::string> integer_reason(const FieldValue& v, bool zero_allowed,
                                           int64_t max, bool max_is_priority) {
   auto n = v.as_int();
   if (!n) return "expected integer, got " + std::string(rabbit_type_name(v));
@@ -26,12 +26,12 @@ std::optional<std::string> integer_reason(const amqp::FieldValue& v, bool zero_a
   return std::nullopt;
 }
 
-std::optional<std::string> string_reason(const amqp::FieldValue& v) {
+std::optional<std::string> string_reason(const FieldValue& v) {
   if (std::holds_alternative<std::string>(v.v)) return std::nullopt;
   return "{unacceptable_type," + std::string(rabbit_type_name(v)) + "}";
 }
 
-std::optional<std::string> one_of(const amqp::FieldValue& v,
+std::optional<std::string> one_of(const FieldValue& v,
                                   std::initializer_list<std::string_view> allowed,
                                   std::string_view what) {
   if (auto r = string_reason(v)) return r;
@@ -41,7 +41,7 @@ std::optional<std::string> one_of(const amqp::FieldValue& v,
   return "unsupported " + std::string(what) + " '" + s + "'";
 }
 
-std::optional<std::string> reason_for(std::string_view key, const amqp::FieldValue& v) {
+std::optional<std::string> reason_for(std::string_view key, const FieldValue& v) {
   if (key == "x-expires") return integer_reason(v, false, kMaxTimer, false);
   if (key == "x-message-ttl") return integer_reason(v, true, kMaxTimer, false);
   if (key == "x-max-length" || key == "x-max-length-bytes" || key == "x-max-in-memory-length" ||
@@ -59,7 +59,7 @@ std::optional<std::string> reason_for(std::string_view key, const amqp::FieldVal
   if (key == "x-queue-version") {
     auto n = v.as_int();
     if (!n || (*n != 1 && *n != 2))
-      return "unsupported queue version '" + amqp::to_string(v) + "'";
+      return "unsupported queue version '" + to_string(v) + "'";
     return std::nullopt;
   }
   if (key == "x-single-active-consumer") {
@@ -71,7 +71,7 @@ std::optional<std::string> reason_for(std::string_view key, const amqp::FieldVal
 
 }  // namespace
 
-std::string_view rabbit_type_name(const amqp::FieldValue& v) {
+std::string_view rabbit_type_name(const FieldValue& v) {
   switch (v.tag()) {
     case 't': return "bool";
     case 'b': return "byte";
@@ -94,11 +94,11 @@ std::string_view rabbit_type_name(const amqp::FieldValue& v) {
   return "unknown";
 }
 
-Status validate_queue_arguments(const amqp::FieldTable& args, std::string_view queue,
+Status validate_queue_arguments(const FieldTable& args, std::string_view queue,
                                 std::string_view vhost) {
   for (const auto& [key, value] : args.entries) {
     if (auto reason = reason_for(key, value))
-      return amqp_error(406, "invalid arg '{}' for queue '{}' in vhost '{}': {}", key, queue, vhost,
+      return make_error(ErrorCode::kPreconditionFailed, "invalid arg '{}' for queue '{}' in vhost '{}': {}", key, queue, vhost,
                         *reason);
   }
   return std::nullopt;

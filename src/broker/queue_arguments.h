@@ -4,17 +4,17 @@
 
 #include <string_view>
 
-#include "amqp/field_table.h"
-#include "broker/amqp_error.h"
+#include "common/field_table.h"
+#include "broker/error.h"
 
 namespace warren::broker {
 
 // 406 "invalid arg 'KEY' for queue 'Q' in vhost 'V': REASON" for the first invalid argument.
 // Arguments RabbitMQ does not know are accepted and kept.
-Status validate_queue_arguments(const amqp::FieldTable& args, std::string_view queue,
+Status validate_queue_arguments(const FieldTable& args, std::string_view queue,
                                 std::string_view vhost);
 
 // RabbitMQ's name for a field value's type ("longstr", "signedint", "long", ...).
-std::string_view rabbit_type_name(const amqp::FieldValue& v);
+std::string_view rabbit_type_name(const FieldValue& v);
 
 }  // namespace warren::broker

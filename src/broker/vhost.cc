@@ -23,13 +23,13 @@ constexpr std::string_view kComparedQueueArgs[] = {
     "x-single-active-consumer", "x-queue-master-locator", "x-queue-version",
 };
 
-std::string plain_value(const amqp::FieldValue& v) {
+std::string plain_value(const FieldValue& v) {
   if (auto s = v.as_string()) return std::string(*s);
-  return amqp::to_string(v);
+  return to_string(v);
 }
 
 // Both sides present: 'a' and 'b'; one missing: "none" and "the value 'a' of type 'longstr'".
-std::string describe(const amqp::FieldValue* v, bool other_missing) {
+std::string describe(const FieldValue* v, bool other_missing) {
   if (v == nullptr) return "none";
   if (other_missing)
     return fmt::format("the value '{}' of type '{}'", plain_value(*v), rabbit_type_name(*v));
@@ -37,7 +37,7 @@ std::string describe(const amqp::FieldValue* v, bool other_missing) {
 }
 
 // RabbitMQ treats an explicit x-queue-type of "classic" as equal to none.
-bool is_default_queue_type(const amqp::FieldValue* v) {
+bool is_default_queue_type(const FieldValue* v) {
   if (v == nullptr) return true;
   auto s = v->as_string();
   return s && *s == "classic";
@@ -64,12 +64,12 @@ VHost::~VHost() {
 
 Status VHost::persisted(const store::Status& s) {
   if (!s) return std::nullopt;
-  return amqp_error(541, "cannot store definitions: {}", s->message);
+  return make_error(ErrorCode::kInternalError, "cannot store definitions: {}", s->message);
 }
 
 store::BindingRecord VHost::binding_record(std::string_view source, std::string_view dest,
                                            bool dest_is_queue, std::string_view key,
-                                           const amqp::FieldTable& args) const {
+                                           const FieldTable& args) const {
   return store::BindingRecord{name_, std::string(source), std::string(dest), dest_is_queue,
                               std::string(key), args};
 }
@@ -125,9 +125,9 @@ Queue* VHost::find_queue(std::string_view name) {
 
 OpResult<Queue*> VHost::usable_queue(std::string_view name, uint64_t connection_id) {
   Queue* q = find_queue(name);
-  if (q == nullptr) return amqp_error(404, "no queue '{}' in vhost '{}'", name, name_);
+  if (q == nullptr) return make_error(ErrorCode::kNotFound, "no queue '{}' in vhost '{}'", name, name_);
   if (q->exclusive() && q->owner_connection() != connection_id)
-    return amqp_error(405,
+    return make_error(ErrorCode::kResourceLocked,
                       "cannot obtain exclusive access to locked queue '{}' in vhost '{}'. It could "
                       "be originally declared on another connection or the exclusive property "
                       "value does not match that of the original declaration.",
@@ -137,20 +137,20 @@ OpResult<Queue*> VHost::usable_queue(std::string_view name, uint64_t connection_
 
 Status VHost::declare_exchange(const ExchangeDeclare& d) {
   if (d.name.empty())
-    return amqp_error(403, "operation not permitted on the default exchange");
+    return make_error(ErrorCode::kAccessRefused, "operation not permitted on the default exchange");
   Exchange* x = find_exchange(d.name);
   if (d.passive) {
-    if (x == nullptr) return amqp_error(404, "no exchange '{}' in vhost '{}'", d.name, name_);
+    if (x == nullptr) return make_error(ErrorCode::kNotFound, "no exchange '{}' in vhost '{}'", d.name, name_);
     return std::nullopt;
   }
   auto type = parse_exchange_type(d.type);
   if (!type) {
-    AmqpError e = amqp_error(503, "unknown exchange type '{}'", d.type);
+    Error e = make_error(ErrorCode::kCommandInvalid, "unknown exchange type '{}'", d.type);
     return e;
   }
   if (x == nullptr) {
     if (d.name.starts_with("amq."))
-      return amqp_error(403, "exchange name '{}' contains reserved prefix 'amq.*'", d.name);
+      return make_error(ErrorCode::kAccessRefused, "exchange name '{}' contains reserved prefix 'amq.*'", d.name);
     if (metadata_ != nullptr && d.durable) {
       store::ExchangeRecord r{name_, std::string(d.name), std::string(d.type), d.durable,
                               d.auto_delete, d.internal, d.arguments};
@@ -161,7 +161,7 @@ Status VHost::declare_exchange(const ExchangeDeclare& d) {
     return std::nullopt;
   }
   auto inequivalent = [&](std::string_view arg, std::string_view got, std::string_view cur) {
-    return amqp_error(406,
+    return make_error(ErrorCode::kPreconditionFailed,
                       "inequivalent arg '{}' for exchange '{}' in vhost '{}': received '{}' but "
                       "current is '{}'",
                       arg, d.name, name_, got, cur);
@@ -174,10 +174,10 @@ Status VHost::declare_exchange(const ExchangeDeclare& d) {
                         bool_text(x->options().auto_delete));
   if (x->options().internal != d.internal)
     return inequivalent("internal", bool_text(d.internal), bool_text(x->options().internal));
-  const amqp::FieldValue* got_ae = d.arguments.find("alternate-exchange");
-  const amqp::FieldValue* cur_ae = x->options().arguments.find("alternate-exchange");
+  const FieldValue* got_ae = d.arguments.find("alternate-exchange");
+  const FieldValue* cur_ae = x->options().arguments.find("alternate-exchange");
   if ((got_ae == nullptr) != (cur_ae == nullptr) || (got_ae && !(*got_ae == *cur_ae)))
-    return amqp_error(406,
+    return make_error(ErrorCode::kPreconditionFailed,
                       "inequivalent arg 'alternate-exchange' for exchange '{}' in vhost '{}': "
                       "received {} but current is {}",
                       d.name, name_, describe(got_ae, cur_ae == nullptr),
@@ -186,15 +186,15 @@ Status VHost::declare_exchange(const ExchangeDeclare& d) {
 }
 
 Status VHost::delete_exchange(std::string_view name, bool if_unused) {
-  if (name.empty()) return amqp_error(403, "operation not permitted on the default exchange");
+  if (name.empty()) return make_error(ErrorCode::kAccessRefused, "operation not permitted on the default exchange");
   if (name.starts_with("amq."))
-    return amqp_error(403, "deletion of system exchange '{}' in vhost '{}' not allowed", name,
+    return make_error(ErrorCode::kAccessRefused, "deletion of system exchange '{}' in vhost '{}' not allowed", name,
                       name_);
   auto it = exchanges_.find(name);
   if (it == exchanges_.end()) return std::nullopt;  // RabbitMQ: deleting a missing exchange is ok
   Exchange* x = it->second.get();
   if (if_unused && x->has_bindings())
-    return amqp_error(406, "exchange '{}' in vhost '{}' in use", name, name_);
+    return make_error(ErrorCode::kPreconditionFailed, "exchange '{}' in vhost '{}' in use", name, name_);
   // The store drops the exchange's bindings (either direction) with it.
   if (metadata_ != nullptr && x->options().durable)
     if (Status s = persisted(metadata_->delete_exchange(name_, std::string(name)))) return s;
@@ -240,18 +240,18 @@ OpResult<QueueDeclareOk> VHost::declare_queue(const QueueDeclare& declared,
   if (name.empty()) {
     name = generate_queue_name();
   } else if (name.starts_with("amq.")) {
-    return amqp_error(403, "queue name '{}' contains reserved prefix 'amq.*'", name);
+    return make_error(ErrorCode::kAccessRefused, "queue name '{}' contains reserved prefix 'amq.*'", name);
   }
   if (Queue* q = find_queue(name)) {
     uint64_t owner = d.exclusive ? connection_id : 0;
     if (q->owner_connection() != owner)
-      return amqp_error(405,
+      return make_error(ErrorCode::kResourceLocked,
                         "cannot obtain exclusive access to locked queue '{}' in vhost '{}'. It "
                         "could be originally declared on another connection or the exclusive "
                         "property value does not match that of the original declaration.",
                         name, name_);
     auto inequivalent = [&](std::string_view arg, bool got, bool cur) {
-      return amqp_error(406,
+      return make_error(ErrorCode::kPreconditionFailed,
                         "inequivalent arg '{}' for queue '{}' in vhost '{}': received '{}' but "
                         "current is '{}'",
                         arg, name, name_, bool_text(got), bool_text(cur));
@@ -260,15 +260,15 @@ OpResult<QueueDeclareOk> VHost::declare_queue(const QueueDeclare& declared,
     if (q->auto_delete() != d.auto_delete)
       return inequivalent("auto_delete", d.auto_delete, q->auto_delete());
     for (std::string_view key : kComparedQueueArgs) {
-      const amqp::FieldValue* got = d.arguments.find(key);
-      const amqp::FieldValue* cur = q->options().arguments.find(key);
+      const FieldValue* got = d.arguments.find(key);
+      const FieldValue* cur = q->options().arguments.find(key);
       bool same = (got == nullptr && cur == nullptr) ||
                   (key == "x-queue-type" && is_default_queue_type(got) &&
                    is_default_queue_type(cur)) ||
                   (got && cur && (got->as_int() && cur->as_int() ? *got->as_int() == *cur->as_int()
                                                                  : *got == *cur));
       if (!same)
-        return amqp_error(406,
+        return make_error(ErrorCode::kPreconditionFailed,
                           "inequivalent arg '{}' for queue '{}' in vhost '{}': received {} but "
                           "current is {}",
                           key, name, name_, describe(got, cur == nullptr),
@@ -327,9 +327,9 @@ OpResult<uint32_t> VHost::delete_queue(std::string_view name, bool if_unused, bo
   if (!usable) return usable.error();
   // RabbitMQ checks emptiness before use.
   if (if_empty && q->message_count() > 0)
-    return amqp_error(406, "queue '{}' in vhost '{}' not empty", name, name_);
+    return make_error(ErrorCode::kPreconditionFailed, "queue '{}' in vhost '{}' not empty", name, name_);
   if (if_unused && q->consumer_count() > 0)
-    return amqp_error(406, "queue '{}' in vhost '{}' in use", name, name_);
+    return make_error(ErrorCode::kPreconditionFailed, "queue '{}' in vhost '{}' in use", name, name_);
   uint32_t count = static_cast<uint32_t>(q->message_count());
   remove_queue(q);
   return count;
@@ -342,16 +342,16 @@ OpResult<uint32_t> VHost::purge_queue(std::string_view name, uint64_t connection
 }
 
 Status VHost::bind_queue(std::string_view queue, std::string_view exchange, std::string_view key,
-                         const amqp::FieldTable& args, uint64_t connection_id) {
-  if (exchange.empty()) return amqp_error(403, "operation not permitted on the default exchange");
+                         const FieldTable& args, uint64_t connection_id) {
+  if (exchange.empty()) return make_error(ErrorCode::kAccessRefused, "operation not permitted on the default exchange");
   // As RabbitMQ: the source is checked first, exclusivity once both ends exist.
   Exchange* x = find_exchange(exchange);
-  if (x == nullptr) return amqp_error(404, "no exchange '{}' in vhost '{}'", exchange, name_);
+  if (x == nullptr) return make_error(ErrorCode::kNotFound, "no exchange '{}' in vhost '{}'", exchange, name_);
   auto q = usable_queue(queue, connection_id);
   if (!q) return q.error();
   std::string error;
   if (!x->add_binding(Destination{*q, nullptr}, key, args, &error)) {
-    if (!error.empty()) return amqp_error(406, "{}", error);
+    if (!error.empty()) return make_error(ErrorCode::kPreconditionFailed, "{}", error);
     return std::nullopt;  // already bound
   }
   // A binding is durable when both of its ends are.
@@ -366,8 +366,8 @@ Status VHost::bind_queue(std::string_view queue, std::string_view exchange, std:
 }
 
 Status VHost::unbind_queue(std::string_view queue, std::string_view exchange, std::string_view key,
-                           const amqp::FieldTable& args, uint64_t connection_id) {
-  if (exchange.empty()) return amqp_error(403, "operation not permitted on the default exchange");
+                           const FieldTable& args, uint64_t connection_id) {
+  if (exchange.empty()) return make_error(ErrorCode::kAccessRefused, "operation not permitted on the default exchange");
   // RabbitMQ answers unbind-ok when the binding, its queue or its exchange does not exist.
   Queue* existing = find_queue(queue);
   Exchange* x = find_exchange(exchange);
@@ -385,16 +385,16 @@ Status VHost::unbind_queue(std::string_view queue, std::string_view exchange, st
 }
 
 Status VHost::bind_exchange(std::string_view dest, std::string_view source, std::string_view key,
-                            const amqp::FieldTable& args) {
+                            const FieldTable& args) {
   if (dest.empty() || source.empty())
-    return amqp_error(403, "operation not permitted on the default exchange");
+    return make_error(ErrorCode::kAccessRefused, "operation not permitted on the default exchange");
   Exchange* s = find_exchange(source);
-  if (s == nullptr) return amqp_error(404, "no exchange '{}' in vhost '{}'", source, name_);
+  if (s == nullptr) return make_error(ErrorCode::kNotFound, "no exchange '{}' in vhost '{}'", source, name_);
   Exchange* d = find_exchange(dest);
-  if (d == nullptr) return amqp_error(404, "no exchange '{}' in vhost '{}'", dest, name_);
+  if (d == nullptr) return make_error(ErrorCode::kNotFound, "no exchange '{}' in vhost '{}'", dest, name_);
   std::string error;
   if (!s->add_binding(Destination{nullptr, d}, key, args, &error)) {
-    if (!error.empty()) return amqp_error(406, "{}", error);
+    if (!error.empty()) return make_error(ErrorCode::kPreconditionFailed, "{}", error);
     return std::nullopt;  // already bound
   }
   if (metadata_ != nullptr && s->options().durable && d->options().durable) {
@@ -408,9 +408,9 @@ Status VHost::bind_exchange(std::string_view dest, std::string_view source, std:
 }
 
 Status VHost::unbind_exchange(std::string_view dest, std::string_view source, std::string_view key,
-                              const amqp::FieldTable& args) {
+                              const FieldTable& args) {
   if (dest.empty() || source.empty())
-    return amqp_error(403, "operation not permitted on the default exchange");
+    return make_error(ErrorCode::kAccessRefused, "operation not permitted on the default exchange");
   // As for queues, unbinding something that does not exist is not an error.
   Exchange* d = find_exchange(dest);
   Exchange* s = find_exchange(source);

@@ -9,8 +9,8 @@
 #include <unordered_map>
 #include <vector>
 
-#include "amqp/field_table.h"
-#include "broker/amqp_error.h"
+#include "common/field_table.h"
+#include "broker/error.h"
 #include "broker/exchange.h"
 #include "broker/queue.h"
 #include "store/metadata_store.h"
@@ -24,7 +24,7 @@ struct ExchangeDeclare {
   bool durable = false;
   bool auto_delete = false;
   bool internal = false;
-  amqp::FieldTable arguments;
+  FieldTable arguments;
 };
 
 struct QueueDeclare {
@@ -33,7 +33,7 @@ struct QueueDeclare {
   bool durable = false;
   bool exclusive = false;
   bool auto_delete = false;
-  amqp::FieldTable arguments;
+  FieldTable arguments;
 };
 
 struct QueueDeclareOk {
@@ -69,13 +69,13 @@ class VHost {
                                   uint64_t connection_id);
   OpResult<uint32_t> purge_queue(std::string_view name, uint64_t connection_id);
   Status bind_queue(std::string_view queue, std::string_view exchange, std::string_view key,
-                    const amqp::FieldTable& args, uint64_t connection_id);
+                    const FieldTable& args, uint64_t connection_id);
   Status unbind_queue(std::string_view queue, std::string_view exchange, std::string_view key,
-                      const amqp::FieldTable& args, uint64_t connection_id);
+                      const FieldTable& args, uint64_t connection_id);
   Status bind_exchange(std::string_view dest, std::string_view source, std::string_view key,
-                       const amqp::FieldTable& args);
+                       const FieldTable& args);
   Status unbind_exchange(std::string_view dest, std::string_view source, std::string_view key,
-                         const amqp::FieldTable& args);
+                         const FieldTable& args);
 
   // Removes a queue: its bindings go, its consumers are cancelled by the broker.
   void remove_queue(Queue* q);
@@ -109,7 +109,7 @@ class VHost {
   Status persisted(const store::Status& s);
   store::BindingRecord binding_record(std::string_view source, std::string_view dest,
                                       bool dest_is_queue, std::string_view key,
-                                      const amqp::FieldTable& args) const;
+                                      const FieldTable& args) const;
 
   std::string name_;
   DispatchScheduler* scheduler_;

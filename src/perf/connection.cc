@@ -2,7 +2,7 @@
 
 #include <cstring>
 
-#include "amqp/field_table.h"
+#include "common/field_table.h"
 
 namespace warren::perf {
 
@@ -146,21 +146,21 @@ void Connection::on_start(const amqp::ConnectionStart& m) {
     end();
     return;
   }
-  amqp::FieldTable caps;
+  FieldTable caps;
   caps.set("publisher_confirms", true);
   caps.set("basic.nack", true);
   caps.set("consumer_cancel_notify", true);
   caps.set("exchange_exchange_bindings", true);
   caps.set("per_consumer_qos", true);
   caps.set("authentication_failure_close", true);
-  amqp::FieldTable props;
+  FieldTable props;
   props.set("product", "warren-perf");
   props.set("version", "0.1.0");
   props.set("platform", "C++20 / Boost.Asio");
   props.set("information", "Warren load generator");
   props.set("capabilities", std::move(caps));
   if (!params_.name.empty()) props.set("connection_name", std::string_view(params_.name));
-  std::string client_properties = amqp::encode_table_body(props);
+  std::string client_properties = encode_table_body(props);
   std::string response;
   response.push_back('\0');
   response += params_.user;
@@ -268,7 +268,7 @@ void Connection::on_read(const error_code& ec, size_t n) {
     rlen_ -= off;
   }
   if (rlen_ >= 7) {  // make room for a frame larger than the buffer
-    amqp::Reader r(reinterpret_cast<const uint8_t*>(rbuf_.data()), rlen_);
+    Reader r(reinterpret_cast<const uint8_t*>(rbuf_.data()), rlen_);
     r.u8();
     r.u16();
     size_t need = size_t(r.u32()) + amqp::kFrameOverhead;
@@ -285,7 +285,7 @@ void Connection::handle_frame(const amqp::Frame& f) {
       return;
     case amqp::kFrameHeader: {
       if (closing_ != Closing::kNo || f.channel != 1) return;
-      amqp::Reader r(f.payload);
+      Reader r(f.payload);
       r.u16();  // class
       r.u16();  // weight
       uint64_t size = r.u64();
@@ -314,7 +314,7 @@ void Connection::handle_frame(const amqp::Frame& f) {
 }
 
 void Connection::handle_method(uint16_t channel, std::string_view payload) {
-  amqp::Reader r(payload);
+  Reader r(payload);
   uint16_t class_id = r.u16();
   uint16_t method_id = r.u16();
   if (!r.ok()) {

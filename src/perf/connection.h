@@ -18,7 +18,7 @@
 
 #include "amqp/frame.h"
 #include "amqp/methods.h"
-#include "amqp/wire.h"
+#include "common/wire.h"
 
 namespace warren::perf {
 
@@ -95,7 +95,7 @@ class Connection {
   uint64_t read_ns() const { return read_ns_; }
 
   // Methods on channel 1 that are neither connection-class nor awaited replies nor channel.close.
-  virtual void on_method(uint16_t class_id, uint16_t method_id, amqp::Reader& args) {}
+  virtual void on_method(uint16_t class_id, uint16_t method_id, Reader& args) {}
   virtual void on_header(uint64_t body_size) {}
   virtual void on_body(std::string_view data) {}
   // After every frame of one read was handled.

@@ -60,7 +60,7 @@ bool Consumer::setup() {
   return true;
 }
 
-void Consumer::on_method(uint16_t class_id, uint16_t method_id, amqp::Reader& args) {
+void Consumer::on_method(uint16_t class_id, uint16_t method_id, Reader& args) {
   ConsumerMethods h{*this};
   amqp::dispatch_method(class_id, method_id, args, h);
 }

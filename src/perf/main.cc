@@ -143,7 +143,7 @@ bool declare_topology(Run& run) {
       amqp::QueuePurge pg;
       pg.queue = q;
       if (!c.call(pg, amqp::QueuePurgeOk::kId)) return failed("queue.purge");
-      amqp::Reader r(c.reply());
+      Reader r(c.reply());
       amqp::QueuePurgeOk ok;
       if (ok.decode(r)) purged += ok.message_count;
     }

@@ -54,11 +54,11 @@ bool Producer::setup() {
   // One fully encoded message per routing key; publishing copies it and patches the body's
   // timestamp and sequence number.
   std::string body(opts_.size, '\0');
-  amqp::BasicProperties props;
-  props.flags = amqp::BasicProperties::kFlagDeliveryMode;
+  BasicProperties props;
+  props.flags = BasicProperties::kFlagDeliveryMode;
   props.delivery_mode = opts_.persistent ? 2 : 1;
   std::string raw_props;
-  amqp::Writer w(raw_props);
+  Writer w(raw_props);
   props.encode(w);
   for (const std::string& rk : routing_keys_) {
     Template t;
@@ -196,7 +196,7 @@ void Producer::confirm_upto(uint64_t tag, bool multiple, bool nack) {
   confirms_changed_ = true;
 }
 
-void Producer::on_method(uint16_t class_id, uint16_t method_id, amqp::Reader& args) {
+void Producer::on_method(uint16_t class_id, uint16_t method_id, Reader& args) {
   ProducerMethods h{*this};
   amqp::dispatch_method(class_id, method_id, args, h);
 }

@@ -91,7 +91,7 @@ class Producer final : public Worker {
   bool setup() override;
   void begin() override;
   void stop() override;
-  void on_method(uint16_t class_id, uint16_t method_id, amqp::Reader& args) override;
+  void on_method(uint16_t class_id, uint16_t method_id, Reader& args) override;
   void on_read_done() override;
   void on_write_done() override { pump(); }
 
@@ -138,7 +138,7 @@ class Consumer final : public Worker {
   void begin() override {
     if (quota_reached_) finish();
   }
-  void on_method(uint16_t class_id, uint16_t method_id, amqp::Reader& args) override;
+  void on_method(uint16_t class_id, uint16_t method_id, Reader& args) override;
   void on_header(uint64_t body_size) override;
   void on_body(std::string_view data) override;
   void on_read_done() override;

@@ -68,6 +68,11 @@ int main(int argc, char** argv) {
 
   broker.watch_disk(config->data_dir);
 
+  // Signal handling is in place before the listening port is logged: a supervisor (or a test)
+  // that sends SIGTERM as soon as it sees the port gets a clean stop, not the default death. A
+  // signal that arrives before the handler below is waited for is queued by Asio.
+  boost::asio::signal_set signals(io, SIGINT, SIGTERM);
+
   std::unique_ptr<server::AmqpListener> listener;
   try {
     auto address = boost::asio::ip::make_address(config->bind);
@@ -86,7 +91,6 @@ int main(int argc, char** argv) {
 
   // On SIGINT/SIGTERM: stop accepting, close every client with 320 CONNECTION_FORCED (as
   // RabbitMQ does on shutdown), give the close frames up to 3 s to go out, then stop.
-  boost::asio::signal_set signals(io, SIGINT, SIGTERM);
   boost::asio::steady_timer shutdown_timer(io);
   auto deadline = std::chrono::steady_clock::now();
   std::function<void()> wait_for_clients = [&] {

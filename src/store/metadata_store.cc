@@ -477,7 +477,7 @@ Result<Definitions> MetadataStore::Database::load() {
       e.durable = run.column_int(3) != 0;
       e.auto_delete = run.column_int(4) != 0;
       e.internal = run.column_int(5) != 0;
-      auto args = amqp::decode_table(run.column_blob(6));
+      auto args = decode_table(run.column_blob(6));
       if (!args) return bad_arguments(describe("exchange", e.vhost, e.name));
       e.arguments = std::move(*args);
     }
@@ -491,7 +491,7 @@ Result<Definitions> MetadataStore::Database::load() {
       q.name = run.column_text(1);
       q.durable = run.column_int(2) != 0;
       q.auto_delete = run.column_int(3) != 0;
-      auto args = amqp::decode_table(run.column_blob(4));
+      auto args = decode_table(run.column_blob(4));
       if (!args) return bad_arguments(describe("queue", q.vhost, q.name));
       q.arguments = std::move(*args);
       q.id = static_cast<uint64_t>(run.column_int(5));
@@ -507,7 +507,7 @@ Result<Definitions> MetadataStore::Database::load() {
       b.destination = run.column_text(2);
       b.destination_is_queue = run.column_int(3) != 0;
       b.routing_key = run.column_text(4);
-      auto args = amqp::decode_table(run.column_blob(5));
+      auto args = decode_table(run.column_blob(5));
       if (!args) return bad_arguments(describe(b));
       b.arguments = std::move(*args);
     }
@@ -536,7 +536,7 @@ Status MetadataStore::save_exchange(const ExchangeRecord& e) {
   return db_->write(what, [&]() -> Status {
     Run run(db_->save_exchange.get());
     run.text(e.vhost).text(e.name).text(e.type).integer(e.durable).integer(e.auto_delete);
-    run.integer(e.internal).blob(amqp::encode_table_body(e.arguments));
+    run.integer(e.internal).blob(encode_table_body(e.arguments));
     return db_->expect_done(run, what);
   });
 }
@@ -560,7 +560,7 @@ Result<uint64_t> MetadataStore::save_queue(const QueueRecord& q) {
   Status s = db_->write(what, [&]() -> Status {
     Run run(db_->save_queue.get());
     run.text(q.vhost).text(q.name).integer(q.durable).integer(q.auto_delete);
-    run.blob(amqp::encode_table_body(q.arguments));
+    run.blob(encode_table_body(q.arguments));
     int rc = run.step();
     if (rc != SQLITE_ROW) return db_->fail(what, rc);
     id = static_cast<uint64_t>(run.column_int(0));
@@ -586,7 +586,7 @@ Status MetadataStore::delete_queue(const std::string& vhost, const std::string& 
 namespace {
 void bind_binding(Run& run, const BindingRecord& b) {
   run.text(b.vhost).text(b.source).text(b.destination).integer(b.destination_is_queue);
-  run.text(b.routing_key).blob(amqp::encode_table_body(b.arguments));
+  run.text(b.routing_key).blob(encode_table_body(b.arguments));
 }
 }  // namespace
 

@@ -16,7 +16,8 @@
 #include <variant>
 #include <vector>
 
-#include "amqp/field_table.h"
+#include "common/field_table.h"
+#include "common/result.h"
 
 namespace warren::store {
 
@@ -26,23 +27,8 @@ struct StoreError {
   std::string message;
 };
 
-// Either a value or the error that prevented it; the same shape as broker::OpResult.
 template <class T>
-class Result {
- public:
-  Result(T value) : v_(std::move(value)) {}
-  Result(StoreError e) : v_(std::move(e)) {}
-  bool ok() const { return v_.index() == 0; }
-  explicit operator bool() const { return ok(); }
-  T& value() { return std::get<0>(v_); }
-  const T& value() const { return std::get<0>(v_); }
-  T& operator*() { return value(); }
-  T* operator->() { return &value(); }
-  const StoreError& error() const { return std::get<1>(v_); }
-
- private:
-  std::variant<T, StoreError> v_;
-};
+using Result = warren::Result<T, StoreError>;
 
 // For operations with no value: an empty optional means success.
 using Status = std::optional<StoreError>;
@@ -50,13 +36,13 @@ using Status = std::optional<StoreError>;
 struct ExchangeRecord {
   std::string vhost, name, type;
   bool durable = true, auto_delete = false, internal = false;
-  amqp::FieldTable arguments;
+  FieldTable arguments;
 };
 
 struct QueueRecord {
   std::string vhost, name;
   bool durable = true, auto_delete = false;
-  amqp::FieldTable arguments;
+  FieldTable arguments;
   // Assigned by the store when the queue is first saved and never reused, even after the queue is
   // deleted, so messages tagged with it cannot be attributed to a later queue. Ignored by
   // save_queue.
@@ -69,7 +55,7 @@ struct BindingRecord {
   std::string vhost, source, destination;
   bool destination_is_queue = true;
   std::string routing_key;
-  amqp::FieldTable arguments;
+  FieldTable arguments;
 };
 
 struct Definitions {

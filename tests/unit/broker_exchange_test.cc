@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "amqp/field_table.h"
+#include "common/field_table.h"
 #include "broker/exchange.h"
 #include "broker/queue.h"
 #include "broker_test_fakes.h"
@@ -14,8 +14,6 @@
 namespace warren::broker {
 namespace {
 
-using amqp::FieldTable;
-using amqp::FieldValue;
 using testing::table;
 
 class BrokerExchangeTest : public ::testing::Test {

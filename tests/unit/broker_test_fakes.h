@@ -11,7 +11,7 @@
 #include <utility>
 #include <vector>
 
-#include "amqp/field_table.h"
+#include "common/field_table.h"
 #include "broker/message.h"
 #include "broker/queue.h"
 
@@ -106,9 +106,9 @@ inline std::unique_ptr<Consumer> make_consumer(std::string tag, DeliverySink* si
   return c;
 }
 
-inline amqp::FieldTable table(
-    std::initializer_list<std::pair<std::string, amqp::FieldValue>> entries) {
-  amqp::FieldTable t;
+inline FieldTable table(
+    std::initializer_list<std::pair<std::string, FieldValue>> entries) {
+  FieldTable t;
   for (const auto& [k, v] : entries) t.entries.emplace_back(k, v);
   return t;
 }

@@ -12,8 +12,9 @@
 #include <string>
 #include <vector>
 
-#include "amqp/field_table.h"
-#include "broker/amqp_error.h"
+#include "common/field_table.h"
+#include "amqp/amqp_error.h"
+#include "broker/error.h"
 #include "broker/exchange.h"
 #include "broker/queue.h"
 #include "broker/vhost.h"
@@ -22,8 +23,6 @@
 namespace warren::broker {
 namespace {
 
-using amqp::FieldTable;
-using amqp::FieldValue;
 using testing::FakeScheduler;
 using testing::FakeSink;
 using testing::make_consumer;
@@ -32,14 +31,17 @@ using testing::table;
 
 using Names = std::vector<std::string>;
 
-// "ok", or "<code> <text>" of the error.
+// "ok", or "<code> <text>" of the error as an AMQP client sees it.
 std::string Err(const Status& s) {
-  return s ? std::to_string(s->code) + " " + s->text : std::string("ok");
+  if (!s) return "ok";
+  amqp::AmqpError e(*s);
+  return std::to_string(e.code) + " " + e.text;
 }
 template <class T>
 std::string Err(OpResult<T> r) {
-  return r.ok() ? std::string("ok") : std::to_string(r.error().code) + " " + r.error().text;
+  return r.ok() ? std::string("ok") : Err(Status(r.error()));
 }
+bool Hard(const Status& s) { return amqp::AmqpError(*s).hard(); }
 
 constexpr uint64_t kConn1 = 1;
 constexpr uint64_t kConn2 = 2;
@@ -468,7 +470,7 @@ TEST_F(BrokerVHostTest, DeclareExchangeUnknownType) {
   Status s = vh.declare_exchange(XD("x", "x-unknown"));
   EXPECT_EQ(Err(s), "503 COMMAND_INVALID - unknown exchange type 'x-unknown'");
   ASSERT_TRUE(s);
-  EXPECT_TRUE(s->hard());
+  EXPECT_TRUE(Hard(s));
   EXPECT_EQ(vh.find_exchange("x"), nullptr);
   X("y", "direct");
   EXPECT_EQ(Err(vh.declare_exchange(XD("y", "bogus"))),
@@ -501,7 +503,7 @@ TEST_F(BrokerVHostTest, DeclareExchangeInequivalentFlags) {
             "vhost '/': received 'false' but current is 'true'");
   Status s = vh.declare_exchange(XD("x", "fanout"));
   ASSERT_TRUE(s);
-  EXPECT_FALSE(s->hard()) << "406 closes the channel only";
+  EXPECT_FALSE(Hard(s)) << "406 closes the channel only";
 }
 
 TEST_F(BrokerVHostTest, DeclareExchangeAlternateExchangeEquivalence) {
@@ -911,7 +913,7 @@ TEST_F(BrokerVHostTest, UsableQueue) {
   EXPECT_TRUE(vh.usable_queue("e", kConn1).ok());
   auto locked = vh.usable_queue("e", kConn2);
   ASSERT_FALSE(locked.ok());
-  EXPECT_EQ(locked.error().code, 405);
+  EXPECT_EQ(locked.error().code, ErrorCode::kResourceLocked);
   EXPECT_NE(locked.error().text.find("locked queue 'e' in vhost '/'"), std::string::npos);
 }
 
@@ -979,14 +981,14 @@ TEST_F(BrokerVHostTest, BindQueueInvalidHeadersArguments) {
   Q("q");
   Status s = vh.bind_queue("q", "amq.headers", "", table({{"x-match", "some"}}), kConn1);
   ASSERT_TRUE(s);
-  EXPECT_EQ(s->code, 406);
-  EXPECT_EQ(s->text.rfind("PRECONDITION_FAILED - Invalid x-match field value ", 0), 0u) << s->text;
+  EXPECT_EQ(s->code, ErrorCode::kPreconditionFailed);
+  EXPECT_EQ(s->text.rfind("Invalid x-match field value ", 0), 0u) << s->text;
   EXPECT_NE(s->text.find("; expected all, any, all-with-x, or any-with-x"), std::string::npos);
   EXPECT_FALSE(vh.find_exchange("amq.headers")->has_bindings());
   s = vh.bind_queue("q", "amq.headers", "", table({{"x-match", int32_t(1)}}), kConn1);
   ASSERT_TRUE(s);
-  EXPECT_EQ(s->code, 406);
-  EXPECT_EQ(s->text.rfind("PRECONDITION_FAILED - Invalid x-match field type ", 0), 0u) << s->text;
+  EXPECT_EQ(s->code, ErrorCode::kPreconditionFailed);
+  EXPECT_EQ(s->text.rfind("Invalid x-match field type ", 0), 0u) << s->text;
 }
 
 TEST_F(BrokerVHostTest, UnbindQueue) {
@@ -1032,7 +1034,7 @@ TEST_F(BrokerVHostTest, BindExchangeErrors) {
   EXPECT_EQ(vh.find_exchange("amq.direct")->bindings().size(), 1u);
   Status s = vh.bind_exchange("x", "amq.headers", "", table({{"x-match", "bad"}}));
   ASSERT_TRUE(s);
-  EXPECT_EQ(s->code, 406);
+  EXPECT_EQ(s->code, ErrorCode::kPreconditionFailed);
 }
 
 TEST_F(BrokerVHostTest, BindExchangeBothMissingReportsTheSource) {

@@ -15,9 +15,9 @@
 #include <type_traits>
 #include <vector>
 
-#include "amqp/field_table.h"
+#include "common/field_table.h"
 #include "amqp/methods.h"
-#include "amqp/wire.h"
+#include "common/wire.h"
 
 namespace warren::amqp {
 namespace {

@@ -10,8 +10,8 @@
 #include <string_view>
 #include <vector>
 
-#include "amqp/field_table.h"
-#include "amqp/wire.h"
+#include "common/field_table.h"
+#include "common/wire.h"
 
 namespace warren::amqp {
 namespace {

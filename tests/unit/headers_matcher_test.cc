@@ -9,17 +9,13 @@
 #include <variant>
 #include <vector>
 
-#include "amqp/field_table.h"
+#include "common/field_table.h"
 #include "broker/headers_matcher.h"
 #include "matching_cases.h"
 
 namespace warren::broker {
 namespace {
 
-using amqp::ByteArray;
-using amqp::FieldTable;
-using amqp::FieldValue;
-using amqp::Void;
 
 FieldTable T(std::initializer_list<std::pair<std::string, FieldValue>> entries) {
   FieldTable t;
@@ -47,10 +43,10 @@ TEST(HeadersMatcherTest, SharedCaseTable) {
     EXPECT_FALSE(c.match.empty() && c.no_match.empty()) << c.name;
     for (size_t i = 0; i < c.match.size(); ++i)
       EXPECT_TRUE(p.matches(c.match[i])) << c.name << ": match[" << i << "] "
-                                         << amqp::to_string(c.match[i]);
+                                         << to_string(c.match[i]);
     for (size_t i = 0; i < c.no_match.size(); ++i)
       EXPECT_FALSE(p.matches(c.no_match[i])) << c.name << ": no_match[" << i << "] "
-                                             << amqp::to_string(c.no_match[i]);
+                                             << to_string(c.no_match[i]);
   }
 }
 
@@ -64,7 +60,7 @@ const testdata::HeadersCase* FindCase(const std::vector<testdata::HeadersCase>& 
 
 char Tag(const FieldTable& t, const std::string& key) {
   const FieldValue* v = t.find(key);
-  EXPECT_NE(v, nullptr) << key << " in " << amqp::to_string(t);
+  EXPECT_NE(v, nullptr) << key << " in " << to_string(t);
   return v ? v->tag() : '?';
 }
 

@@ -69,24 +69,23 @@ double Num(const json::value& v, const std::string& where) {
   return v.to_number<double>();
 }
 
-amqp::FieldTable Table(const json::value& v, const std::string& where);
+FieldTable Table(const json::value& v, const std::string& where);
 
 template <class T>
 int64_t Lo() { return std::numeric_limits<T>::min(); }
 template <class T>
 int64_t Hi() { return std::numeric_limits<T>::max(); }
 
-amqp::FieldValue Value(const json::value& v, const std::string& where) {
-  using amqp::FieldValue;
+FieldValue Value(const json::value& v, const std::string& where) {
   switch (v.kind()) {
-    case json::kind::null: return FieldValue(amqp::Void{});
+    case json::kind::null: return FieldValue(Void{});
     case json::kind::bool_: return FieldValue(v.as_bool());
     case json::kind::int64:
     case json::kind::uint64: return FieldValue(int32_t(Int(v, Lo<int32_t>(), Hi<int32_t>(), where)));
     case json::kind::double_: return FieldValue(v.as_double());
     case json::kind::string: return FieldValue(Str(v, where));
     case json::kind::array: {
-      amqp::FieldArray a;
+      FieldArray a;
       for (const auto& e : v.as_array()) a.push_back(Value(e, where));
       return FieldValue(std::move(a));
     }
@@ -108,12 +107,12 @@ amqp::FieldValue Value(const json::value& v, const std::string& where) {
     case 'f': return FieldValue(float(Num(x, where)));
     case 'd': return FieldValue(Num(x, where));
     case 'S': return FieldValue(Str(x, where));
-    case 'x': return FieldValue(amqp::ByteArray{Str(x, where)});
-    case 'T': return FieldValue(amqp::Timestamp{uint64_t(Int(x, 0, Hi<int64_t>(), where))});
+    case 'x': return FieldValue(ByteArray{Str(x, where)});
+    case 'T': return FieldValue(Timestamp{uint64_t(Int(x, 0, Hi<int64_t>(), where))});
     case 'D': {
       const json::array& d = Arr(x, where);
       if (d.size() != 2) Fail(where, "a decimal is [scale, unscaled]");
-      return FieldValue(amqp::Decimal{uint8_t(Int(d[0], 0, 255, where)),
+      return FieldValue(Decimal{uint8_t(Int(d[0], 0, 255, where)),
                                       uint32_t(Int(d[1], 0, Hi<uint32_t>(), where))});
     }
     case 'F': return FieldValue(Table(x, where));
@@ -121,9 +120,9 @@ amqp::FieldValue Value(const json::value& v, const std::string& where) {
   }
 }
 
-amqp::FieldTable Table(const json::value& v, const std::string& where) {
+FieldTable Table(const json::value& v, const std::string& where) {
   if (!v.is_object()) Fail(where, "expected a table (object), got " + json::serialize(v));
-  amqp::FieldTable t;
+  FieldTable t;
   for (const auto& kv : v.as_object())
     t.entries.emplace_back(std::string(kv.key()), Value(kv.value(), where + "." + std::string(kv.key())));
   return t;
@@ -166,9 +165,9 @@ std::vector<HeadersCase> LoadHeadersCases() {
     std::string where = file + " case '" + hc.name + "'";
     if (!names.insert(hc.name).second) Fail(where, "name used twice");
     hc.binding = Table(Field(c, "binding", where), where + " binding");
-    auto headers = [&](const char* key, std::vector<amqp::FieldTable>* into) {
+    auto headers = [&](const char* key, std::vector<FieldTable>* into) {
       for (const auto& h : Arr(Field(c, key, where), where))
-        into->push_back(h.is_null() ? amqp::FieldTable{} : Table(h, where + " " + key));
+        into->push_back(h.is_null() ? FieldTable{} : Table(h, where + " " + key));
     };
     headers("match", &hc.match);
     headers("no_match", &hc.no_match);

@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "amqp/field_table.h"
+#include "common/field_table.h"
 
 namespace warren::testdata {
 
@@ -19,9 +19,9 @@ struct TopicCase {
 
 struct HeadersCase {
   std::string name;
-  amqp::FieldTable binding;
-  std::vector<amqp::FieldTable> match;  // a message without headers is an empty table here
-  std::vector<amqp::FieldTable> no_match;
+  FieldTable binding;
+  std::vector<FieldTable> match;  // a message without headers is an empty table here
+  std::vector<FieldTable> no_match;
 };
 
 std::vector<TopicCase> LoadTopicCases();

@@ -17,16 +17,13 @@
 #include <string>
 #include <vector>
 
-#include "amqp/field_table.h"
+#include "common/field_table.h"
 #include "store/metadata_store.h"
 
 namespace warren::store {
 namespace {
 
 using namespace std::string_literals;
-using amqp::FieldArray;
-using amqp::FieldTable;
-using amqp::FieldValue;
 
 template <class T>
 ::testing::AssertionResult Ok(const Result<T>& r) {
@@ -54,16 +51,16 @@ std::string hex(std::string_view s) {
 std::string show(const ExchangeRecord& e) {
   return "exchange " + hex(e.vhost) + "/" + hex(e.name) + " " + e.type + " d" +
          std::to_string(e.durable) + " a" + std::to_string(e.auto_delete) + " i" +
-         std::to_string(e.internal) + " args " + hex(amqp::encode_table_body(e.arguments));
+         std::to_string(e.internal) + " args " + hex(encode_table_body(e.arguments));
 }
 std::string show(const QueueRecord& q) {
   return "queue " + hex(q.vhost) + "/" + hex(q.name) + " d" + std::to_string(q.durable) + " a" +
-         std::to_string(q.auto_delete) + " args " + hex(amqp::encode_table_body(q.arguments));
+         std::to_string(q.auto_delete) + " args " + hex(encode_table_body(q.arguments));
 }
 std::string show(const BindingRecord& b) {
   return "binding " + hex(b.vhost) + " " + hex(b.source) + " -> " +
          (b.destination_is_queue ? "q:" : "x:") + hex(b.destination) + " key " +
-         hex(b.routing_key) + " args " + hex(amqp::encode_table_body(b.arguments));
+         hex(b.routing_key) + " args " + hex(encode_table_body(b.arguments));
 }
 template <class Record>
 std::vector<std::string> show(const std::vector<Record>& records) {
@@ -77,7 +74,7 @@ std::vector<std::string> show(const std::vector<Record>& records) {
 FieldTable every_field_type() {
   FieldTable inner;
   inner.set("deep", FieldValue(FieldTable{{{"deeper", FieldValue(int64_t(-1))}}}));
-  inner.set("v", FieldValue(amqp::Void{}));
+  inner.set("v", FieldValue(Void{}));
   FieldTable t;
   t.set("t", FieldValue(true));
   t.set("f0", FieldValue(false));
@@ -92,16 +89,16 @@ FieldTable every_field_type() {
   t.set("f-0", FieldValue(-0.0f));
   t.set("d", FieldValue(-0.0));
   t.set("d-nan", FieldValue(std::nan("0x5")));
-  t.set("D", FieldValue(amqp::Decimal{3, 123456}));
+  t.set("D", FieldValue(Decimal{3, 123456}));
   t.set("S", FieldValue("text with \0 nul"s));
   t.set("S-empty", FieldValue(""));
   t.set("A",
         FieldValue(FieldArray{FieldValue(int32_t(1)), FieldValue("two"), FieldValue(FieldArray{}),
-                              FieldValue(FieldTable{}), FieldValue(amqp::ByteArray{"\xFF"s})}));
-  t.set("T", FieldValue(amqp::Timestamp{1700000000}));
+                              FieldValue(FieldTable{}), FieldValue(ByteArray{"\xFF"s})}));
+  t.set("T", FieldValue(Timestamp{1700000000}));
   t.set("F", FieldValue(inner));
-  t.set("V", FieldValue(amqp::Void{}));
-  t.set("x", FieldValue(amqp::ByteArray{"\x00\x01\xFE\xFF"s}));
+  t.set("V", FieldValue(Void{}));
+  t.set("x", FieldValue(ByteArray{"\x00\x01\xFE\xFF"s}));
   return t;
 }
 

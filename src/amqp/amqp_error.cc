@@ -1,6 +1,6 @@
-#include "broker/amqp_error.h"
+#include "amqp/amqp_error.h"
 
-namespace warren::broker {
+namespace warren::amqp {
 
 std::string_view reply_code_name(uint16_t code) {
   switch (code) {
@@ -27,4 +27,20 @@ std::string_view reply_code_name(uint16_t code) {
   }
 }
 
-}  // namespace warren::broker
+uint16_t reply_code(broker::ErrorCode code) {
+  using broker::ErrorCode;
+  switch (code) {
+    case ErrorCode::kNotFound: return kNotFound;
+    case ErrorCode::kAccessRefused: return kAccessRefused;
+    case ErrorCode::kResourceLocked: return kResourceLocked;
+    case ErrorCode::kPreconditionFailed: return kPreconditionFailed;
+    case ErrorCode::kNotAllowed: return kNotAllowed;
+    case ErrorCode::kCommandInvalid: return kCommandInvalid;
+    case ErrorCode::kNotImplemented: return kNotImplemented;
+    case ErrorCode::kResourceError: return kResourceError;
+    case ErrorCode::kInternalError: return kInternalError;
+  }
+  return kInternalError;
+}
+
+}  // namespace warren::amqp

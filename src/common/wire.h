@@ -7,7 +7,7 @@
 #include <string_view>
 #include <vector>
 
-namespace warren::amqp {
+namespace warren {
 
 // Reads AMQP primitives from a byte range. Never throws; a read past the end sets ok() to false and
 // yields zeros, so decoders check ok() once at the end instead of after every field.
@@ -114,4 +114,4 @@ class Writer {
   std::string& out_;
 };
 
-}  // namespace warren::amqp
+}  // namespace warren

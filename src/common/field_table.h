@@ -11,9 +11,9 @@
 #include <variant>
 #include <vector>
 
-#include "amqp/wire.h"
+#include "common/wire.h"
 
-namespace warren::amqp {
+namespace warren {
 
 struct FieldValue;
 using FieldArray = std::vector<FieldValue>;
@@ -86,4 +86,4 @@ std::string_view read_raw_table(Reader& r);
 std::string to_string(const FieldValue& v);
 std::string to_string(const FieldTable& t);
 
-}  // namespace warren::amqp
+}  // namespace warren

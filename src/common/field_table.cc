@@ -1,8 +1,8 @@
-#include "amqp/field_table.h"
+#include "common/field_table.h"
 
 #include <cstring>
 
-namespace warren::amqp {
+namespace warren {
 namespace {
 
 constexpr int kMaxDepth = 64;
@@ -253,4 +253,4 @@ std::string to_string(const FieldTable& t) {
   return s + "}";
 }
 
-}  // namespace warren::amqp
+}  // namespace warren
