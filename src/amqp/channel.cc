@@ -4,6 +4,7 @@
 #include <random>
 
 #include "amqp/connection.h"
+#include "broker/queue_arguments.h"
 #include "broker/vhost.h"
 
 namespace warren::amqp {
@@ -35,22 +36,6 @@ Status with_method(Status s, uint16_t class_id, uint16_t method_id) {
 }  // namespace
 
 Channel::Channel(Connection& conn, uint16_t id) : conn_(conn), id_(id) {}
-
-void Channel::RequeueBatch::add(const broker::QueueRef& q, broker::QueuedMessage m) {
-  auto g = std::find_if(groups.begin(), groups.end(), [&](const auto& p) { return p.first == q; });
-  if (g == groups.end()) g = groups.insert(groups.end(), {q, {}});
-  g->second.push_back(std::move(m));
-}
-
-void Channel::RequeueBatch::apply() {
-  for (auto& [q, msgs] : groups) q->requeue(std::move(msgs));
-}
-
-std::deque<Channel::Unacked>::iterator Channel::find_unacked(uint64_t tag) {
-  // Entries are in tag order: the first with tag >= the requested one.
-  return std::lower_bound(unacked_.begin(), unacked_.end(), tag,
-                          [](const Unacked& u, uint64_t t) { return u.tag < t; });
-}
 
 Channel::~Channel() {
   shutdown();
@@ -160,7 +145,7 @@ Status Channel::on(const QueueDeclare& m) {
     // The direct reply-to pseudo-queue always exists; a reply address while its consumer lives.
     std::string_view rest = m.queue.substr(kReplyToQueue.size());
     bool exists = rest.empty() || (rest.size() > 1 && rest[0] == '.' &&
-                                   conn_.broker().find_reply_consumer(rest.substr(1)));
+                                   conn_.broker().reply_consumers().find(rest.substr(1)));
     if (!exists)
       return amqp_error(kNotFound, "no queue '{}' in vhost '{}'", m.queue, conn_.vhost().name());
     if (!m.no_wait) send(QueueDeclareOk{m.queue, 0, 0});
@@ -223,13 +208,7 @@ Status Channel::on(const QueueDelete& m) {
 Status Channel::on(const BasicQos& m) {
   if (m.prefetch_size != 0)
     return amqp_error(kNotImplemented, "prefetch_size!=0 ({})", m.prefetch_size);
-  if (m.global) {
-    channel_prefetch_ = m.prefetch_count;
-  } else {
-    // As RabbitMQ 3.x: a per-consumer qos also lifts a channel-wide limit set earlier.
-    consumer_prefetch_ = m.prefetch_count;
-    channel_prefetch_ = 0;
-  }
+  deliveries_.set_prefetch(m.prefetch_count, m.global);
   send(BasicQosOk{});
   request_dispatch_all();
   return std::nullopt;
@@ -257,7 +236,15 @@ Status Channel::on(const BasicConsume& m) {
   c->connection_id = conn_.id();
   c->no_ack = m.no_ack;
   c->exclusive = m.exclusive;
-  c->prefetch = consumer_prefetch_;
+  c->prefetch = deliveries_.consumer_prefetch();
+  if (const FieldValue* p = args->find("x-priority")) {
+    auto prio = p->as_int();
+    if (!prio || *prio < INT32_MIN || *prio > INT32_MAX)
+      return amqp_error(kPreconditionFailed, "invalid arg 'x-priority' for queue '{}' in vhost "
+                        "'{}': expected integer, got {}", queue->name(), queue->vhost(),
+                        broker::rabbit_type_name(*p));
+    c->priority = static_cast<int32_t>(*prio);
+  }
   c->arguments = std::move(*args);
   broker::Consumer* raw = c.get();
   consumers_.emplace(tag, std::move(c));
@@ -279,18 +266,10 @@ Status Channel::consume_reply_to(const BasicConsume& m) {
   c->connection_id = conn_.id();
   c->no_ack = true;
   reply_token_ = random_tag("");
-  conn_.broker().add_reply_consumer(reply_token_, c.get());
+  conn_.broker().reply_consumers().add(reply_token_, c.get());
   consumers_.emplace(tag, std::move(c));
   if (!m.no_wait) send(BasicConsumeOk{tag});
   return std::nullopt;
-}
-
-void Channel::publish_direct_reply(broker::MessageRef msg, std::string_view token) {
-  broker::Consumer* c = conn_.broker().find_reply_consumer(token);
-  if (c == nullptr) return;  // the requester is gone: the reply is dropped, as in RabbitMQ
-  broker::QueuedMessage reply;
-  reply.msg = std::move(msg);
-  c->sink->deliver(*c, nullptr, std::move(reply));
 }
 
 Status Channel::on(const BasicCancel& m) {
@@ -305,12 +284,11 @@ void Channel::remove_consumer(const std::string& tag, bool notify_client) {
   if (it == consumers_.end()) return;
   std::unique_ptr<broker::Consumer> c = std::move(it->second);
   consumers_.erase(it);
-  for (Unacked& u : unacked_)
-    if (u.consumer == c.get()) u.consumer = nullptr;
+  deliveries_.consumer_gone(c.get());
   broker::Queue* q = c->queue.get();
   if (notify_client && conn_.consumer_cancel_notify()) send(BasicCancel{tag, true});
   if (q == nullptr) {  // the direct reply-to consumer
-    conn_.broker().remove_reply_consumer(reply_token_);
+    conn_.broker().reply_consumers().remove(reply_token_);
     reply_token_.clear();
     return;
   }
@@ -323,8 +301,7 @@ void Channel::cancelled_by_broker(broker::Consumer& c) {
   if (it == consumers_.end()) return;
   std::unique_ptr<broker::Consumer> owned = std::move(it->second);
   consumers_.erase(it);
-  for (Unacked& u : unacked_)
-    if (u.consumer == owned.get()) u.consumer = nullptr;
+  deliveries_.consumer_gone(owned.get());
   if (conn_.consumer_cancel_notify() && !closing_) send(BasicCancel{owned->tag, true});
 }
 
@@ -332,29 +309,19 @@ void Channel::cancelled_by_broker(broker::Consumer& c) {
 
 bool Channel::can_deliver(const broker::Consumer& c) const {
   if (closing_ || conn_.output_blocked()) return false;
-  if (c.no_ack) return true;
-  if (c.prefetch != 0 && c.unacked >= c.prefetch) return false;
-  if (channel_prefetch_ != 0 && consumer_unacked_ >= channel_prefetch_) return false;
-  return true;
+  return deliveries_.can_deliver(c);
 }
 
 void Channel::deliver(broker::Consumer& c, broker::Queue* q, broker::QueuedMessage&& m) {
-  uint64_t tag = next_delivery_tag_++;
-  const broker::Message& msg = *m.msg;
+  broker::MessageRef msg = m.msg;  // the tracker may drop its reference (no-ack) at once
+  bool redelivered = m.redelivered;
+  uint64_t tag = deliveries_.delivered(&c, q, std::move(m), c.no_ack);
   std::string& out = conn_.out();
   write_method(out, id_,
-               BasicDeliver{c.tag, tag, m.redelivered, msg.exchange(), msg.routing_key()});
-  write_content_header(out, id_, msg.body_size(), msg.raw_properties());
-  write_body(out, id_, msg.body(), conn_.frame_max());
+               BasicDeliver{c.tag, tag, redelivered, msg->exchange(), msg->routing_key()});
+  write_content_header(out, id_, msg->body_size(), msg->raw_properties());
+  write_body(out, id_, msg->body(), conn_.frame_max());
   conn_.output_added();
-  if (c.no_ack) {
-    if (q != nullptr) q->discard(m);
-    return;
-  }
-  ++c.unacked;
-  ++consumer_unacked_;
-  ++channel_unacked_;
-  unacked_.push_back(Unacked{tag, std::move(m), broker::QueueRef(q), &c, false});
 }
 
 void Channel::request_dispatch_all() {
@@ -374,108 +341,57 @@ Status Channel::on(const BasicGet& m) {
     send(BasicGetEmpty{});
     return std::nullopt;
   }
-  uint64_t tag = next_delivery_tag_++;
-  const broker::Message& msg = *qm.msg;
+  broker::MessageRef msg = qm.msg;
+  bool redelivered = qm.redelivered;
+  uint64_t tag = deliveries_.delivered(nullptr, *q, std::move(qm), m.no_ack);
   std::string& out = conn_.out();
   write_method(out, id_,
-               BasicGetOk{tag, qm.redelivered, msg.exchange(), msg.routing_key(),
+               BasicGetOk{tag, redelivered, msg->exchange(), msg->routing_key(),
                           static_cast<uint32_t>((*q)->message_count())});
-  write_content_header(out, id_, msg.body_size(), msg.raw_properties());
-  write_body(out, id_, msg.body(), conn_.frame_max());
+  write_content_header(out, id_, msg->body_size(), msg->raw_properties());
+  write_body(out, id_, msg->body(), conn_.frame_max());
   conn_.output_added();
-  if (m.no_ack) {
-    (*q)->discard(qm);
-  } else {
-    ++channel_unacked_;
-    unacked_.push_back(Unacked{tag, std::move(qm), broker::QueueRef(*q), nullptr, false});
-  }
   return std::nullopt;
 }
 
 // ---- acknowledgements ----
 
-void Channel::settle_entry(Unacked& u) {
-  u.done = true;
-  --channel_unacked_;
-  if (u.consumer != nullptr) {
-    --u.consumer->unacked;
-    --consumer_unacked_;
-    u.consumer->queue->request_dispatch();
-  }
-}
-
-Status Channel::settle(uint64_t tag, bool multiple, bool requeue, bool ack) {
-  auto it = find_unacked(tag);
-  bool exact = it != unacked_.end() && it->tag == tag && !it->done && !it->tx_pending;
-  if (!exact && !(multiple && tag == 0))
-    return amqp_error(kPreconditionFailed, "unknown delivery tag {}", tag);
-  auto begin = multiple ? unacked_.begin() : it;
-  auto end = (multiple && tag == 0) ? unacked_.end() : it + 1;
+Status Channel::settle(uint64_t tag, bool multiple, broker::Settlement how) {
   if (tx_mode_) {
     // Recorded now (so a second ack of the same tag is still an error), applied at commit.
-    for (auto e = begin; e != end; ++e) {
-      if (e->done || e->tx_pending) continue;
-      e->tx_pending = true;
-      tx_settlements_.push_back(TxSettlement{e->tag, ack, requeue});
-    }
-    return std::nullopt;
+    return deliveries_.defer(tag, multiple, how, &tx_settlements_);
   }
-  apply_settlement(begin, end, requeue, ack);
+  if (broker::Status st = deliveries_.settle(tag, multiple, how)) return *st;
+  if (deliveries_.has_channel_prefetch()) request_dispatch_all();
   return std::nullopt;
 }
 
-void Channel::apply_settlement(std::deque<Unacked>::iterator begin,
-                               std::deque<Unacked>::iterator end, bool requeue, bool ack) {
-  RequeueBatch requeued;
-  for (auto e = begin; e != end; ++e) {
-    if (e->done || e->tx_pending) continue;
-    settle_entry(*e);
-    if (!ack && requeue) {
-      requeued.add(e->queue, std::move(e->message));
-    } else if (e->queue) {
-      e->queue->discard(e->message);
-    }
-    e->message.msg.reset();
-    e->queue.reset();
-  }
-  requeued.apply();
-  while (!unacked_.empty() && unacked_.front().done) unacked_.pop_front();
-  if (channel_prefetch_ != 0) request_dispatch_all();
+namespace {
+broker::Settlement settlement(bool requeue) {
+  return requeue ? broker::Settlement::kRequeue : broker::Settlement::kReject;
 }
+}  // namespace
 
 Status Channel::on(const BasicAck& m) {
-  return settle(m.delivery_tag, m.multiple, false, true);
+  return settle(m.delivery_tag, m.multiple, broker::Settlement::kAck);
 }
 
 Status Channel::on(const BasicNack& m) {
-  return settle(m.delivery_tag, m.multiple, m.requeue, false);
+  return settle(m.delivery_tag, m.multiple, settlement(m.requeue));
 }
 
 Status Channel::on(const BasicReject& m) {
-  return settle(m.delivery_tag, false, m.requeue, false);
-}
-
-void Channel::requeue_all_unacked() {
-  RequeueBatch requeued;
-  for (Unacked& u : unacked_) {
-    if (u.done) continue;
-    if (u.consumer != nullptr) --u.consumer->unacked;
-    requeued.add(u.queue, std::move(u.message));
-  }
-  unacked_.clear();
-  channel_unacked_ = 0;
-  consumer_unacked_ = 0;
-  requeued.apply();
+  return settle(m.delivery_tag, false, settlement(m.requeue));
 }
 
 Status Channel::on(const BasicRecoverAsync& m) {
-  requeue_all_unacked();
+  deliveries_.requeue_all();
   return std::nullopt;
 }
 
 Status Channel::on(const BasicRecover& m) {
   if (!m.requeue) return amqp_error(kNotImplemented, "requeue=false");
-  requeue_all_unacked();
+  deliveries_.requeue_all();
   send(BasicRecoverOk{});
   return std::nullopt;
 }
@@ -523,6 +439,16 @@ Status Channel::handle_header(std::string_view payload) {
                    conn_.user()),
         kBasicClass, BasicPublish::kMethodId);
   }
+  publish_expiration_ms_ = -1;
+  if (props.has_expiration()) {
+    std::string reason;
+    if (!broker::parse_expiration(props.expiration, &publish_expiration_ms_, &reason)) {
+      assembly_ = Assembly::kIdle;
+      return with_method(amqp_error(kPreconditionFailed, "invalid expiration '{}': {}",
+                                    props.expiration, reason),
+                         kBasicClass, BasicPublish::kMethodId);
+    }
+  }
   if (props.has_reply_to() && props.reply_to == kReplyToQueue) {
     // Direct reply-to: give the responder an address that routes straight back to this channel.
     if (reply_token_.empty()) {
@@ -557,6 +483,7 @@ void Channel::make_publish_message(std::string_view body) {
   publish_message_->append_body(body);
   publish_message_->delivery_mode = publish_delivery_mode_;
   publish_message_->priority = publish_priority_;
+  publish_message_->expiration_ms = publish_expiration_ms_;
 }
 
 Status Channel::handle_body(std::string_view payload) {
@@ -583,90 +510,45 @@ Status Channel::handle_body(std::string_view payload) {
 Status Channel::finish_publish() {
   assembly_ = Assembly::kIdle;
   broker::MessageRef msg = std::move(publish_message_);
-  auto fail = [](AmqpError e) -> Status {
+  auto x = conn_.vhost().publishable_exchange(publish_exchange_);
+  if (!x) {
+    AmqpError e(x.error());
     e.class_id = kBasicClass;
     e.method_id = BasicPublish::kMethodId;
     return e;
-  };
-  broker::VHost& vhost = conn_.vhost();
-  broker::Exchange* x = nullptr;
-  if (!publish_exchange_.empty()) {
-    x = vhost.find_exchange(publish_exchange_);
-    if (x == nullptr)
-      return fail(amqp_error(kNotFound, "no exchange '{}' in vhost '{}'", publish_exchange_,
-                             vhost.name()));
-    if (x->options().internal)
-      return fail(amqp_error(kAccessRefused, "cannot publish to internal exchange '{}' in vhost '{}'",
-                             publish_exchange_, vhost.name()));
   }
   if (tx_mode_) {
-    // Routed at tx.commit, dropped at tx.rollback.
+    // Published at tx.commit, dropped at tx.rollback.
     tx_publishes_.push_back(TxPublish{std::move(msg), publish_mandatory_});
     return std::nullopt;
   }
-  route_message(std::move(msg), x, publish_mandatory_);
+  publish(std::move(msg), publish_mandatory_);
   after_publish();
   return std::nullopt;
 }
 
-Channel::Routed Channel::route_message(broker::MessageRef msg, broker::Exchange* x,
-                                       bool mandatory) {
-  broker::VHost& vhost = conn_.vhost();
-  route_scratch_.clear();
+broker::PublishOutcome Channel::publish(broker::MessageRef msg, bool mandatory) {
   if (confirm_mode_) {
     ++publish_seq_;
     conn_.confirm_pending(this);
   }
-  if (x == nullptr) {
-    std::string_view rk = msg->routing_key();
-    if (rk.size() > kReplyToQueue.size() + 1 && rk.starts_with(kReplyToQueue) &&
-        rk[kReplyToQueue.size()] == '.') {
-      publish_direct_reply(std::move(msg), rk.substr(kReplyToQueue.size() + 1));
-      return {};
-    }
-    vhost.route_default(rk, route_scratch_);
-  } else {
-    std::optional<FieldTable> headers;
-    auto headers_fn = [&]() -> const FieldTable& {
-      if (!headers) {
-        Reader r(msg->raw_properties());
-        BasicProperties p;
-        p.decode(r);
-        if (p.has_headers()) headers = decode_table(p.headers);
-        if (!headers) headers.emplace();
-      }
-      return *headers;
-    };
-    vhost.route(x, msg->routing_key(), headers_fn, route_scratch_);
+  // Kept for a basic.return: the publish path may hand the message on.
+  broker::MessageRef kept = mandatory ? msg : broker::MessageRef();
+  broker::PublishRequest request{std::move(msg), mandatory, &conn_.flow()};
+  broker::PublishOutcome outcome = conn_.vhost().publish(request);
+  if (outcome.returned) {
+    std::string& out = conn_.out();
+    write_method(out, id_,
+                 BasicReturn{kReplyNoRoute, "NO_ROUTE", kept->exchange(), kept->routing_key()});
+    write_content_header(out, id_, kept->body_size(), kept->raw_properties());
+    write_body(out, id_, kept->body(), conn_.frame_max());
+    conn_.output_added();
   }
-  if (route_scratch_.empty()) {
-    if (mandatory) {
-      std::string& out = conn_.out();
-      write_method(out, id_,
-                   BasicReturn{kReplyNoRoute, "NO_ROUTE", msg->exchange(), msg->routing_key()});
-      write_content_header(out, id_, msg->body_size(), msg->raw_properties());
-      write_body(out, id_, msg->body(), conn_.frame_max());
-      conn_.output_added();
-    }
-    return {};
+  if (confirm_mode_) {
+    confirms_.published(publish_seq_, outcome);
+    if (outcome.must_wait_for_disk()) conn_.broker().wait_for_journal(this);
   }
-  Routed routed;
-  for (broker::Queue* q : route_scratch_) {
-    broker::Queue::Enqueued e = q->enqueue(msg);
-    routed.journal_seq = std::max(routed.journal_seq, e.journal_seq);
-    routed.journal_failed |= e.journal_failed;
-    if (q->over_high_water()) conn_.block_on(*q);
-  }
-  if (confirm_mode_ && (routed.journal_seq != 0 || routed.journal_failed)) {
-    // Persistent message in a durable queue: confirmed once the journal has synced it.
-    auto state = routed.journal_failed ? JournalConfirm::kFailed : JournalConfirm::kWaiting;
-    journal_confirms_.push_back(JournalConfirm{publish_seq_, routed.journal_seq, state});
-    if (state == JournalConfirm::kWaiting) {
-      confirms_wait_for_seq_ = routed.journal_seq;
-      conn_.broker().wait_for_journal(this);
-    }
-  }
-  return routed;
+  return outcome;
 }
 
 void Channel::after_publish() {
@@ -674,37 +556,17 @@ void Channel::after_publish() {
   if (b.publishing_blocked()) conn_.block_for_alarm(b.alarm_reason());
 }
 
-void Channel::ack_confirms_through(uint64_t tag) {
-  if (tag <= confirmed_) return;
-  write_method(conn_.out(), id_, BasicAck{tag, tag - confirmed_ > 1});
-  confirmed_ = tag;
-}
-
 void Channel::write_confirms() {
   if (closing_) return;
-  while (!journal_confirms_.empty() && journal_confirms_.front().state != JournalConfirm::kWaiting) {
-    JournalConfirm p = journal_confirms_.front();
-    journal_confirms_.pop_front();
-    if (p.state == JournalConfirm::kFailed) {
-      ack_confirms_through(p.tag - 1);
-      write_method(conn_.out(), id_, BasicNack{p.tag, false, false});
-      confirmed_ = p.tag;
-    }
-  }
-  // Confirms go out in tag order: a transient publish after a persistent one that still waits
-  // for the disk is confirmed with it.
-  ack_confirms_through(journal_confirms_.empty() ? publish_seq_ : journal_confirms_.front().tag - 1);
+  std::string& out = conn_.out();
+  confirms_.take_due(
+      publish_seq_,
+      [&](uint64_t tag, bool multiple) { write_method(out, id_, BasicAck{tag, multiple}); },
+      [&](uint64_t tag) { write_method(out, id_, BasicNack{tag, false, false}); });
 }
 
 bool Channel::journal_synced(const store::Completion& c) {
-  bool resolved = false;
-  for (JournalConfirm& p : journal_confirms_) {
-    if (p.state != JournalConfirm::kWaiting) continue;
-    if (p.journal_seq > c.last_seq) break;
-    p.state = c.error ? JournalConfirm::kFailed : JournalConfirm::kSynced;
-    resolved = true;
-  }
-  if (resolved) conn_.confirm_pending(this);
+  if (confirms_.journal_synced(c)) conn_.confirm_pending(this);
   if (commit_journal_seq_ != 0 && commit_journal_seq_ <= c.last_seq) {
     commit_journal_seq_ = 0;
     conn_.hold_reading(false);
@@ -716,7 +578,7 @@ bool Channel::journal_synced(const store::Completion& c) {
       send(TxCommitOk{});
     }
   }
-  return commit_journal_seq_ != 0 || confirms_wait_for_seq_ > c.last_seq;
+  return commit_journal_seq_ != 0 || confirms_.waits_beyond(c.last_seq);
 }
 
 // ---- confirm / tx ----
@@ -739,30 +601,24 @@ Status Channel::on(const TxCommit&) {
   if (!tx_mode_) return amqp_error(kPreconditionFailed, "channel is not transactional");
   std::vector<TxPublish> publishes;
   publishes.swap(tx_publishes_);
-  Routed routed;
+  uint64_t journal_seq = 0;
+  bool journal_failed = false;
   for (TxPublish& p : publishes) {
-    std::string_view name = p.msg->exchange();
-    broker::Exchange* x = name.empty() ? nullptr : conn_.vhost().find_exchange(name);
-    if (!name.empty() && x == nullptr) continue;  // deleted since the publish: unroutable
-    Routed r = route_message(std::move(p.msg), x, p.mandatory);
-    routed.journal_seq = std::max(routed.journal_seq, r.journal_seq);
-    routed.journal_failed |= r.journal_failed;
+    broker::PublishOutcome o = publish(std::move(p.msg), p.mandatory);
+    journal_seq = std::max(journal_seq, o.journal_seq);
+    journal_failed |= o.journal_failed;
   }
-  std::vector<TxSettlement> settlements;
+  std::vector<broker::DeliveryTracker::Deferred> settlements;
   settlements.swap(tx_settlements_);
-  for (const TxSettlement& t : settlements) {
-    auto it = find_unacked(t.tag);
-    if (it == unacked_.end() || it->tag != t.tag || it->done) continue;
-    it->tx_pending = false;
-    apply_settlement(it, it + 1, t.requeue, t.ack);
-  }
+  for (const auto& d : settlements) deliveries_.apply(d);
+  if (!settlements.empty() && deliveries_.has_channel_prefetch()) request_dispatch_all();
   if (!publishes.empty()) after_publish();
-  if (routed.journal_failed)
+  if (journal_failed)
     return amqp_error(kInternalError, "cannot store the transaction's persistent messages");
-  if (routed.journal_seq != 0) {
+  if (journal_seq != 0) {
     // commit-ok means the persistent messages are on disk. Nothing more is read from this
     // connection until then, so replies keep their order.
-    commit_journal_seq_ = routed.journal_seq;
+    commit_journal_seq_ = journal_seq;
     conn_.hold_reading(true);
     conn_.broker().wait_for_journal(this);
     return std::nullopt;
@@ -774,10 +630,7 @@ Status Channel::on(const TxCommit&) {
 Status Channel::on(const TxRollback&) {
   if (!tx_mode_) return amqp_error(kPreconditionFailed, "channel is not transactional");
   tx_publishes_.clear();
-  for (const TxSettlement& t : tx_settlements_) {
-    auto it = find_unacked(t.tag);
-    if (it != unacked_.end() && it->tag == t.tag) it->tx_pending = false;
-  }
+  for (const auto& d : tx_settlements_) deliveries_.restore(d);
   tx_settlements_.clear();
   send(TxRollbackOk{});
   return std::nullopt;
@@ -798,7 +651,7 @@ void Channel::shutdown() {
   tags.reserve(consumers_.size());
   for (auto& [tag, c] : consumers_) tags.push_back(tag);
   for (const std::string& tag : tags) remove_consumer(tag, false);
-  requeue_all_unacked();
+  deliveries_.requeue_all();
 }
 
 }  // namespace warren::amqp

@@ -13,6 +13,8 @@
 #include "amqp/methods.h"
 #include "amqp/amqp_error.h"
 #include "broker/broker.h"
+#include "broker/confirm_tracker.h"
+#include "broker/delivery_tracker.h"
 #include "broker/message.h"
 #include "broker/exchange.h"
 #include "broker/queue.h"
@@ -91,65 +93,22 @@ class Channel : public broker::DeliverySink, public broker::JournalWaiter {
  private:
   enum class Assembly { kIdle, kHeader, kBody };
 
-  struct Unacked {
-    uint64_t tag = 0;
-    broker::QueuedMessage message;
-    broker::QueueRef queue;
-    broker::Consumer* consumer = nullptr;  // null for basic.get or after the consumer went away
-    bool done = false;
-    bool tx_pending = false;  // acked/nacked/rejected inside an uncommitted transaction
-  };
-
-  // An ack, nack or reject recorded by a transaction, applied at tx.commit.
-  struct TxSettlement {
-    uint64_t tag;
-    bool ack;
-    bool requeue;
-  };
   struct TxPublish {
     broker::MessageRef msg;
     bool mandatory;
   };
 
-  // Requeued messages grouped per queue, so each queue merges them back in one pass.
-  struct RequeueBatch {
-    std::vector<std::pair<broker::QueueRef, std::vector<broker::QueuedMessage>>> groups;
-    void add(const broker::QueueRef& q, broker::QueuedMessage m);
-    void apply();
-  };
-
-  // A publish waiting for the journal before it may be confirmed (tags in publish order, so their
-  // journal seqs ascend too).
-  struct JournalConfirm {
-    enum State : uint8_t { kWaiting, kSynced, kFailed };
-    uint64_t tag = 0;
-    uint64_t journal_seq = 0;
-    State state = kWaiting;
-  };
-  // What routing one message wrote to the journal.
-  struct Routed {
-    uint64_t journal_seq = 0;  // highest seq written (0: nothing)
-    bool journal_failed = false;
-  };
-
   template <class M>
   void send(const M& m);
-  void ack_confirms_through(uint64_t tag);
-  std::deque<Unacked>::iterator find_unacked(uint64_t tag);
   Status finish_publish();
   void make_publish_message(std::string_view body);
-  // Routes a complete message (x null: the default exchange) and enqueues or returns it.
-  Routed route_message(broker::MessageRef msg, broker::Exchange* x, bool mandatory);
+  // Publishes a complete message through the vhost's publish path; returns it to the client
+  // when mandatory and unroutable, and records the confirm.
+  broker::PublishOutcome publish(broker::MessageRef msg, bool mandatory);
   void after_publish();
   Status consume_reply_to(const BasicConsume& m);
-  void publish_direct_reply(broker::MessageRef msg, std::string_view token);
   Status content_error(std::string_view expected, std::string_view got);
-  Status settle(uint64_t tag, bool multiple, bool requeue, bool ack);
-  // Acks (or requeues / drops) the unacked entries in [begin, end) that are still outstanding.
-  void apply_settlement(std::deque<Unacked>::iterator begin, std::deque<Unacked>::iterator end,
-                        bool requeue, bool ack);
-  void settle_entry(Unacked& u);
-  void requeue_all_unacked();
+  Status settle(uint64_t tag, bool multiple, broker::Settlement how);
   void remove_consumer(const std::string& tag, bool notify_client);
   // Resolves "" to the channel's most recently declared queue as RabbitMQ does.
   OpResult<std::string> queue_name(std::string_view name) const;
@@ -165,25 +124,19 @@ class Channel : public broker::DeliverySink, public broker::JournalWaiter {
   std::string publish_routing_key_;
   bool publish_mandatory_ = false;
   broker::MessageRef publish_message_;
-  std::vector<broker::Queue*> route_scratch_;
 
   std::unordered_map<std::string, std::unique_ptr<broker::Consumer>> consumers_;
-  uint16_t consumer_prefetch_ = 0;  // basic.qos global=false: for consumers created after
-  uint32_t channel_prefetch_ = 0;   // basic.qos global=true: shared by the channel's consumers
-  uint32_t channel_unacked_ = 0;    // deliveries awaiting ack on this channel (consumers + get)
-  uint32_t consumer_unacked_ = 0;   // of which delivered to consumers (counted by global qos)
-  std::deque<Unacked> unacked_;
-  uint64_t next_delivery_tag_ = 1;
+  // Declared after consumers_: destroyed first, so requeued deliveries find live queues and
+  // consumers (the channel's consumers are removed in shutdown() before either goes).
+  broker::DeliveryTracker deliveries_;
 
   bool tx_mode_ = false;
   std::vector<TxPublish> tx_publishes_;
-  std::vector<TxSettlement> tx_settlements_;
+  std::vector<broker::DeliveryTracker::Deferred> tx_settlements_;
 
   bool confirm_mode_ = false;
-  uint64_t publish_seq_ = 0;
-  uint64_t confirmed_ = 0;
-  std::deque<JournalConfirm> journal_confirms_;
-  uint64_t confirms_wait_for_seq_ = 0;  // highest journal seq a waiting confirm needs
+  uint64_t publish_seq_ = 0;  // confirm numbering: the delivery tag of the latest publish
+  broker::ConfirmTracker confirms_;
   uint64_t commit_journal_seq_ = 0;  // tx.commit-ok waits for this seq to be durable
 
   std::string last_queue_;
@@ -195,8 +148,9 @@ class Channel : public broker::DeliverySink, public broker::JournalWaiter {
   uint64_t publish_body_size_ = 0;
   uint8_t publish_delivery_mode_ = 0;
   uint8_t publish_priority_ = 0;
+  int64_t publish_expiration_ms_ = -1;
 };
 
-inline constexpr std::string_view kReplyToQueue = "amq.rabbitmq.reply-to";
+using broker::kReplyToQueue;
 
 }  // namespace warren::amqp

@@ -71,7 +71,9 @@ Connection::Connection(asio::ip::tcp::socket socket, broker::Broker& broker)
       id_(broker.next_connection_id()),
       frame_max_(broker.limits().frame_max),
       channel_max_(broker.limits().channel_max),
-      flow_timer_(socket_.get_executor()),
+      // The flow is owned by this connection alone (queues hold it weakly), so its callback
+      // never outlives the connection.
+      flow_(std::make_shared<broker::PublisherFlow>(broker.io(), id_, [this] { resume_reading(); })),
       heartbeat_timer_(socket_.get_executor()),
       close_timer_(socket_.get_executor()) {
   in_.resize(std::max<size_t>(kReadBufferMin, frame_max_ + kFrameOverhead));
@@ -567,43 +569,10 @@ void Connection::release_resources() {
   if (resources_released_) return;
   resources_released_ = true;
   pending_confirms_.clear();
-  blocking_queues_.clear();
+  flow_->stop();
   // Destroying a channel cancels its consumers and requeues its unacked messages.
   for (auto& ch : channels_) ch.reset();
   if (vhost_ != nullptr) vhost_->connection_closed(id_);
-}
-
-void Connection::block_on(broker::Queue& q) {
-  // A connection that also consumes from q must keep reading, or its own acks could never drain q.
-  if (q.has_consumer_on(id_)) return;
-  for (const auto& b : blocking_queues_)
-    if (b.first.get() == &q) return;
-  blocking_queues_.emplace_back(broker::QueueRef(&q), q.delivered_total());
-  q.block_publisher(weak_from_this());
-  if (blocking_queues_.size() == 1) watch_flow_stall();
-}
-
-void Connection::unblocked_by(broker::Queue& q) {
-  std::erase_if(blocking_queues_, [&](const auto& b) { return b.first.get() == &q; });
-  if (blocking_queues_.empty()) resume_reading();
-}
-
-void Connection::watch_flow_stall() {
-  // Consumers that cannot drain a queue (for instance because they wait for this very
-  // connection) must not stall it forever: without progress for 100 ms, read again.
-  flow_timer_.expires_after(std::chrono::milliseconds(100));
-  flow_timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
-    if (ec || self->blocking_queues_.empty() || self->state_ == State::kClosed) return;
-    bool progress = false;
-    for (auto& [q, seen] : self->blocking_queues_) {
-      if (q->delivered_total() != seen) progress = true;
-      seen = q->delivered_total();
-    }
-    if (progress) return self->watch_flow_stall();
-    spdlog::debug("connection {}: queues it publishes to made no progress; resuming", self->id_);
-    self->blocking_queues_.clear();
-    self->resume_reading();
-  });
 }
 
 void Connection::block_for_alarm(std::string_view reason) {
@@ -652,7 +621,6 @@ void Connection::close_socket(const char* why) {
   release_resources();
   heartbeat_timer_.cancel();
   close_timer_.cancel();
-  flow_timer_.cancel();
   boost::system::error_code ec;
   socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ec);
   socket_.close(ec);

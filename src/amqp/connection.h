@@ -14,6 +14,7 @@
 #include "amqp/frame.h"
 #include "amqp/amqp_error.h"
 #include "broker/broker.h"
+#include "broker/publisher_flow.h"
 
 namespace warren::amqp {
 
@@ -21,7 +22,6 @@ class Channel;
 
 class Connection : public broker::OutputFlusher,
                    public broker::ClientConnection,
-                   public broker::FlowControlled,
                    public std::enable_shared_from_this<Connection> {
  public:
   Connection(boost::asio::ip::tcp::socket socket, broker::Broker& broker);
@@ -51,9 +51,8 @@ class Connection : public broker::OutputFlusher,
 
   void flush_output() override;
   void force_close(std::string_view reason) override;
-  // Stops reading this connection until q drains (called after publishing into q).
-  void block_on(broker::Queue& q);
-  void unblocked_by(broker::Queue& q) override;
+  // Per-queue flow control of this connection's publishes (decided by the broker).
+  broker::PublisherFlow& flow() { return *flow_; }
   // Resource alarm (memory, disk): stop reading (after telling the client with
   // connection.blocked and the reason).
   void block_for_alarm(std::string_view reason);
@@ -68,10 +67,9 @@ class Connection : public broker::OutputFlusher,
   // Reading stops while a queue we publish to is full, the memory alarm blocks us, or our own
   // unsent output is over the hard cap (a client that sends requests but does not read replies).
   bool reading_paused() const {
-    return !blocking_queues_.empty() || memory_blocked_ || reading_holds_ > 0 ||
+    return flow_->paused() || memory_blocked_ || reading_holds_ > 0 ||
            broker_.journal_backlogged() || out_.size() >= broker_.limits().output_hard_cap;
   }
-  void watch_flow_stall();
   void on_read(size_t n);
   // Returns false when the connection stops processing input (closed or closing).
   bool handle_frame(const Frame& f);
@@ -110,12 +108,10 @@ class Connection : public broker::OutputFlusher,
   bool close_after_flush_ = false;
   bool resources_released_ = false;
   bool read_in_flight_ = false;
-  // Flow control: full queues we published to, each with its delivered_total() when last seen.
-  std::vector<std::pair<broker::QueueRef, uint64_t>> blocking_queues_;
+  std::shared_ptr<broker::PublisherFlow> flow_;
   bool memory_blocked_ = false;
   uint32_t reading_holds_ = 0;
   bool client_supports_blocked_ = false;
-  boost::asio::steady_timer flow_timer_;
 
   std::vector<std::unique_ptr<Channel>> channels_;  // index = channel id
   std::vector<Channel*> pending_confirms_;

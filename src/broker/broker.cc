@@ -15,7 +15,8 @@ Broker::Broker(boost::asio::io_context& io, Limits limits, auth::UserStore users
       journal_(
           io, [this] { schedule_drain(); },
           [this](const store::Completion& c) { on_journal_synced(c); }),
-      compaction_timer_(io) {
+      compaction_timer_(io),
+      wakeup_timer_(io) {
   add_vhost("/");
 }
 
@@ -33,7 +34,10 @@ VHost* Broker::find_vhost(std::string_view name) {
 
 VHost& Broker::add_vhost(std::string name) {
   auto& slot = vhosts_[name];
-  if (!slot) slot = std::make_unique<VHost>(name, this, metadata_, &journal_);
+  if (!slot) {
+    slot = std::make_unique<VHost>(name, this, metadata_, &journal_);
+    slot->set_reply_consumers(&reply_consumers_);
+  }
   return *slot;
 }
 
@@ -196,6 +200,39 @@ void Broker::schedule_dispatch(Queue& q) {
   q.dispatch_scheduled = true;
   dirty_queues_.emplace_back(&q);
   schedule_drain();
+}
+
+void Broker::schedule_wakeup(Queue& q, uint64_t at_ms) {
+  wakeups_.push(Wakeup{at_ms, QueueRef(&q)});
+  if (wakeup_timer_at_ == 0 || at_ms < wakeup_timer_at_) arm_wakeup_timer();
+}
+
+void Broker::arm_wakeup_timer() {
+  if (wakeups_.empty()) {
+    wakeup_timer_at_ = 0;
+    return;
+  }
+  wakeup_timer_at_ = wakeups_.top().at_ms;
+  uint64_t now = steady_now_ms();
+  auto delay = std::chrono::milliseconds(wakeup_timer_at_ > now ? wakeup_timer_at_ - now : 0);
+  wakeup_timer_.expires_after(delay);
+  wakeup_timer_.async_wait([this](boost::system::error_code ec) {
+    if (!ec) on_wakeup_timer();
+  });
+}
+
+void Broker::on_wakeup_timer() {
+  uint64_t now = steady_now_ms();
+  // Queues due now; each schedules its own next wakeup from what it finds.
+  std::vector<QueueRef> due;
+  while (!wakeups_.empty() && wakeups_.top().at_ms <= now) {
+    due.push_back(wakeups_.top().queue);
+    wakeups_.pop();
+  }
+  wakeup_timer_at_ = 0;
+  for (QueueRef& q : due)
+    if (!q->deleted()) q->wake_up();
+  if (wakeup_timer_at_ == 0) arm_wakeup_timer();
 }
 
 void Broker::schedule_flush(std::shared_ptr<OutputFlusher> f) {

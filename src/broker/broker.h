@@ -3,7 +3,9 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <queue>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -15,6 +17,7 @@
 #include "broker/exchange.h"
 #include "broker/message_journal.h"
 #include "broker/queue.h"
+#include "broker/reply_consumers.h"
 #include "broker/vhost.h"
 
 namespace warren::broker {
@@ -89,12 +92,7 @@ class Broker : public DispatchScheduler {
   void close_all_connections(std::string_view reason);
 
   // Direct reply-to: consumers of the pseudo-queue amq.rabbitmq.reply-to, by their reply token.
-  void add_reply_consumer(const std::string& token, Consumer* c) { reply_consumers_[token] = c; }
-  void remove_reply_consumer(const std::string& token) { reply_consumers_.erase(token); }
-  Consumer* find_reply_consumer(std::string_view token) {
-    auto it = reply_consumers_.find(token);
-    return it == reply_consumers_.end() ? nullptr : it->second;
-  }
+  ReplyConsumers& reply_consumers() { return reply_consumers_; }
 
   // Memory alarm (RabbitMQ's vm_memory_high_watermark): true while message memory is above the
   // watermark; publishing connections then stop being read until it clears.
@@ -127,10 +125,13 @@ class Broker : public DispatchScheduler {
   static constexpr uint64_t kJournalLowWater = uint64_t{16} << 20;
 
   void schedule_dispatch(Queue& q) override;
+  void schedule_wakeup(Queue& q, uint64_t at_ms) override;
   void schedule_flush(std::shared_ptr<OutputFlusher> f);
 
  private:
   void schedule_drain();
+  void arm_wakeup_timer();
+  void on_wakeup_timer();
   // Runs once per event-loop turn after the handlers that produced work: dispatches queues with
   // new messages or consumer credit, then writes every socket with pending output.
   void drain();
@@ -153,7 +154,7 @@ class Broker : public DispatchScheduler {
   std::vector<std::shared_ptr<OutputFlusher>> dirty_flushers_;
   std::vector<std::shared_ptr<OutputFlusher>> flushing_;
   std::unordered_map<ClientConnection*, std::shared_ptr<ClientConnection>> connections_;
-  std::unordered_map<std::string, Consumer*, StringHash, std::equal_to<>> reply_consumers_;
+  ReplyConsumers reply_consumers_;
   bool drain_scheduled_ = false;
   bool memory_alarm_ = false;
   boost::asio::steady_timer alarm_timer_;
@@ -167,6 +168,15 @@ class Broker : public DispatchScheduler {
   std::vector<JournalWaiter*> journal_waiters_;  // null entries: removed while notifying
   bool notifying_waiters_ = false;
   bool journal_backlogged_ = false;
+  // Queue wakeups (message TTL, x-expires): one timer for all queues, earliest first.
+  struct Wakeup {
+    uint64_t at_ms;
+    QueueRef queue;
+    bool operator>(const Wakeup& o) const { return at_ms > o.at_ms; }
+  };
+  std::priority_queue<Wakeup, std::vector<Wakeup>, std::greater<Wakeup>> wakeups_;
+  boost::asio::steady_timer wakeup_timer_;
+  uint64_t wakeup_timer_at_ = 0;  // when the timer fires (0: idle)
 };
 
 }  // namespace warren::broker

@@ -39,4 +39,33 @@ bool Message::append_body(std::string_view chunk) {
   return true;
 }
 
+bool parse_expiration(std::string_view text, int64_t* ms, std::string* reason) {
+  // Erlang's list_to_integer: an optional sign and digits, nothing else.
+  std::string_view digits = text;
+  bool negative = false;
+  if (!digits.empty() && (digits[0] == '-' || digits[0] == '+')) {
+    negative = digits[0] == '-';
+    digits.remove_prefix(1);
+  }
+  if (digits.empty() || digits.size() > 18 ||
+      digits.find_first_not_of("0123456789") != std::string_view::npos) {
+    *reason = "no_integer";
+    return false;
+  }
+  int64_t v = 0;
+  for (char c : digits) v = v * 10 + (c - '0');
+  if (negative) v = -v;
+  constexpr int64_t kMax = 4294967295;
+  if (v < 0) {
+    *reason = "{value_negative," + std::to_string(v) + "}";
+    return false;
+  }
+  if (v > kMax) {
+    *reason = "{value_too_large," + std::to_string(v) + "," + std::to_string(kMax) + "}";
+    return false;
+  }
+  *ms = v;
+  return true;
+}
+
 }  // namespace warren::broker

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <string>
 #include <string_view>
 
 #include "broker/ref.h"
@@ -13,6 +14,11 @@ namespace warren::broker {
 
 class Message;
 using MessageRef = Ref<Message>;
+
+// The per-message TTL in an expiration property, as RabbitMQ parses it: a non-negative decimal
+// integer of milliseconds up to 2^32-1. On failure, RabbitMQ's reason ("no_integer",
+// "{value_negative,-1}", "{value_too_large,N,4294967295}") for the 406 text.
+bool parse_expiration(std::string_view text, int64_t* ms, std::string* reason);
 
 class Message {
  public:
@@ -41,6 +47,7 @@ class Message {
 
   uint8_t delivery_mode = 0;  // 2 = persistent
   uint8_t priority = 0;
+  int64_t expiration_ms = -1;  // the per-message TTL (expiration property); -1 = none
 
  private:
   template <class>

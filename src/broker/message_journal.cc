@@ -56,6 +56,11 @@ MessageRef MessageJournal::decode(std::string_view body) {
   if (p.decode(r)) {
     if (p.has_delivery_mode()) m->delivery_mode = p.delivery_mode;
     if (p.has_priority()) m->priority = p.priority;
+    // After a restart the per-message TTL counts again from recovery (the journal keeps no
+    // enqueue time).
+    int64_t ms;
+    std::string reason;
+    if (p.has_expiration() && parse_expiration(p.expiration, &ms, &reason)) m->expiration_ms = ms;
   }
   return m;
 }

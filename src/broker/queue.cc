@@ -1,17 +1,30 @@
 #include "broker/queue.h"
 
 #include <algorithm>
+#include <chrono>
 #include <memory>
 
 #include <spdlog/spdlog.h>
 
+#include "broker/dead_letter.h"
 #include "broker/message_journal.h"
+#include "broker/vhost.h"
 
 namespace warren::broker {
 
+uint64_t steady_now_ms() {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                   std::chrono::steady_clock::now().time_since_epoch())
+                                   .count());
+}
+
 Queue::Queue(std::string vhost, std::string name, Options options, DispatchScheduler* scheduler)
     : vhost_(std::move(vhost)), name_(std::move(name)), options_(std::move(options)),
-      scheduler_(scheduler) {}
+      scheduler_(scheduler),
+      settings_(QueueSettings::from_arguments(options_.arguments)),
+      ready_(settings_.max_priority) {
+  touch();
+}
 
 Ref<Queue> Queue::create(std::string vhost, std::string name, Options options,
                          DispatchScheduler* scheduler) {
@@ -38,6 +51,12 @@ void Queue::mark_deleted() {
   release_publishers_if_drained();
 }
 
+void Queue::block_publisher(std::weak_ptr<FlowControlled> p) {
+  for (const auto& w : blocked_publishers_)
+    if (!w.owner_before(p) && !p.owner_before(w)) return;
+  blocked_publishers_.push_back(std::move(p));
+}
+
 void Queue::release_publishers_if_drained() {
   if (blocked_publishers_.empty()) return;
   if (!deleted_ && !consumers_.empty() &&
@@ -49,11 +68,41 @@ void Queue::release_publishers_if_drained() {
     if (auto p = w.lock()) p->unblocked_by(*this);
 }
 
+uint64_t Queue::expiry_of(const Message& m, uint64_t now) const {
+  // The lower of the queue's TTL and the message's own wins.
+  int64_t ttl = settings_.message_ttl_ms ? static_cast<int64_t>(*settings_.message_ttl_ms) : -1;
+  if (m.expiration_ms >= 0 && (ttl < 0 || m.expiration_ms < ttl)) ttl = m.expiration_ms;
+  if (ttl < 0) return 0;
+  return now + static_cast<uint64_t>(ttl);
+}
+
+bool Queue::over_limit(size_t extra_messages, uint64_t extra_bytes) const {
+  return (settings_.max_length && ready_.size() + extra_messages > *settings_.max_length) ||
+         (settings_.max_length_bytes && ready_bytes_ + extra_bytes > *settings_.max_length_bytes);
+}
+
 Queue::Enqueued Queue::enqueue(MessageRef m) {
   Enqueued result;
+  if (settings_.overflow != Overflow::kDropHead && over_limit(1, m->body_size())) {
+    // reject-publish: the publisher gets a nack; reject-publish-dlx also dead-letters it.
+    result.rejected = true;
+    if (settings_.overflow == Overflow::kRejectPublishDlx) {
+      QueuedMessage refused;
+      refused.msg = std::move(m);
+      dead_letter(std::move(refused), DeadLetterReason::kMaxLen);
+    }
+    return result;
+  }
   QueuedMessage qm;
   qm.msg = std::move(m);
   qm.seq = next_seq_++;
+  qm.priority = ready_.cap(qm.msg->priority);
+  if (settings_.message_ttl_ms || qm.msg->expiration_ms >= 0) {
+    qm.expires_at = expiry_of(*qm.msg, steady_now_ms());
+    // TTL 0: only a consumer that can take it now gets it (dispatch runs at the end of this
+    // event-loop turn, within the same millisecond or the next).
+    if (qm.expires_at != 0) qm.expires_at += 1;
+  }
   bool page_out = ram_full() && journal_ != nullptr;
   if (qm.msg->delivery_mode == 2 && persists_messages()) {
     auto a = journal_->append(options_.store_id, qm.seq, *qm.msg);
@@ -83,10 +132,13 @@ Queue::Enqueued Queue::enqueue(MessageRef m) {
     // Until the record is synced the body stays in RAM, and a failed write is handled in
     // journal_synced().
     if (unsynced_.empty()) journal_->watch_syncs(QueueRef(this));
-    unsynced_.push_back(UnsyncedRecord{journal_seq, qm.seq, page_out});
+    unsynced_.push_back(UnsyncedRecord{journal_seq, qm.seq, qm.priority, page_out});
   }
+  bool expires = qm.expires_at != 0;
   account_added(qm);
   ready_.push_back(std::move(qm));
+  if (settings_.max_length || settings_.max_length_bytes) drop_over_limit();
+  if (expires) schedule_wakeup();
   if (!consumers_.empty()) request_dispatch();
   return result;
 }
@@ -99,11 +151,10 @@ void Queue::journal_synced(const store::Completion& c) {
       settle_relocation(r, !c.error);
       continue;
     }
-    // ready_ is in seq order; the message may have been delivered meanwhile (then a failed
-    // record is forgotten when the consumer acks it).
-    auto it = std::lower_bound(ready_.begin(), ready_.end(), r.msg_seq,
-                               [](const QueuedMessage& e, uint64_t s) { return e.seq < s; });
-    if (it == ready_.end() || it->seq != r.msg_seq || !it->journaled()) continue;
+    // The message may have been delivered meanwhile (then a failed record is forgotten when the
+    // consumer acks it).
+    QueuedMessage* it = ready_.find(r.msg_seq, r.priority);
+    if (it == nullptr || !it->journaled()) continue;
     if (!c.error) {
       if (r.page_out && it->msg) {  // the body can now leave RAM
         account_removed(*it);
@@ -121,15 +172,14 @@ void Queue::journal_synced(const store::Completion& c) {
       // copy that did reach the disk does not come back.
       account_removed(*it);
       discard(*it);
-      ready_.erase(it);
+      ready_.erase(r.msg_seq, r.priority);
     }
   }
 }
 
 void Queue::settle_relocation(const UnsyncedRecord& r, bool synced) {
-  auto it = std::lower_bound(ready_.begin(), ready_.end(), r.msg_seq,
-                             [](const QueuedMessage& e, uint64_t s) { return e.seq < s; });
-  bool here = it != ready_.end() && it->seq == r.msg_seq && it->pos == r.old_pos;
+  QueuedMessage* it = ready_.find(r.msg_seq, r.priority);
+  bool here = it != nullptr && it->pos == r.old_pos;
   if (here) it->relocating = false;
   if (synced && here) {
     it->pos = r.new_pos;
@@ -143,24 +193,28 @@ void Queue::settle_relocation(const UnsyncedRecord& r, bool synced) {
 uint64_t Queue::relocate_from(const std::vector<uint32_t>& segments, uint64_t max_bytes) {
   if (journal_ == nullptr || segments.empty()) return 0;
   uint64_t written = 0;
-  for (QueuedMessage& m : ready_) {
-    if (written >= max_bytes) break;
+  bool failed = false;
+  ready_.for_each([&](QueuedMessage& m) {
+    if (failed || written >= max_bytes) return;
     if (!m.journaled() || m.relocating ||
         !std::binary_search(segments.begin(), segments.end(), m.pos.segment))
-      continue;
+      return;
     MessageRef body = m.msg ? m.msg : journal_->read(m.pos);
-    if (!body) continue;  // unreadable: leave it where it is
+    if (!body) return;  // unreadable: leave it where it is
     auto a = journal_->relocate(journal_id(m), m.seq, *body);
-    if (a.error) break;
+    if (a.error) {
+      failed = true;
+      return;
+    }
     if (unsynced_.empty()) journal_->watch_syncs(QueueRef(this));
-    UnsyncedRecord r{a.seq, m.seq};
+    UnsyncedRecord r{a.seq, m.seq, m.priority};
     r.relocation = true;
     r.old_pos = m.pos;
     r.new_pos = a.pos;
     unsynced_.push_back(r);
     m.relocating = true;
     written += a.pos.size;
-  }
+  });
   return written;
 }
 
@@ -185,9 +239,9 @@ void Queue::account_removed(const QueuedMessage& m) {
 }
 
 bool Queue::take_front(QueuedMessage* out) {
+  if (!ready_.empty() && ready_.front().expires_at != 0) expire_heads(steady_now_ms());
   while (!ready_.empty()) {
-    QueuedMessage m = std::move(ready_.front());
-    ready_.pop_front();
+    QueuedMessage m = ready_.take_front();
     account_removed(m);
     if (!m.msg && journal_ != nullptr) m.msg = journal_->read(m.pos);
     if (!m.msg) {
@@ -201,9 +255,10 @@ bool Queue::take_front(QueuedMessage* out) {
 }
 
 void Queue::collect_delivery_marks(std::vector<store::DeliveryMark>* out) const {
-  for (const QueuedMessage& m : ready_)
+  ready_.for_each([&](const QueuedMessage& m) {
     if (m.redelivered && m.journaled() && !m.paged_transient)
       out->push_back(store::DeliveryMark{options_.store_id, m.seq});
+  });
 }
 
 bool Queue::restore(uint64_t msg_id, const store::Position& pos, std::string_view record_body,
@@ -212,24 +267,26 @@ bool Queue::restore(uint64_t msg_id, const store::Position& pos, std::string_vie
   qm.seq = msg_id;
   qm.pos = pos;
   qm.redelivered = redelivered;
-  if (!ram_full()) {
-    qm.msg = MessageJournal::decode(record_body);
-    if (!qm.msg) {
+  // Priority and TTL live in the message's properties: a queue that uses them decodes every
+  // record, and keeps the body only within the RAM budget.
+  bool needs_properties = ready_.max_priority() > 0 || settings_.message_ttl_ms.has_value();
+  if (!ram_full() || needs_properties) {
+    MessageRef m = MessageJournal::decode(record_body);
+    if (!m) {
       spdlog::error("queue '{}' in vhost '{}': journal record {} is not a message; dropped", name_,
                     vhost_, msg_id);
       return false;
     }
+    qm.priority = ready_.cap(m->priority);
+    // The TTL counts again from recovery: the journal keeps no enqueue time.
+    if (settings_.message_ttl_ms || m->expiration_ms >= 0)
+      qm.expires_at = expiry_of(*m, steady_now_ms());
+    if (!ram_full()) qm.msg = std::move(m);
   }
   account_added(qm);
-  if (msg_id >= next_seq_) {
-    next_seq_ = msg_id + 1;
-    ready_.push_back(std::move(qm));
-  } else {
-    // Not expected (the journal is in publish order), but keep the queue sorted regardless.
-    auto at = std::upper_bound(ready_.begin(), ready_.end(), msg_id,
-                               [](uint64_t s, const QueuedMessage& e) { return s < e.seq; });
-    ready_.insert(at, std::move(qm));
-  }
+  if (qm.expires_at != 0) schedule_wakeup();
+  if (msg_id >= next_seq_) next_seq_ = msg_id + 1;
+  ready_.insert_sorted(std::move(qm));
   return true;
 }
 
@@ -245,26 +302,20 @@ void Queue::requeue(std::vector<QueuedMessage> messages) {
   }
   std::sort(messages.begin(), messages.end(),
             [](const QueuedMessage& a, const QueuedMessage& b) { return a.seq < b.seq; });
+  bool expires = false;
   for (auto& m : messages) {
     m.redelivered = true;
     m.relocating = false;  // a copy still in flight is settled by its position
+    expires |= m.expires_at != 0;  // a requeued message keeps its original expiry
     account_added(m);
   }
-  if (ready_.empty() || messages.back().seq < ready_.front().seq) {
-    // The common case: everything requeued is older than what is ready.
-    for (auto it = messages.rbegin(); it != messages.rend(); ++it) ready_.push_front(std::move(*it));
-  } else {
-    std::deque<QueuedMessage> merged;
-    std::merge(std::make_move_iterator(messages.begin()), std::make_move_iterator(messages.end()),
-               std::make_move_iterator(ready_.begin()), std::make_move_iterator(ready_.end()),
-               std::back_inserter(merged),
-               [](const QueuedMessage& a, const QueuedMessage& b) { return a.seq < b.seq; });
-    ready_.swap(merged);
-  }
+  ready_.merge(messages);
+  if (expires) schedule_wakeup();
   if (!consumers_.empty()) request_dispatch();
 }
 
 QueuedMessage Queue::pop() {
+  touch();
   QueuedMessage m;
   if (!take_front(&m)) return {};
   ++delivered_total_;
@@ -274,9 +325,8 @@ QueuedMessage Queue::pop() {
 
 size_t Queue::purge() {
   size_t n = ready_.size();
-  for (const QueuedMessage& m : ready_) discard(m);
+  ready_.for_each([&](const QueuedMessage& m) { discard(m); });
   ready_.clear();
-  ready_.shrink_to_fit();
   ready_bytes_ = 0;
   ram_bytes_ = 0;
   ram_messages_ = 0;
@@ -288,7 +338,18 @@ size_t Queue::purge() {
 }
 
 void Queue::add_consumer(Consumer* c) {
-  consumers_.push_back(c);
+  if (settings_.single_active_consumer) {
+    // Registration order decides who is active: the first, then the next when it goes.
+    consumers_.push_back(c);
+  } else {
+    // Highest priority first; registration order within a priority.
+    auto at = std::find_if(consumers_.begin(), consumers_.end(),
+                           [&](const Consumer* o) { return o->priority < c->priority; });
+    size_t idx = static_cast<size_t>(at - consumers_.begin());
+    consumers_.insert(at, c);
+    if (rr_next_ > idx) ++rr_next_;
+  }
+  touch();
   ever_had_consumer_ = true;
   if (!ready_.empty()) request_dispatch();
 }
@@ -300,25 +361,48 @@ bool Queue::remove_consumer(Consumer* c) {
   consumers_.erase(it);
   if (rr_next_ > idx) --rr_next_;
   if (rr_next_ >= consumers_.size()) rr_next_ = 0;
+  if (consumers_.empty()) touch();
+  // Under single active consumer the next one in registration order takes over.
+  if (!consumers_.empty() && !ready_.empty()) request_dispatch();
   release_publishers_if_drained();
   return consumers_.empty() && options_.auto_delete;
 }
 
+Consumer* Queue::single_active_consumer() const {
+  return consumers_.empty() ? nullptr : consumers_.front();
+}
+
 Consumer* Queue::next_consumer() {
+  if (settings_.single_active_consumer) {
+    Consumer* active = consumers_.front();
+    return active->sink->can_deliver(*active) ? active : nullptr;
+  }
+  // consumers_ is sorted by priority: round robin within the highest priority that has a
+  // consumer able to take a message now (a prefetch-full high-priority consumer lets lower ones
+  // receive).
   size_t n = consumers_.size();
-  for (size_t i = 0; i < n; ++i) {
-    size_t idx = (rr_next_ + i) % n;
-    Consumer* c = consumers_[idx];
-    if (c->sink->can_deliver(*c)) {
-      rr_next_ = (idx + 1) % n;
-      return c;
+  for (size_t begin = 0; begin < n;) {
+    int32_t prio = consumers_[begin]->priority;
+    size_t end = begin;
+    while (end < n && consumers_[end]->priority == prio) ++end;
+    size_t width = end - begin;
+    size_t start = (rr_next_ >= begin && rr_next_ < end) ? rr_next_ - begin : 0;
+    for (size_t i = 0; i < width; ++i) {
+      size_t idx = begin + (start + i) % width;
+      Consumer* c = consumers_[idx];
+      if (c->sink->can_deliver(*c)) {
+        rr_next_ = begin + (idx - begin + 1) % width;
+        return c;
+      }
     }
+    begin = end;
   }
   return nullptr;
 }
 
 size_t Queue::dispatch() {
   size_t delivered = 0;
+  if (!ready_.empty() && ready_.front().expires_at != 0) expire_heads(steady_now_ms());
   while (!ready_.empty() && !consumers_.empty()) {
     Consumer* c = next_consumer();
     if (c == nullptr) break;
@@ -334,6 +418,101 @@ size_t Queue::dispatch() {
 
 void Queue::request_dispatch() {
   if (!dispatch_scheduled && scheduler_ != nullptr && !deleted_) scheduler_->schedule_dispatch(*this);
+}
+
+}  // namespace warren::broker
+
+namespace warren::broker {
+
+bool Queue::expire_heads(uint64_t now) {
+  bool any = false;
+  std::vector<QueuedMessage> expired;
+  ready_.for_each_level([&](std::deque<QueuedMessage>& level) {
+    while (!level.empty() && level.front().expires_at != 0 && level.front().expires_at <= now) {
+      account_removed(level.front());
+      expired.push_back(std::move(level.front()));
+      ready_.pop_front_of(level);
+      any = true;
+    }
+  });
+  // Dead-lettered once the queue is consistent again (the DLX may route back here).
+  for (QueuedMessage& m : expired) dead_letter(std::move(m), DeadLetterReason::kExpired);
+  if (any) release_publishers_if_drained();
+  return any;
+}
+
+void Queue::touch() {
+  if (!settings_.expires_ms) return;
+  last_used_ms_ = steady_now_ms();
+  schedule_wakeup();
+}
+
+void Queue::schedule_wakeup() {
+  if (scheduler_ == nullptr || deleted_) return;
+  uint64_t at = 0;
+  ready_.for_each_level([&](std::deque<QueuedMessage>& level) {
+    uint64_t e = level.front().expires_at;
+    if (e != 0 && (at == 0 || e < at)) at = e;
+  });
+  if (settings_.expires_ms && consumers_.empty()) {
+    uint64_t e = last_used_ms_ + *settings_.expires_ms;
+    if (at == 0 || e < at) at = e;
+  }
+  if (at == 0) return;
+  // One pending wakeup at a time, unless an earlier one is needed (the broker's timer drops the
+  // later one's effect: wake_up() reschedules from the state it finds).
+  uint64_t now = steady_now_ms();
+  if (wakeup_at_ != 0 && wakeup_at_ <= at && wakeup_at_ >= now) return;
+  wakeup_at_ = at;
+  scheduler_->schedule_wakeup(*this, at);
+}
+
+void Queue::wake_up() {
+  if (deleted_) return;
+  wakeup_at_ = 0;
+  uint64_t now = steady_now_ms();
+  // A queue of expired messages drains on its own, with nobody consuming.
+  expire_heads(now);
+  if (settings_.expires_ms && consumers_.empty() && now >= last_used_ms_ + *settings_.expires_ms &&
+      owner_ != nullptr) {
+    spdlog::debug("queue '{}' in vhost '{}' expired (unused for {} ms)", name_, vhost_,
+                  *settings_.expires_ms);
+    owner_->remove_queue(this);
+    return;
+  }
+  schedule_wakeup();
+}
+
+void Queue::drop_over_limit() {
+  while (!ready_.empty() && over_limit(0, 0)) {
+    // drop-head: the message served last goes first, i.e. the oldest of the lowest priority (in
+    // a queue without priorities, simply the head).
+    std::deque<QueuedMessage>* lowest = nullptr;
+    ready_.for_each_level([&](std::deque<QueuedMessage>& level) { lowest = &level; });
+    QueuedMessage m = std::move(lowest->front());
+    ready_.pop_front_of(*lowest);
+    account_removed(m);
+    dead_letter(std::move(m), DeadLetterReason::kMaxLen);
+  }
+  release_publishers_if_drained();
+}
+
+void Queue::reject(QueuedMessage&& m) {
+  if (deleted_) {
+    discard(m);
+    return;
+  }
+  dead_letter(std::move(m), DeadLetterReason::kRejected);
+}
+
+void Queue::dead_letter(QueuedMessage&& m, DeadLetterReason reason) {
+  bool dead_letters = settings_.dead_letter_exchange.has_value() && owner_ != nullptr;
+  // A paged-out body is read back before its record is forgotten.
+  if (dead_letters && !m.msg && journal_ != nullptr) m.msg = journal_->read(m.pos);
+  discard(m);  // the message leaves this queue for good either way
+  if (!dead_letters || !m.msg) return;
+  dead_letter_publish(*owner_, *m.msg, reason, name_, *settings_.dead_letter_exchange,
+                      settings_.dead_letter_routing_key);
 }
 
 }  // namespace warren::broker

@@ -9,6 +9,8 @@
 
 #include "common/field_table.h"
 #include "broker/message.h"
+#include "broker/queue_settings.h"
+#include "broker/ready_messages.h"
 #include "broker/ref.h"
 #include "store/delivery_marks.h"
 #include "store/group_commit.h"
@@ -17,23 +19,9 @@
 namespace warren::broker {
 
 class Queue;
+class VHost;
 class MessageJournal;
 struct Consumer;
-
-// A message waiting in (or delivered from) a queue. seq orders messages by publish time so that a
-// requeued message returns to its original position.
-// pos is where the journal holds the message (pos.size == 0: not journaled); seq doubles as its
-// msg id there. A transient message is journaled only when paged out (paged_transient), under an
-// id that recovery does not know, so it never comes back after a restart.
-struct QueuedMessage {
-  MessageRef msg;
-  uint64_t seq = 0;
-  store::Position pos;
-  bool redelivered = false;
-  bool paged_transient = false;
-  bool relocating = false;  // a compaction copy of its record is being written
-  bool journaled() const { return pos.size != 0; }
-};
 
 // Where a consumer's deliveries go (an AMQP channel). Kept abstract so the broker does not depend on
 // the protocol layer.
@@ -58,6 +46,7 @@ struct Consumer {
   bool exclusive = false;
   uint32_t prefetch = 0;  // 0 = unlimited
   uint32_t unacked = 0;
+  int32_t priority = 0;  // x-priority: higher-priority consumers are served first
   FieldTable arguments;
 };
 
@@ -73,7 +62,16 @@ class DispatchScheduler {
  public:
   virtual ~DispatchScheduler() = default;
   virtual void schedule_dispatch(Queue& q) = 0;
+  // Calls q.wake_up() at (or soon after) at_ms on the steady clock (message TTL, x-expires).
+  // One timer serves every queue. Without a scheduler that has timers, nothing expires.
+  virtual void schedule_wakeup(Queue& q, uint64_t at_ms) {}
 };
+
+// Why a message left its queue for a dead-letter exchange (x-death "reason").
+enum class DeadLetterReason : uint8_t { kRejected, kExpired, kMaxLen };
+
+// Milliseconds on the steady clock: message expiry and queue expiry.
+uint64_t steady_now_ms();
 
 class Queue {
  public:
@@ -100,8 +98,13 @@ class Queue {
   uint64_t owner_connection() const { return options_.owner_connection; }
   bool deleted() const { return deleted_; }
   void mark_deleted();
+  const QueueSettings& settings() const { return settings_; }
+  // The vhost that owns the queue (dead-lettering publishes through it; x-expires deletes the
+  // queue from it). Null in unit tests of the queue alone.
+  void set_owner(VHost* owner) { owner_ = owner; }
 
   size_t message_count() const { return ready_.size(); }
+  uint64_t message_bytes() const { return ready_bytes_; }
   size_t consumer_count() const { return consumers_.size(); }
   const std::vector<Consumer*>& consumers() const { return consumers_; }
   bool has_exclusive_consumer() const;
@@ -116,7 +119,8 @@ class Queue {
   bool over_high_water() const {
     return !consumers_.empty() && (ready_.size() >= kFlowHighWater || ready_bytes_ >= kFlowHighBytes);
   }
-  void block_publisher(std::weak_ptr<FlowControlled> p) { blocked_publishers_.push_back(std::move(p)); }
+  // Registers a paused publisher once, however often it is paused by this queue.
+  void block_publisher(std::weak_ptr<FlowControlled> p);
   bool has_consumer_on(uint64_t connection_id) const;
   // Messages handed out so far (deliveries and gets): lets a paused publisher see progress.
   uint64_t delivered_total() const { return delivered_total_; }
@@ -129,7 +133,10 @@ class Queue {
   struct Enqueued {
     uint64_t journal_seq = 0;  // > 0: durable once the journal has synced this seq
     bool journal_failed = false;  // a persistent message could not be written (confirm: nack)
+    bool rejected = false;  // over the length limit with x-overflow reject-publish(-dlx)
   };
+  // Applies the queue's TTL, length limit (dropping or dead-lettering the head, or refusing the
+  // message) and priority.
   Enqueued enqueue(MessageRef m);
   // Recovery: appends a message found in the journal (in publish order), flagged redelivered.
   // record_body is the journal record's body, decoded only if the message stays in RAM. False if
@@ -162,6 +169,14 @@ class Queue {
   }
   // Puts messages back at their original positions (by seq), flagged redelivered.
   void requeue(std::vector<QueuedMessage> messages);
+  // A delivery rejected without requeue: dead-lettered (reason "rejected") if the queue has a
+  // dead-letter exchange, dropped otherwise.
+  void reject(QueuedMessage&& m);
+  // A consumer, basic.get or redeclare used the queue: restarts the x-expires countdown.
+  void touch();
+  // The wakeup asked for through DispatchScheduler::schedule_wakeup: expires messages at the
+  // head and deletes the queue when unused for x-expires.
+  void wake_up();
   // Takes the head message for basic.get; empty msg when the queue is empty.
   QueuedMessage pop();
   size_t purge();
@@ -175,6 +190,9 @@ class Queue {
   size_t dispatch();
   void request_dispatch();
 
+  // The consumer that receives under x-single-active-consumer (null when no consumer).
+  Consumer* single_active_consumer() const;
+
   // Scratch mark used by routing to add a queue once per publish without a set.
   uint64_t route_mark = 0;
   bool dispatch_scheduled = false;
@@ -183,6 +201,16 @@ class Queue {
   template <class>
   friend class Ref;
   Consumer* next_consumer();
+  // Removes expired messages from the heads of the ready levels (dead-lettering them). Returns
+  // whether any expired.
+  bool expire_heads(uint64_t now);
+  // Schedules the next wakeup: the earliest head expiry or the queue's own expiry.
+  void schedule_wakeup();
+  uint64_t expiry_of(const Message& m, uint64_t now) const;
+  // Enforces x-max-length / x-max-length-bytes by dropping (dead-lettering) from the head.
+  void drop_over_limit();
+  bool over_limit(size_t extra_messages, uint64_t extra_bytes) const;
+  void dead_letter(QueuedMessage&& m, DeadLetterReason reason);
   void release_publishers_if_drained();
   // Ready-message accounting: ready_bytes_ counts a body in RAM by its size and a paged-out
   // message by its journal record's size; ram_* count only what is in RAM.
@@ -204,6 +232,7 @@ class Queue {
   struct UnsyncedRecord {
     uint64_t journal_seq;
     uint64_t msg_seq;
+    uint8_t priority = 0;
     bool page_out = false;  // drop the body from RAM once synced
     bool relocation = false;  // a compaction copy: switch to new_pos once synced
     store::Position old_pos, new_pos;
@@ -214,7 +243,11 @@ class Queue {
     return m.paged_transient ? page_id_ : options_.store_id;
   }
   std::deque<UnsyncedRecord> unsynced_;
-  std::deque<QueuedMessage> ready_;
+  QueueSettings settings_;
+  VHost* owner_ = nullptr;
+  ReadyMessages ready_;
+  uint64_t last_used_ms_ = 0;
+  uint64_t wakeup_at_ = 0;  // the wakeup already scheduled (0: none)
   uint64_t ready_bytes_ = 0;
   size_t ram_messages_ = 0;
   uint64_t ram_bytes_ = 0;

@@ -54,7 +54,14 @@ std::optional<std::string> reason_for(std::string_view key, const FieldValue& v)
       return std::string("invalid_overflow");
     return std::nullopt;
   }
-  if (key == "x-queue-type") return one_of(v, {"classic", "quorum", "stream"}, "queue type");
+  if (key == "x-queue-type") {
+    if (auto r = string_reason(v)) return r;
+    const std::string& type = std::get<std::string>(v.v);
+    // Quorum and stream queues are refused until Warren has them: never silently classic.
+    if (type == "quorum" || type == "stream")
+      return "queue type '" + type + "' is not supported by Warren (only 'classic')";
+    return one_of(v, {"classic"}, "queue type");
+  }
   if (key == "x-queue-mode") return one_of(v, {"default", "lazy"}, "queue mode");
   if (key == "x-queue-version") {
     auto n = v.as_int();

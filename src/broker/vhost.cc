@@ -88,6 +88,7 @@ void VHost::restore(const store::Definitions& defs) {
     Queue::Options o{true, false, r.auto_delete, 0, r.arguments, r.id};
     QueueRef q = Queue::create(name_, r.name, std::move(o), scheduler_);
     q->set_journal(journal_);
+    q->set_owner(this);
     queues_.emplace(r.name, std::move(q));
     ++queues;
   }
@@ -233,6 +234,7 @@ OpResult<QueueDeclareOk> VHost::declare_queue(const QueueDeclare& declared,
   if (d.passive) {
     auto q = usable_queue(d.name, connection_id);
     if (!q) return q.error();
+    (*q)->touch();
     return QueueDeclareOk{(*q)->name(), static_cast<uint32_t>((*q)->message_count()),
                           static_cast<uint32_t>((*q)->consumer_count())};
   }
@@ -274,6 +276,7 @@ OpResult<QueueDeclareOk> VHost::declare_queue(const QueueDeclare& declared,
                           key, name, name_, describe(got, cur == nullptr),
                           describe(cur, got == nullptr));
     }
+    q->touch();
     return QueueDeclareOk{name, static_cast<uint32_t>(q->message_count()),
                           static_cast<uint32_t>(q->consumer_count())};
   }
@@ -288,6 +291,7 @@ OpResult<QueueDeclareOk> VHost::declare_queue(const QueueDeclare& declared,
   }
   QueueRef q = Queue::create(name_, name, std::move(o), scheduler_);
   q->set_journal(journal_);
+  q->set_owner(this);
   queues_.emplace(name, q);
   // Every queue is bound to the default exchange by its name; that binding is implicit (routing
   // to "" looks the queue up by name) and cannot be changed.

@@ -12,7 +12,9 @@
 #include "common/field_table.h"
 #include "broker/error.h"
 #include "broker/exchange.h"
+#include "broker/publish.h"
 #include "broker/queue.h"
+#include "broker/reply_consumers.h"
 #include "store/metadata_store.h"
 
 namespace warren::broker {
@@ -82,6 +84,18 @@ class VHost {
   // Deletes the exclusive queues owned by a closing connection.
   void connection_closed(uint64_t connection_id);
 
+  // Direct reply-to consumers (owned by the broker); without them reply addresses do not route.
+  void set_reply_consumers(ReplyConsumers* r) { reply_consumers_ = r; }
+  ReplyConsumers* reply_consumers() { return reply_consumers_; }
+
+  // The exchange a publish names, if it may be published to: 404 if missing, 403 if internal.
+  // nullptr is the default exchange.
+  OpResult<Exchange*> publishable_exchange(std::string_view name);
+  // The publish path of every protocol and of dead-lettering: routes the message (through the
+  // exchange named in it, or to a direct reply-to consumer), enqueues it on every matching queue
+  // once and applies per-queue flow control to the publisher.
+  PublishOutcome publish(PublishRequest& request);
+
   // Routes to the queues bound (directly or through exchange-to-exchange bindings and alternate
   // exchanges) and appends each matching queue once to out. headers() decodes message headers on
   // first use. The exchange must exist.
@@ -118,6 +132,8 @@ class VHost {
   std::unordered_map<std::string, std::unique_ptr<Exchange>, StringHash, std::equal_to<>> exchanges_;
   std::unordered_map<std::string, QueueRef, StringHash, std::equal_to<>> queues_;
   uint64_t route_epoch_ = 0;
+  ReplyConsumers* reply_consumers_ = nullptr;
+  std::vector<Queue*> route_scratch_;
 };
 
 template <class HeadersFn>

@@ -1,0 +1,36 @@
+// The one publish path every protocol (and dead-lettering inside the broker) goes through:
+// VHost::publish routes a complete message, enqueues it, applies flow control and reports what
+// the publisher must be told (returned as unroutable, confirmed once durable, or refused).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string_view>
+
+#include "broker/message.h"
+
+namespace warren::broker {
+
+class PublisherFlow;
+class Queue;
+
+struct PublishRequest {
+  MessageRef message;          // complete; its exchange ("" = default) and routing key route it
+  bool mandatory = false;      // unroutable: returned to the publisher instead of dropped
+  PublisherFlow* flow = nullptr;  // paused while a queue it fed is over its high-water mark
+  // Dead-lettering: a routed queue for which this returns false does not get the message.
+  std::function<bool(const Queue&)> accept;
+};
+
+struct PublishOutcome {
+  uint32_t queues = 0;         // queues the message was enqueued on (a direct reply counts)
+  bool returned = false;       // mandatory and unroutable: hand it back (312 NO_ROUTE)
+  bool rejected = false;       // a queue refused it (x-overflow reject-publish): confirm nack
+  bool journal_failed = false;  // a persistent copy could not be written: confirm nack
+  uint64_t journal_seq = 0;    // > 0: durable once the journal synced this seq
+  bool dropped_no_exchange = false;  // the exchange was deleted (a tx publish): unroutable
+  bool must_wait_for_disk() const { return journal_seq != 0 && !journal_failed; }
+  bool nack() const { return rejected || journal_failed; }
+};
+
+}  // namespace warren::broker

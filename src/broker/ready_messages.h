@@ -1,0 +1,164 @@
+// A queue's ready messages: one FIFO per priority level (one level for a queue without
+// x-max-priority), each in publish order (seq), taken highest level first. Requeued messages go
+// back to their original position within their level.
+#pragma once
+
+#include <algorithm>
+#include <array>
+#include <bit>
+#include <cassert>
+#include <cstdint>
+#include <deque>
+#include <vector>
+
+#include "broker/message.h"
+#include "store/segment_format.h"
+
+namespace warren::broker {
+
+// A message waiting in (or delivered from) a queue. seq orders messages by publish time so that a
+// requeued message returns to its original position.
+// pos is where the journal holds the message (pos.size == 0: not journaled); seq doubles as its
+// msg id there. A transient message is journaled only when paged out (paged_transient), under an
+// id that recovery does not know, so it never comes back after a restart.
+struct QueuedMessage {
+  MessageRef msg;
+  uint64_t seq = 0;
+  store::Position pos;
+  uint64_t expires_at = 0;  // steady-clock milliseconds; 0 = never
+  uint8_t priority = 0;     // the message's priority, capped at the queue's x-max-priority
+  bool redelivered = false;
+  bool paged_transient = false;
+  bool relocating = false;  // a compaction copy of its record is being written
+  bool journaled() const { return pos.size != 0; }
+};
+
+class ReadyMessages {
+ public:
+  explicit ReadyMessages(uint8_t max_priority = 0) : levels_(size_t{max_priority} + 1) {}
+
+  bool empty() const { return size_ == 0; }
+  size_t size() const { return size_; }
+  uint8_t max_priority() const { return static_cast<uint8_t>(levels_.size() - 1); }
+  uint8_t cap(uint8_t priority) const { return std::min(priority, max_priority()); }
+
+  void push_back(QueuedMessage m) {
+    level(m.priority).push_back(std::move(m));
+    ++size_;
+  }
+  // The next message to deliver: the oldest of the highest non-empty level.
+  QueuedMessage& front() { return levels_[top()].front(); }
+  QueuedMessage take_front() {
+    auto& l = levels_[top()];
+    QueuedMessage m = std::move(l.front());
+    l.pop_front();
+    if (l.empty()) mark_empty(m.priority);
+    --size_;
+    return m;
+  }
+  // Calls f(level) for the FIFO of each non-empty level, highest first.
+  template <class F>
+  void for_each_level(F&& f) {
+    for (size_t i = levels_.size(); i-- > 0;)
+      if (!levels_[i].empty()) f(levels_[i]);
+  }
+  // Removes the front of a level obtained through for_each_level.
+  void pop_front_of(std::deque<QueuedMessage>& l) {
+    uint8_t p = l.front().priority;
+    l.pop_front();
+    --size_;
+    if (l.empty()) mark_empty(p);
+  }
+  // The message with this seq and priority, or null.
+  QueuedMessage* find(uint64_t seq, uint8_t priority) {
+    auto& l = level(priority);
+    auto it = lower(l, seq);
+    return it == l.end() || it->seq != seq ? nullptr : &*it;
+  }
+  void erase(uint64_t seq, uint8_t priority) {
+    auto& l = level(priority);
+    auto it = lower(l, seq);
+    if (it == l.end() || it->seq != seq) return;
+    l.erase(it);
+    --size_;
+    if (l.empty()) mark_empty(priority);
+  }
+  // Inserts at its seq position (recovery, where records are already in order).
+  void insert_sorted(QueuedMessage m) {
+    auto& l = level(m.priority);
+    uint64_t seq = m.seq;
+    if (l.empty() || l.back().seq < seq) {
+      l.push_back(std::move(m));
+    } else {
+      l.insert(lower(l, seq), std::move(m));
+    }
+    ++size_;
+  }
+  // Puts requeued messages (sorted by seq) back at their positions.
+  void merge(std::vector<QueuedMessage>& sorted);
+  template <class F>
+  void for_each(F&& f) {
+    for (auto& l : levels_)
+      for (auto& m : l) f(m);
+  }
+  template <class F>
+  void for_each(F&& f) const {
+    for (const auto& l : levels_)
+      for (const auto& m : l) f(m);
+  }
+  void clear() {
+    for (auto& l : levels_) std::deque<QueuedMessage>().swap(l);
+    nonempty_ = {};
+    size_ = 0;
+  }
+
+ private:
+  std::deque<QueuedMessage>& level(uint8_t priority) {
+    uint8_t p = cap(priority);
+    nonempty_[p / 64] |= uint64_t{1} << (p % 64);
+    return levels_[p];
+  }
+  void mark_empty(uint8_t priority) {
+    uint8_t p = cap(priority);
+    if (levels_[p].empty()) nonempty_[p / 64] &= ~(uint64_t{1} << (p % 64));
+  }
+  size_t top() const {
+    for (size_t w = nonempty_.size(); w-- > 0;)
+      if (nonempty_[w] != 0) return w * 64 + (63 - std::countl_zero(nonempty_[w]));
+    assert(false && "front() of an empty queue");
+    return 0;
+  }
+  static std::deque<QueuedMessage>::iterator lower(std::deque<QueuedMessage>& l, uint64_t seq) {
+    return std::lower_bound(l.begin(), l.end(), seq,
+                            [](const QueuedMessage& e, uint64_t s) { return e.seq < s; });
+  }
+
+  std::vector<std::deque<QueuedMessage>> levels_;
+  std::array<uint64_t, 4> nonempty_{};  // bit p: level p may hold messages
+  size_t size_ = 0;
+};
+
+inline void ReadyMessages::merge(std::vector<QueuedMessage>& sorted) {
+  // Group by level, keeping seq order within each.
+  std::vector<std::vector<QueuedMessage>> by_level(levels_.size());
+  for (auto& m : sorted) by_level[cap(m.priority)].push_back(std::move(m));
+  for (size_t p = 0; p < by_level.size(); ++p) {
+    auto& msgs = by_level[p];
+    if (msgs.empty()) continue;
+    auto& l = level(static_cast<uint8_t>(p));
+    size_ += msgs.size();
+    if (l.empty() || msgs.back().seq < l.front().seq) {
+      // The common case: everything requeued is older than what is ready.
+      for (auto it = msgs.rbegin(); it != msgs.rend(); ++it) l.push_front(std::move(*it));
+    } else {
+      std::deque<QueuedMessage> merged;
+      std::merge(std::make_move_iterator(msgs.begin()), std::make_move_iterator(msgs.end()),
+                 std::make_move_iterator(l.begin()), std::make_move_iterator(l.end()),
+                 std::back_inserter(merged),
+                 [](const QueuedMessage& a, const QueuedMessage& b) { return a.seq < b.seq; });
+      l.swap(merged);
+    }
+  }
+}
+
+}  // namespace warren::broker
