@@ -58,6 +58,8 @@ class DeliveryTracker {
   void consumer_gone(const Consumer* c);
 
   size_t outstanding() const { return outstanding_; }
+  // Entries kept, settled ones included (bounded: see compact()).
+  size_t tracked_entries() const { return entries_.size(); }
 
  private:
   struct Entry {
