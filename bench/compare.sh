@@ -9,6 +9,10 @@
 #                     spaces), e.g. "16b 4k=--size,4096 slow=--size,16,--rate,5000"
 #   BENCH_BROKERS     which brokers to run (default "warren rabbitmq")
 #   BENCH_RUNS        runs per scenario and broker; the median is reported (default 1)
+#   BENCH_ORDER       "grouped" (default): every Warren run, then every RabbitMQ run;
+#                     "interleaved": round by round, each scenario on one broker then the next,
+#                     so a slow phase of a shared machine hits both brokers alike (the RabbitMQ
+#                     node then stays up, idle, during the Warren runs)
 #   BENCH_PAUSE       seconds to idle between runs (default 2)
 #   BENCH_PERF_ARGS   extra warren-perf arguments for every run (e.g. "--prefetch 500")
 #   BENCH_KEEP=1      keep the work directory (broker logs, per-run JSON) instead of deleting it
@@ -30,6 +34,7 @@ BENCH_SECONDS=${BENCH_SECONDS:-10}
 BENCH_SCENARIOS=${BENCH_SCENARIOS:-"16b 1k"}
 BENCH_BROKERS=${BENCH_BROKERS:-"warren rabbitmq"}
 BENCH_RUNS=${BENCH_RUNS:-1}
+BENCH_ORDER=${BENCH_ORDER:-grouped}
 BENCH_PAUSE=${BENCH_PAUSE:-2}
 BENCH_PERF_ARGS=${BENCH_PERF_ARGS:-}
 
@@ -44,6 +49,11 @@ scenario_args() {
     1k-confirm) echo "--size 1024 --confirm 1000 --persistent --durable" ;;
     16b-autoack) echo "--size 16 --autoack" ;;
     16b-multi) echo "--size 16 --producers 2 --consumers 2 --queues 2" ;;
+    # Queue features. The TTLs are far longer than a run: nothing expires, the cost measured is
+    # that of carrying and checking them.
+    16b-ttl) echo "--size 16 --queue-args x-message-ttl=60000" ;;
+    16b-priority) echo "--size 16 --queue-args x-max-priority=10 --priority random:0-9" ;;
+    16b-expiration) echo "--size 16 --expiration 60000" ;;
     *=*) echo "${1#*=}" | tr ',' ' ' ;;
     *) return 1 ;;
   esac
@@ -52,8 +62,31 @@ scenario_args() {
 for s in $BENCH_SCENARIOS; do
   scenario_args "$s" >/dev/null || { log "unknown scenario '$s'"; exit 2; }
 done
+for b in $BENCH_BROKERS; do
+  case "$b" in warren | rabbitmq) ;; *) log "unknown broker '$b'"; exit 2 ;; esac
+done
+case "$BENCH_ORDER" in grouped | interleaved) ;; *) log "unknown BENCH_ORDER '$BENCH_ORDER'"; exit 2 ;; esac
 
 make_workdir warren-bench results.tsv
+
+# delete_queues QUEUE ARGS: deletes the queue(s) a warren-perf run with ARGS declared on $PORT
+# (QUEUE, or QUEUE-0..QUEUE-(N-1) with --queues N).
+delete_queues() {
+  local n
+  n=$(echo " $2 " | grep -oE -- '--queues[ =][0-9]+' | tail -1 | grep -oE '[0-9]+$' || true)
+  timeout 120 $PY - "$PORT" "$1" "${n:-1}" <<'EOF' || log "could not delete queue(s) $1"
+import sys
+import pika
+port, queue, n = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+conn = pika.BlockingConnection(pika.ConnectionParameters(
+    host="127.0.0.1", port=port, heartbeat=0, blocked_connection_timeout=100,
+    credentials=pika.PlainCredentials("guest", "guest")))
+ch = conn.channel()
+for q in [queue] if n == 1 else ["%s-%d" % (queue, i) for i in range(n)]:
+    ch.queue_delete(queue=q)
+conn.close()
+EOF
+}
 
 # run_perf broker scenario run -> appends a line to $RESULTS
 run_perf() {
@@ -69,6 +102,9 @@ run_perf() {
     tail -5 "$out.log" >&2 || true
   fi
   grep -E '^(time|summary|  )' "$out.log" | tail -4 | sed "s/^/[$broker $name] /" >&2 || true
+  # The RabbitMQ node serves every run: drop this run's queues (and their backlog, which the node
+  # would otherwise carry, or expire, during the following runs). Warren is restarted instead.
+  if [ "$broker" = rabbitmq ]; then delete_queues "$queue" "$args $BENCH_PERF_ARGS"; fi
   $PY - "$out.json" "$broker" "$name" >>"$RESULTS" <<'EOF'
 import json, sys
 path, broker, name = sys.argv[1:4]
@@ -85,40 +121,56 @@ EOF
   sleep "$BENCH_PAUSE"
 }
 
-build
-for broker in $BENCH_BROKERS; do
+# run_one broker scenario run: one run on a fresh Warren, or on the RabbitMQ node (started at
+# its first run; a node that did not start gives error rows). PORT is the port of the broker at
+# hand; RMQ_PORT keeps the node's while Warren runs in between.
+RMQ_STATE=down
+RMQ_PORT=""
+run_one() {
+  local broker=$1 name=$2 run=$3
   case "$broker" in
     warren)
-      for name in $BENCH_SCENARIOS; do
-        for run in $(seq 1 "$BENCH_RUNS"); do
-          # A fresh broker per run: no backlog left over from the previous load.
-          if start_warren "$name-$run"; then
-            run_perf warren "$name" "$run"
-            stop_warren
-          else
-            printf 'warren\t%s\terror\t0\t0\t0\t0\n' "$name" >>"$RESULTS"
-          fi
-        done
-      done
-      ;;
-    rabbitmq)
-      if start_rabbitmq; then
-        for name in $BENCH_SCENARIOS; do
-          for run in $(seq 1 "$BENCH_RUNS"); do run_perf rabbitmq "$name" "$run"; done
-        done
-        stop_rabbitmq
+      # A fresh broker per run: no backlog left over from the previous load.
+      if start_warren "$name-$run"; then
+        run_perf warren "$name" "$run"
+        stop_warren
       else
-        for name in $BENCH_SCENARIOS; do
-          printf 'rabbitmq\t%s\terror\t0\t0\t0\t0\n' "$name" >>"$RESULTS"
-        done
+        printf 'warren\t%s\terror\t0\t0\t0\t0\n' "$name" >>"$RESULTS"
       fi
       ;;
-    *) log "unknown broker '$broker'"; exit 2 ;;
+    rabbitmq)
+      if [ "$RMQ_STATE" = down ]; then
+        if start_rabbitmq; then RMQ_STATE=up RMQ_PORT=$PORT; else RMQ_STATE=failed; fi
+      fi
+      if [ "$RMQ_STATE" = up ]; then
+        PORT=$RMQ_PORT
+        run_perf rabbitmq "$name" "$run"
+      else
+        printf 'rabbitmq\t%s\terror\t0\t0\t0\t0\n' "$name" >>"$RESULTS"
+      fi
+      ;;
   esac
-done
+}
+
+build
+if [ "$BENCH_ORDER" = grouped ]; then
+  for broker in $BENCH_BROKERS; do
+    for name in $BENCH_SCENARIOS; do
+      for run in $(seq 1 "$BENCH_RUNS"); do run_one "$broker" "$name" "$run"; done
+    done
+    if [ "$broker" = rabbitmq ] && [ "$RMQ_STATE" = up ]; then stop_rabbitmq; RMQ_STATE=down; fi
+  done
+else
+  for run in $(seq 1 "$BENCH_RUNS"); do
+    for name in $BENCH_SCENARIOS; do
+      for broker in $BENCH_BROKERS; do run_one "$broker" "$name" "$run"; done
+    done
+  done
+  stop_rabbitmq
+fi
 
 echo
-echo "warren-perf, ${BENCH_SECONDS}s per run, $(nproc) CPU(s) shared by broker and load tool"
+echo "warren-perf, ${BENCH_SECONDS}s per run, ${BENCH_RUNS} run(s) ($BENCH_ORDER), $(nproc) CPU(s) shared by broker and load tool"
 $PY - "$RESULTS" "$BENCH_SCENARIOS" <<'EOF'
 import statistics, sys
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]

@@ -6,13 +6,17 @@
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <atomic>
+#include <charconv>
+#include <climits>
 #include <csignal>
 #include <cstdio>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "common/field_table.h"
 #include "perf/uri.h"
 #include "perf/workers.h"
 
@@ -107,6 +111,63 @@ struct Run {
   }
 };
 
+// --queue-args "k=v,k=v": integers become signed 32-bit ('I') or, when they do not fit, 64-bit
+// ('l') values, true/false booleans, anything else a long string ('S'). Sets *err on failure.
+std::optional<FieldTable> parse_queue_args(std::string_view spec, std::string* err) {
+  FieldTable t;
+  size_t pos = 0;
+  while (pos < spec.size()) {
+    size_t end = spec.find(',', pos);
+    if (end == std::string_view::npos) end = spec.size();
+    std::string_view item = spec.substr(pos, end - pos);
+    pos = end + 1;
+    if (item.empty()) continue;
+    size_t eq = item.find('=');
+    if (eq == std::string_view::npos || eq == 0 || eq > 255) {
+      *err = "expected KEY=VALUE, got '" + std::string(item) + "'";
+      return std::nullopt;
+    }
+    std::string key(item.substr(0, eq));
+    std::string_view value = item.substr(eq + 1);
+    int64_t n = 0;
+    auto [ptr, ec] = std::from_chars(value.data(), value.data() + value.size(), n);
+    if (!value.empty() && ec == std::errc() && ptr == value.data() + value.size()) {
+      if (n >= INT32_MIN && n <= INT32_MAX) {
+        t.set(std::move(key), static_cast<int32_t>(n));
+      } else {
+        t.set(std::move(key), n);
+      }
+    } else if (value == "true" || value == "false") {
+      t.set(std::move(key), value == "true");
+    } else {
+      t.set(std::move(key), value);
+    }
+  }
+  return t;
+}
+
+// --priority "N" or "random:A-B" (0 <= A <= B <= 255). Sets *err on failure.
+bool parse_priority(std::string_view spec, int* min, int* max, std::string* err) {
+  auto number = [](std::string_view s, int* out) {
+    auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), *out);
+    return !s.empty() && ec == std::errc() && ptr == s.data() + s.size() && *out >= 0 &&
+           *out <= 255;
+  };
+  constexpr std::string_view kRandom = "random:";
+  bool ok;
+  if (spec.substr(0, kRandom.size()) == kRandom) {
+    std::string_view range = spec.substr(kRandom.size());
+    size_t dash = range.find('-');
+    ok = dash != std::string_view::npos && number(range.substr(0, dash), min) &&
+         number(range.substr(dash + 1), max) && *min <= *max;
+  } else {
+    ok = number(spec, min);
+    *max = *min;
+  }
+  if (!ok) *err = "expected N or random:A-B with 0 <= A <= B <= 255, got '" + std::string(spec) + "'";
+  return ok;
+}
+
 // Declares (and binds, and purges) the queues on a short-lived connection of its own.
 bool declare_topology(Run& run) {
   const Options& o = run.opts;
@@ -131,6 +192,7 @@ bool declare_topology(Run& run) {
     amqp::QueueDeclare d;
     d.queue = q;
     d.durable = o.durable;
+    d.arguments = o.queue_args;
     if (!c.call(d, amqp::QueueDeclareOk::kId)) return failed("queue.declare");
     if (!o.exchange.empty()) {
       amqp::QueueBind b;
@@ -422,6 +484,13 @@ int main_impl(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--batch-size", o.batch_bytes, "bytes a producer encodes per socket write")
       ->capture_default_str()->check(CLI::Range(1024u, 64u * 1024 * 1024));
+  std::string queue_args, priority;
+  app.add_option("--queue-args", queue_args,
+                 "queue.declare arguments K=V,... (integer: int/long, true/false: bool, "
+                 "else longstr)");
+  app.add_option("--priority", priority,
+                 "message priority: N (fixed) or random:A-B (uniform per message)");
+  app.add_option("--expiration", o.expiration, "per-message TTL in ms (expiration property)");
   CLI11_PARSE(app, argc, argv);
 
   if (o.frame_max != 0 && o.frame_max < 4096) {
@@ -433,6 +502,27 @@ int main_impl(int argc, char** argv) {
     return 2;
   }
   std::string err;
+  if (!queue_args.empty()) {
+    auto args = parse_queue_args(queue_args, &err);
+    if (!args) {
+      std::fprintf(stderr, "warren-perf: bad --queue-args: %s\n", err.c_str());
+      return 2;
+    }
+    o.queue_args = encode_table_body(*args);
+  }
+  if (!priority.empty() && !parse_priority(priority, &o.priority_min, &o.priority_max, &err)) {
+    std::fprintf(stderr, "warren-perf: bad --priority: %s\n", err.c_str());
+    return 2;
+  }
+  if (!o.expiration.empty()) {
+    uint64_t ms = 0;
+    auto [ptr, ec] = std::from_chars(o.expiration.data(), o.expiration.data() + o.expiration.size(), ms);
+    if (ec != std::errc() || ptr != o.expiration.data() + o.expiration.size() || ms > UINT32_MAX) {
+      std::fprintf(stderr, "warren-perf: bad --expiration: expected milliseconds, got '%s'\n",
+                   o.expiration.c_str());
+      return 2;
+    }
+  }
   auto uri = parse_amqp_uri(o.uri, &err);
   if (!uri) {
     std::fprintf(stderr, "warren-perf: bad --uri: %s\n", err.c_str());
@@ -463,6 +553,12 @@ int main_impl(int argc, char** argv) {
                run.params.host.c_str(), run.params.port, run.params.vhost.c_str(), o.producers,
                o.consumers, o.size, run.queue_names.size(), o.confirm ? ", confirms" : "",
                o.persistent ? ", persistent" : "", o.autoack ? ", autoack" : "");
+  if (!queue_args.empty() || !priority.empty() || !o.expiration.empty()) {
+    std::fprintf(run.info, "  queue arguments: %s; priority: %s; expiration: %s\n",
+                 queue_args.empty() ? "none" : queue_args.c_str(),
+                 priority.empty() ? "none" : priority.c_str(),
+                 o.expiration.empty() ? "none" : (o.expiration + " ms").c_str());
+  }
   if (!declare_topology(run)) return 1;
   return run_test(run);
 }

@@ -51,25 +51,41 @@ bool Producer::setup() {
     pending_.assign(cap, 0);
     mask_ = cap - 1;
   }
-  // One fully encoded message per routing key; publishing copies it and patches the body's
-  // timestamp and sequence number.
+  // One fully encoded message per routing key (and per priority with --priority); publishing
+  // copies it and patches the body's timestamp and sequence number.
   std::string body(opts_.size, '\0');
-  BasicProperties props;
-  props.flags = BasicProperties::kFlagDeliveryMode;
-  props.delivery_mode = opts_.persistent ? 2 : 1;
-  std::string raw_props;
-  Writer w(raw_props);
-  props.encode(w);
+  const bool with_priority = opts_.priority_min >= 0;
+  const int pmin = with_priority ? opts_.priority_min : 0;
+  const int pmax = with_priority ? opts_.priority_max : 0;
+  priorities_ = size_t(pmax - pmin + 1);
+  rng_ = now_ns() ^ (uint64_t(reinterpret_cast<uintptr_t>(this)) << 16) ^ 0x9e3779b97f4a7c15ull;
+  if (rng_ == 0) rng_ = 1;
   for (const std::string& rk : routing_keys_) {
-    Template t;
-    amqp::BasicPublish publish;
-    publish.exchange = opts_.exchange;
-    publish.routing_key = rk;
-    amqp::write_method(t.bytes, 1, publish);
-    amqp::write_content_header(t.bytes, 1, body.size(), raw_props);
-    t.body_offset = t.bytes.size() + 7;
-    amqp::write_body(t.bytes, 1, body, frame_max());
-    templates_.push_back(std::move(t));
+    for (int pri = pmin; pri <= pmax; ++pri) {
+      BasicProperties props;
+      props.flags = BasicProperties::kFlagDeliveryMode;
+      props.delivery_mode = opts_.persistent ? 2 : 1;
+      if (with_priority) {
+        props.flags |= BasicProperties::kFlagPriority;
+        props.priority = static_cast<uint8_t>(pri);
+      }
+      if (!opts_.expiration.empty()) {
+        props.flags |= BasicProperties::kFlagExpiration;
+        props.expiration = opts_.expiration;
+      }
+      std::string raw_props;
+      Writer w(raw_props);
+      props.encode(w);
+      Template t;
+      amqp::BasicPublish publish;
+      publish.exchange = opts_.exchange;
+      publish.routing_key = rk;
+      amqp::write_method(t.bytes, 1, publish);
+      amqp::write_content_header(t.bytes, 1, body.size(), raw_props);
+      t.body_offset = t.bytes.size() + 7;
+      amqp::write_body(t.bytes, 1, body, frame_max());
+      templates_.push_back(std::move(t));
+    }
   }
   out().reserve(opts_.batch_bytes + templates_[0].bytes.size() + 4096);
   return true;
@@ -139,8 +155,15 @@ void Producer::pump() {
   const bool confirm = opts_.confirm > 0;
   const bool with_seq = opts_.size >= 16;
   while (n < allowed && buf.size() < batch) {
-    const Template& t = templates_[next_template_];
-    if (++next_template_ == templates_.size()) next_template_ = 0;
+    size_t index = next_key_;
+    if (++next_key_ == routing_keys_.size()) next_key_ = 0;
+    if (priorities_ > 1) {
+      rng_ ^= rng_ << 13;
+      rng_ ^= rng_ >> 7;
+      rng_ ^= rng_ << 17;
+      index = index * priorities_ + size_t(rng_ % priorities_);
+    }
+    const Template& t = templates_[index];
     size_t at = buf.size();
     buf.append(t.bytes);
     char* body = buf.data() + at + t.body_offset;

@@ -38,6 +38,13 @@ struct Options {
   uint32_t frame_max = 0;
   uint16_t heartbeat = 0;
   uint32_t batch_bytes = 64 * 1024;
+  // queue.declare arguments (--queue-args), as an encoded field-table body; empty: none.
+  std::string queue_args;
+  // basic.properties priority (--priority): none when priority_min < 0; a fixed value when
+  // priority_min == priority_max, else uniformly random in [priority_min, priority_max].
+  int priority_min = -1;
+  int priority_max = -1;
+  std::string expiration;  // per-message TTL in ms (--expiration); empty: none
 };
 
 // Counters of one worker. Each is written by its worker thread only (plain load + store, no
@@ -108,8 +115,11 @@ class Producer final : public Worker {
   void check_finished();
 
   std::vector<std::string> routing_keys_;
+  // One template per routing key and priority: templates_[key * priorities_ + priority offset].
   std::vector<Template> templates_;
-  size_t next_template_ = 0;
+  size_t next_key_ = 0;
+  size_t priorities_ = 1;  // > 1: each message gets a random priority (see rng_)
+  uint64_t rng_ = 0;       // xorshift64 state for the random priorities
   uint64_t sent_ = 0;
   asio::steady_timer rate_timer_;
   bool rate_waiting_ = false;
