@@ -7,6 +7,7 @@
 #include <spdlog/spdlog.h>
 
 #include "amqp/channel.h"
+#include "amqp/frame_errors.h"
 #include "common/field_table.h"
 #include "auth/user_store.h"
 
@@ -56,6 +57,12 @@ const std::string& server_properties() {
   return encoded;
 }
 
+// RabbitMQ cuts reply texts that do not fit a short string to 252 bytes and "...".
+std::string reply_text(std::string_view text) {
+  if (text.size() <= 255) return std::string(text);
+  return std::string(text.substr(0, 252)) + "...";
+}
+
 bool is_loopback(const asio::ip::address& a) {
   if (a.is_loopback()) return true;
   if (a.is_v6() && a.to_v6().is_v4_mapped())
@@ -69,14 +76,13 @@ Connection::Connection(asio::ip::tcp::socket socket, broker::Broker& broker)
     : socket_(std::move(socket)),
       broker_(broker),
       id_(broker.next_connection_id()),
-      frame_max_(broker.limits().frame_max),
       channel_max_(broker.limits().channel_max),
       // The flow is owned by this connection alone (queues hold it weakly), so its callback
       // never outlives the connection.
       flow_(std::make_shared<broker::PublisherFlow>(broker.io(), id_, [this] { resume_reading(); })),
       heartbeat_timer_(socket_.get_executor()),
       close_timer_(socket_.get_executor()) {
-  in_.resize(std::max<size_t>(kReadBufferMin, frame_max_ + kFrameOverhead));
+  in_.resize(std::max<size_t>(kReadBufferMin, broker.limits().frame_max + kFrameOverhead));
   boost::system::error_code ec;
   auto ep = socket_.remote_endpoint(ec);
   if (!ec) {
@@ -136,20 +142,24 @@ void Connection::on_read(size_t n) {
   while (state_ != State::kClosed && !reading_paused()) {
     Frame f;
     size_t used = 0;
-    uint32_t max_payload = frame_max_ - static_cast<uint32_t>(kFrameOverhead);
+    // RabbitMQ forgives the 8 bytes of frame overhead (clients often get them wrong): a payload
+    // may be as large as frame_max itself.
+    uint32_t max_payload = frame_max_;
     std::string_view data(in_.data() + pos, in_len_ - pos);
     ParseStatus st = parse_frame(data, max_payload, &f, &used);
     if (st == ParseStatus::kNeedMore) break;
+    // After these two we have lost track of where frames start: answer, then read nothing more.
     if (st == ParseStatus::kTooLarge) {
       Reader r(data);
-      r.u8();
+      uint8_t type = r.u8();
       r.u16();
-      close_with_error(amqp_error(kFrameError, "frame size {} exceeds negotiated frame_max {}",
-                                  r.u32(), frame_max_));
+      close_with_error(frame_too_large(type, r.u32(), frame_max_));
       return;
     }
     if (st == ParseStatus::kBadFrameEnd) {
-      close_with_error(amqp_error(kFrameError, "frame end octet is not 0xCE"));
+      // The octet after the 7-byte header and the payload.
+      uint8_t end = static_cast<uint8_t>(data[7 + f.payload.size()]);
+      close_with_error(bad_frame_end(f, end));
       return;
     }
     pos += used;
@@ -185,7 +195,8 @@ void Connection::send_start() {
 }
 
 Channel* Connection::channel(uint16_t id) {
-  return id < channels_.size() ? channels_[id].get() : nullptr;
+  auto it = channels_.find(id);
+  return it == channels_.end() ? nullptr : it->second.get();
 }
 
 bool Connection::handle_frame(const Frame& f) {
@@ -207,41 +218,27 @@ bool Connection::handle_frame(const Frame& f) {
     }
     return true;
   }
-  switch (f.type) {
-    case kFrameHeartbeat:
-      if (f.channel != 0) {
-        close_with_error(amqp_error(kUnexpectedFrame, "heartbeat frame on channel {}", f.channel));
-        return false;
-      }
-      return true;
-    case kFrameMethod:
-      if (f.channel == 0) {
-        Reader r(f.payload);
-        uint16_t c = r.u16(), m = r.u16();
-        if (!r.ok()) {
-          close_with_error(amqp_error(kFrameError, "method frame too short"));
-          return false;
-        }
-        return handle_connection_method(c, m, r);
-      }
-      [[fallthrough]];
-    case kFrameHeader:
-    case kFrameBody:
-      if (state_ != State::kRunning) {
-        close_with_error(amqp_error(kChannelError, "channel {} used before connection.open",
-                                    f.channel));
-        return false;
-      }
-      if (f.channel == 0) {
-        close_with_error(amqp_error(kUnexpectedFrame, "content frame of type {} on channel 0",
-                                    f.type));
-        return false;
-      }
-      return handle_channel_frame(f);
-    default:
-      close_with_error(amqp_error(kFrameError, "unknown frame type {}", f.type));
-      return false;
+  // The order of RabbitMQ's handle_frame: a channel other than 0 is not looked at before the
+  // connection is open; then frames it cannot read (a heartbeat with a payload, an unknown type)
+  // are frame errors on any channel; then what may not come on the channel is unexpected.
+  if (f.channel != 0 && state_ != State::kRunning) {
+    close_with_error(unexpected_frame(f));
+    return false;
   }
+  if (!well_formed(f)) {
+    close_with_error(unknown_frame(f));
+    return false;
+  }
+  if (f.channel != 0 && f.type != kFrameHeartbeat) return handle_channel_frame(f);
+  if (f.channel == 0 && f.type == kFrameHeartbeat) return true;
+  if (f.channel == 0 && f.type == kFrameMethod) {
+    Reader r(f.payload);
+    uint16_t c = r.u16(), m = r.u16();
+    return handle_connection_method(c, m, r);
+  }
+  // Content on channel 0, a heartbeat on another channel.
+  close_with_error(unexpected_frame(f));
+  return false;
 }
 
 bool Connection::handle_connection_method(uint16_t class_id, uint16_t method_id, Reader& r) {
@@ -252,6 +249,23 @@ bool Connection::handle_connection_method(uint16_t class_id, uint16_t method_id,
     close_with_error(e);
     return false;
   };
+  std::string_view args(reinterpret_cast<const char*>(r.position()), r.remaining());
+  switch (check_arguments(class_id, method_id, args)) {
+    case ArgumentsCheck::kMalformed:
+      // RabbitMQ's reader does not expect its decoder to fail on connection methods: before the
+      // connection is open it drops the socket, afterwards it answers with a bare 541.
+      if (state_ != State::kRunning) {
+        close_silently(fmt::format("cannot decode {}", method_name(class_id, method_id)));
+      } else {
+        close_with_error(AmqpError(kInternalError, std::string(reply_code_name(kInternalError))));
+      }
+      return false;
+    case ArgumentsCheck::kBadUtf8:
+      return fail(malformed_utf8());
+    case ArgumentsCheck::kOk:
+    case ArgumentsCheck::kUnknownMethod:
+      break;
+  }
   if (id == ConnectionClose::kId) {
     ConnectionClose m;
     if (m.decode(r))
@@ -301,18 +315,26 @@ bool Connection::handle_connection_method(uint16_t class_id, uint16_t method_id,
         return fail(amqp_error(kCommandInvalid, "expected connection.tune-ok, got {}",
                                method_name(class_id, method_id)));
       if (!m.decode(r)) return fail(amqp_error(kSyntaxError, "malformed connection.tune-ok"));
+      // As RabbitMQ (validate_negotiated_integer_value): frame_max and channel_max may not exceed
+      // what connection.tune offered, and 0 ("no limit") exceeds it; frame_max is at least 4096.
+      // The heartbeat is the client's to choose. The refusal closes the socket (close_with_error).
       uint32_t server_max = broker_.limits().frame_max;
-      uint32_t fm = m.frame_max == 0 ? server_max : m.frame_max;
-      if (fm < kFrameMinSize)
-        return fail(amqp_error(kNotAllowed, "frame_max={} < {} min size", fm, kFrameMinSize));
-      if (fm > server_max)
-        return fail(amqp_error(kNotAllowed, "frame_max={} > {} max size", fm, server_max));
-      frame_max_ = fm;
+      if (m.frame_max != 0 && m.frame_max < kFrameMinSize)
+        return fail(amqp_error(kNotAllowed,
+                               "negotiated frame_max = {} is lower than the minimum allowed "
+                               "value ({})", m.frame_max, kFrameMinSize));
+      if (m.frame_max == 0 || m.frame_max > server_max)
+        return fail(amqp_error(kNotAllowed,
+                               "negotiated frame_max = {} is higher than the maximum allowed "
+                               "value ({})", m.frame_max, server_max));
       uint16_t server_channels = broker_.limits().channel_max;
-      if (m.channel_max > server_channels)
-        return fail(amqp_error(kNotAllowed, "channel_max={} > {} max", m.channel_max,
+      if (m.channel_max == 0 || m.channel_max > server_channels)
+        return fail(amqp_error(kNotAllowed,
+                               "negotiated channel_max = {}{} is higher than the maximum allowed "
+                               "value ({})", m.channel_max, m.channel_max == 0 ? " (no limit)" : "",
                                server_channels));
-      channel_max_ = m.channel_max == 0 ? server_channels : m.channel_max;
+      frame_max_ = m.frame_max;
+      channel_max_ = m.channel_max;
       heartbeat_ = m.heartbeat;
       state_ = State::kOpen;
       start_heartbeat();
@@ -381,28 +403,48 @@ bool Connection::authenticate(std::string_view mechanism, std::string_view respo
 }
 
 bool Connection::handle_channel_frame(const Frame& f) {
-  if (f.channel > channel_max_) {
-    close_with_error(amqp_error(kNotAllowed, "channel {} exceeds negotiated channel_max {}",
-                                f.channel, channel_max_));
+  Channel* ch = channel(f.channel);
+  // As RabbitMQ (create_channel in rabbit_reader.erl), channel_max limits how many channels are
+  // open, not their numbers: any frame for a channel that is not open starts one, and is refused
+  // only when channel_max channels are open already (those waiting for a close-ok included).
+  if (ch == nullptr && channels_.size() >= channel_max_) {
+    close_with_error(amqp_error(kNotAllowed,
+                                "number of channels opened ({}) has reached the negotiated "
+                                "channel_max ({})", channels_.size(), channel_max_));
     return false;
   }
-  Channel* ch = channel(f.channel);
   Reader r(f.payload);
   uint16_t class_id = 0, method_id = 0;
   if (f.type == kFrameMethod) {
     class_id = r.u16();
     method_id = r.u16();
-    if (!r.ok()) {
-      close_with_error(amqp_error(kFrameError, "method frame too short"));
-      return false;
+    // RabbitMQ decodes a method as it arrives (on a closing channel too), unless the channel
+    // waits for content: then any method is an unexpected frame (Channel::handle_method).
+    if (ch == nullptr || !ch->expecting_content()) {
+      std::string_view args = f.payload.substr(4);
+      switch (check_arguments(class_id, method_id, args)) {
+        case ArgumentsCheck::kMalformed:
+          close_with_error(cannot_decode(class_id, method_id, args));
+          return false;
+        case ArgumentsCheck::kBadUtf8:
+          close_with_error(malformed_utf8());
+          return false;
+        case ArgumentsCheck::kOk:
+        case ArgumentsCheck::kUnknownMethod:  // the channel answers those
+          break;
+      }
     }
   }
   bool is_open = class_id == kChannelClass && method_id == ChannelOpen::kMethodId;
   bool is_close = class_id == kChannelClass && method_id == ChannelClose::kMethodId;
   bool is_close_ok = class_id == kChannelClass && method_id == ChannelCloseOk::kMethodId;
   if (ch == nullptr) {
-    if (f.type == kFrameMethod && is_open) {
-      if (channels_.size() <= f.channel) channels_.resize(size_t(f.channel) + 1);
+    if (f.type != kFrameMethod) {
+      close_with_error(amqp_error(kUnexpectedFrame,
+                                  "expected method frame, got non method frame instead"));
+      return false;
+    }
+    if (is_open) {
       channels_[f.channel] = std::make_unique<Channel>(*this, f.channel);
       write_method(out_, f.channel, ChannelOpenOk{});
       output_added();
@@ -456,7 +498,8 @@ void Connection::fail_channel(uint16_t channel_id, const AmqpError& e) {
   if (ch == nullptr || ch->closing() || state_ != State::kRunning) return;
   spdlog::debug("connection {}: closing channel {}: {}", id_, channel_id, e.text);
   ch->begin_close();
-  write_method(out_, channel_id, ChannelClose{e.code, e.text, e.class_id, e.method_id});
+  write_method(out_, channel_id,
+               ChannelClose{e.code, reply_text(e.text), e.class_id, e.method_id});
   output_added();
 }
 
@@ -469,16 +512,22 @@ void Connection::hold_reading(bool hold) {
 }
 
 void Connection::destroy_channel(uint16_t id) {
-  Channel* ch = channel(id);
-  if (ch == nullptr) return;
-  std::erase(pending_confirms_, ch);
-  channels_[id].reset();
+  auto it = channels_.find(id);
+  if (it == channels_.end()) return;
+  std::erase(pending_confirms_, it->second.get());
+  // Out of the map first: while the channel winds down, channel(id) already finds nothing.
+  std::unique_ptr<Channel> doomed = std::move(it->second);
+  channels_.erase(it);
 }
 
 void Connection::close_with_error(const AmqpError& e) {
   if (state_ == State::kClosing || state_ == State::kClosed) return;
+  // Until tune-ok is accepted RabbitMQ sends no connection.close (a refused login aside, see
+  // authenticate()); from connection.open on it does.
+  if (state_ == State::kStartOk || state_ == State::kSecureOk || state_ == State::kTuneOk)
+    return close_silently(e.text);
   spdlog::info("connection {} from {}: closing with {}", id_, peer_, e.text);
-  write_method(out_, 0, ConnectionClose{e.code, e.text, e.class_id, e.method_id});
+  write_method(out_, 0, ConnectionClose{e.code, reply_text(e.text), e.class_id, e.method_id});
   bool handshake = state_ != State::kRunning;
   state_ = State::kClosing;
   release_resources();
@@ -532,7 +581,7 @@ void Connection::write_now() {
   if (was_capped) resume_reading();
   if (was_blocked) {
     // Space freed: consumers skipped for a full socket may receive again.
-    for (auto& ch : channels_)
+    for (auto& [id, ch] : channels_)
       if (ch) ch->request_dispatch_all();
   }
 }
@@ -571,7 +620,8 @@ void Connection::release_resources() {
   pending_confirms_.clear();
   flow_->stop();
   // Destroying a channel cancels its consumers and requeues its unacked messages.
-  for (auto& ch : channels_) ch.reset();
+  for (auto& [id, ch] : channels_) ch.reset();
+  channels_.clear();
   if (vhost_ != nullptr) vhost_->connection_closed(id_);
 }
 
@@ -610,6 +660,21 @@ void Connection::force_close(std::string_view reason) {
                               "broker forced connection closure with reason '{}'", reason));
   close_after_flush_ = true;
   if (!write_in_flight_ && out_.empty()) close_socket("558");
+}
+
+void Connection::close_silently(std::string_view why) {
+  if (state_ == State::kClosing || state_ == State::kClosed) return;
+  spdlog::info("connection {} from {}: {}; closing the socket without connection.close", id_,
+               peer_, why);
+  state_ = State::kClosing;
+  hold_reading(true);  // nothing more is read
+  release_resources();
+  // RabbitMQ first sleeps 3 s (SILENT_CLOSE_DELAY) to slow down clients that retry at once. We
+  // close at once: the pause is no part of the protocol, and it would add 3 s to every
+  // handshake error (test_fuzz_mutated_handshake ran 173 s of its 180 s limit with it).
+  close_after_flush_ = true;
+  if (write_in_flight_ || !out_.empty()) return write_now();
+  close_socket("silent close");
 }
 
 void Connection::close_socket(const char* why) {

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include <boost/asio/ip/tcp.hpp>
@@ -82,6 +83,8 @@ class Connection : public broker::OutputFlusher,
   void on_heartbeat_tick();
   void write_now();
   void close_socket(const char* why);
+  // RabbitMQ's answer to most errors before the connection is open: no connection.close.
+  void close_silently(std::string_view why);
   void release_resources();
   Channel* channel(uint16_t id);
   void destroy_channel(uint16_t id);
@@ -96,7 +99,8 @@ class Connection : public broker::OutputFlusher,
   bool peer_is_loopback_ = false;
   bool consumer_cancel_notify_ = false;
 
-  uint32_t frame_max_ = 131072;
+  // RabbitMQ reads frames of up to 4096 bytes (its initial_frame_max) until tune-ok sets it.
+  uint32_t frame_max_ = kFrameMinSize;
   uint16_t channel_max_ = 2047;
   uint16_t heartbeat_ = 0;
 
@@ -113,7 +117,8 @@ class Connection : public broker::OutputFlusher,
   uint32_t reading_holds_ = 0;
   bool client_supports_blocked_ = false;
 
-  std::vector<std::unique_ptr<Channel>> channels_;  // index = channel id
+  // Open channels by number: channel_max limits how many there are, not their numbers.
+  std::unordered_map<uint16_t, std::unique_ptr<Channel>> channels_;
   std::vector<Channel*> pending_confirms_;
 
   boost::asio::steady_timer heartbeat_timer_;

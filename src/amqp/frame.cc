@@ -10,10 +10,20 @@ ParseStatus parse_frame(std::string_view data, uint32_t max_payload, Frame* fram
   uint32_t size = r.u32();
   if (size > max_payload) return ParseStatus::kTooLarge;
   if (data.size() < size_t(size) + kFrameOverhead) return ParseStatus::kNeedMore;
-  if (static_cast<uint8_t>(data[7 + size]) != uint8_t(kFrameEnd)) return ParseStatus::kBadFrameEnd;
   frame->payload = data.substr(7, size);
+  if (static_cast<uint8_t>(data[7 + size]) != uint8_t(kFrameEnd)) return ParseStatus::kBadFrameEnd;
   *consumed = size_t(size) + kFrameOverhead;
   return ParseStatus::kFrame;
+}
+
+bool well_formed(const Frame& f) {
+  switch (f.type) {
+    case kFrameMethod: return f.payload.size() >= 4;
+    case kFrameHeader: return f.payload.size() >= 12;
+    case kFrameBody: return true;
+    case kFrameHeartbeat: return f.payload.empty();
+    default: return false;
+  }
 }
 
 void write_content_header(std::string& out, uint16_t channel, uint64_t body_size,

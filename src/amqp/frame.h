@@ -22,8 +22,14 @@ struct Frame {
 enum class ParseStatus { kFrame, kNeedMore, kTooLarge, kBadFrameEnd };
 
 // Looks at the start of data: a whole frame (consumed bytes in *consumed), not enough bytes yet, or
-// a framing error. max_payload bounds the declared size before we wait for that many bytes.
+// a framing error. max_payload bounds the declared size before we wait for that many bytes. With
+// kBadFrameEnd, *frame holds the frame that lacks its end octet.
 ParseStatus parse_frame(std::string_view data, uint32_t max_payload, Frame* frame, size_t* consumed);
+
+// RabbitMQ's analyze_frame: a method frame carries at least its class and method ids, a content
+// header its class, weight and body size (12 bytes), a heartbeat nothing at all; other frame types
+// are unknown. Whether the frame may come on its channel is another question.
+bool well_formed(const Frame& f);
 
 // Appends a method frame.
 template <class Method>

@@ -110,7 +110,10 @@ def open_client(broker, channels):
 
 
 def select(client, channel, method, ok):
-    client.send_method(channel, method, rawamqp.bits(False))
+    # confirm.select carries a no-wait bit; tx.select has no arguments (a byte left over is a 501
+    # FRAME_ERROR in RabbitMQ).
+    args = rawamqp.bits(False) if method == CONFIRM_SELECT else b""
+    client.send_method(channel, method, args)
     client.read_method(ok)
 
 
