@@ -141,14 +141,16 @@ Status Channel::on(const ExchangeUnbind& m) {
 // ---- queue class ----
 
 Status Channel::on(const QueueDeclare& m) {
-  if (m.passive && m.queue.starts_with(kReplyToQueue)) {
-    // The direct reply-to pseudo-queue always exists; a reply address while its consumer lives.
+  if (m.queue.starts_with(kReplyToQueue)) {
+    // As RabbitMQ, every declare of such a name is passive: the direct reply-to pseudo-queue
+    // always exists, a reply address while its consumer lives, and either has one consumer.
     std::string_view rest = m.queue.substr(kReplyToQueue.size());
     bool exists = rest.empty() || (rest.size() > 1 && rest[0] == '.' &&
                                    conn_.broker().reply_consumers().find(rest.substr(1)));
     if (!exists)
       return amqp_error(kNotFound, "no queue '{}' in vhost '{}'", m.queue, conn_.vhost().name());
-    if (!m.no_wait) send(QueueDeclareOk{m.queue, 0, 0});
+    last_queue_ = m.queue;
+    if (!m.no_wait) send(QueueDeclareOk{m.queue, 0, 1});
     return std::nullopt;
   }
   auto args = table(m.arguments);
@@ -226,7 +228,14 @@ Status Channel::on(const BasicConsume& m) {
   std::string tag = m.consumer_tag.empty() ? random_tag("amq.ctag-") : std::string(m.consumer_tag);
   if (consumers_.count(tag))
     return amqp_error(kNotAllowed, "attempt to reuse consumer tag '{}'", tag);
-  if (queue->has_exclusive_consumer() || (m.exclusive && queue->consumer_count() > 0))
+  // As RabbitMQ: the arguments are checked before exclusive use.
+  if (broker::Status invalid =
+          broker::validate_consume_arguments(*args, queue->name(), queue->vhost()))
+    return *invalid;
+  // An exclusive consumer on a single-active-consumer queue is refused even when it would be
+  // the only one (RabbitMQ: exclusive_consume_unavailable).
+  if (queue->has_exclusive_consumer() ||
+      (m.exclusive && (queue->consumer_count() > 0 || queue->settings().single_active_consumer)))
     return amqp_error(kAccessRefused, "queue '{}' in vhost '{}' in exclusive use", queue->name(),
                       queue->vhost());
   auto c = std::make_unique<broker::Consumer>();
@@ -237,14 +246,7 @@ Status Channel::on(const BasicConsume& m) {
   c->no_ack = m.no_ack;
   c->exclusive = m.exclusive;
   c->prefetch = deliveries_.consumer_prefetch();
-  if (const FieldValue* p = args->find("x-priority")) {
-    auto prio = p->as_int();
-    if (!prio || *prio < INT32_MIN || *prio > INT32_MAX)
-      return amqp_error(kPreconditionFailed, "invalid arg 'x-priority' for queue '{}' in vhost "
-                        "'{}': expected integer, got {}", queue->name(), queue->vhost(),
-                        broker::rabbit_type_name(*p));
-    c->priority = static_cast<int32_t>(*prio);
-  }
+  if (const FieldValue* p = args->find("x-priority")) c->priority = *p->as_int();
   c->arguments = std::move(*args);
   broker::Consumer* raw = c.get();
   consumers_.emplace(tag, std::move(c));

@@ -16,7 +16,10 @@ Broker::Broker(boost::asio::io_context& io, Limits limits, auth::UserStore users
           io, [this] { schedule_drain(); },
           [this](const store::Completion& c) { on_journal_synced(c); }),
       compaction_timer_(io),
-      wakeup_timer_(io) {
+      wakeup_timer_(io),
+      trimmer_(io) {
+  // A purge's journal acks hold memory until synced: the trimmer trims again then.
+  trimmer_.watch_journal([this] { return journal_.last_seq(); });
   add_vhost("/");
 }
 
@@ -37,6 +40,7 @@ VHost& Broker::add_vhost(std::string name) {
   if (!slot) {
     slot = std::make_unique<VHost>(name, this, metadata_, &journal_);
     slot->set_reply_consumers(&reply_consumers_);
+    slot->set_delay_timer(this);
   }
   return *slot;
 }
@@ -112,10 +116,23 @@ std::error_code Broker::open_journal(store::MessageStoreOptions options,
   for (auto& [name, vhost] : vhosts_)
     for (auto& [qname, q] : vhost->queues())
       if (q->options().store_id != 0) by_store_id.emplace(q->options().store_id, q.get());
+  // Delayed exchanges' records name their exchange (delayed_exchange.h).
+  size_t delayed = 0;
+  auto adopt_delayed = [&](const store::RecoveredMessage& r) {
+    if (r.queue_id != DelayStore::kJournalId) return false;
+    bool adopted = DelayStore::recover(r, [&](std::string_view vhost, std::string_view x) {
+      VHost* v = find_vhost(vhost);
+      Exchange* e = v ? v->find_exchange(x) : nullptr;
+      return e ? e->delay_store() : nullptr;
+    });
+    delayed += adopted;
+    return adopted;
+  };
   std::error_code ec = journal_.open(std::move(options), [&](uint64_t id) -> Queue* {
     auto it = by_store_id.find(id);
     return it == by_store_id.end() ? nullptr : it->second;
-  }, report);
+  }, report, adopt_delayed);
+  if (!ec && delayed > 0) spdlog::info("message store: {} delayed messages restored", delayed);
   if (!ec) schedule_compaction();
   return ec;
 }
@@ -186,6 +203,7 @@ void Broker::on_journal_synced(const store::Completion& c) {
   }
   notifying_waiters_ = false;
   std::erase(journal_waiters_, nullptr);
+  trimmer_.journal_synced(c.last_seq);
   if (journal_backlogged_ && journal_.unsynced_bytes() < kJournalLowWater) {
     journal_backlogged_ = false;
     spdlog::info("message store: {} bytes wait for the disk; resuming publishers",
@@ -203,7 +221,12 @@ void Broker::schedule_dispatch(Queue& q) {
 }
 
 void Broker::schedule_wakeup(Queue& q, uint64_t at_ms) {
-  wakeups_.push(Wakeup{at_ms, QueueRef(&q)});
+  wakeups_.push(Wakeup{at_ms, QueueRef(&q), {}});
+  if (wakeup_timer_at_ == 0 || at_ms < wakeup_timer_at_) arm_wakeup_timer();
+}
+
+void Broker::schedule_wakeup(DelayStore& s, uint64_t at_ms) {
+  wakeups_.push(Wakeup{at_ms, QueueRef(), Ref<DelayStore>(&s)});
   if (wakeup_timer_at_ == 0 || at_ms < wakeup_timer_at_) arm_wakeup_timer();
 }
 
@@ -225,13 +248,19 @@ void Broker::on_wakeup_timer() {
   uint64_t now = steady_now_ms();
   // Queues due now; each schedules its own next wakeup from what it finds.
   std::vector<QueueRef> due;
+  std::vector<Ref<DelayStore>> due_delays;
   while (!wakeups_.empty() && wakeups_.top().at_ms <= now) {
-    due.push_back(wakeups_.top().queue);
+    if (wakeups_.top().queue)
+      due.push_back(wakeups_.top().queue);
+    else
+      due_delays.push_back(wakeups_.top().delays);
     wakeups_.pop();
   }
   wakeup_timer_at_ = 0;
   for (QueueRef& q : due)
     if (!q->deleted()) q->wake_up();
+  for (Ref<DelayStore>& d : due_delays)
+    if (!d->detached()) d->wake_up();
   if (wakeup_timer_at_ == 0) arm_wakeup_timer();
 }
 

@@ -14,7 +14,9 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include "auth/user_store.h"
+#include "broker/delayed_exchange.h"
 #include "broker/exchange.h"
+#include "broker/memory_trimmer.h"
 #include "broker/message_journal.h"
 #include "broker/queue.h"
 #include "broker/reply_consumers.h"
@@ -65,7 +67,7 @@ class JournalWaiter {
   virtual bool journal_synced(const store::Completion& c) = 0;
 };
 
-class Broker : public DispatchScheduler {
+class Broker : public DispatchScheduler, public DelayTimer {
  public:
   // metadata (optional) persists durable definitions; it must outlive the broker.
   Broker(boost::asio::io_context& io, Limits limits, auth::UserStore users,
@@ -126,7 +128,11 @@ class Broker : public DispatchScheduler {
 
   void schedule_dispatch(Queue& q) override;
   void schedule_wakeup(Queue& q, uint64_t at_ms) override;
+  // Delayed exchanges share the queues' timer.
+  void schedule_wakeup(DelayStore& s, uint64_t at_ms) override;
   void schedule_flush(std::shared_ptr<OutputFlusher> f);
+  // Gives the heap that big queues freed back to the OS (memory_trimmer.h).
+  MemoryTrimmer* memory_trimmer() override { return &trimmer_; }
 
  private:
   void schedule_drain();
@@ -168,15 +174,18 @@ class Broker : public DispatchScheduler {
   std::vector<JournalWaiter*> journal_waiters_;  // null entries: removed while notifying
   bool notifying_waiters_ = false;
   bool journal_backlogged_ = false;
-  // Queue wakeups (message TTL, x-expires): one timer for all queues, earliest first.
+  // Queue wakeups (message TTL, x-expires) and delayed exchanges' due messages: one timer for
+  // all, earliest first.
   struct Wakeup {
     uint64_t at_ms;
     QueueRef queue;
+    Ref<DelayStore> delays;  // set instead of queue
     bool operator>(const Wakeup& o) const { return at_ms > o.at_ms; }
   };
   std::priority_queue<Wakeup, std::vector<Wakeup>, std::greater<Wakeup>> wakeups_;
   boost::asio::steady_timer wakeup_timer_;
   uint64_t wakeup_timer_at_ = 0;  // when the timer fires (0: idle)
+  MemoryTrimmer trimmer_;
 };
 
 }  // namespace warren::broker

@@ -1,7 +1,11 @@
 #include "broker/dead_letter.h"
 
+#include <algorithm>
 #include <chrono>
 #include <memory>
+#include <optional>
+#include <utility>
+#include <vector>
 
 #include <spdlog/spdlog.h>
 
@@ -25,6 +29,52 @@ FieldTable properties_headers(const BasicProperties& p) {
   return {};
 }
 
+// rabbit_misc:sort_field_table: entries ordered by key, bytewise (lists:keysort, stable).
+void sort_by_key(FieldTable& t) {
+  std::stable_sort(t.entries.begin(), t.entries.end(),
+                   [](const auto& a, const auto& b) { return a.first < b.first; });
+}
+
+// The (queue, reason) an x-death entry is about; a missing or non-string value counts as absent.
+using DeathKey = std::pair<std::optional<std::string_view>, std::optional<std::string_view>>;
+
+DeathKey death_key(const FieldTable& t) {
+  auto get = [&](std::string_view k) -> std::optional<std::string_view> {
+    const FieldValue* v = t.find(k);
+    return v ? v->as_string() : std::nullopt;
+  };
+  return {get("queue"), get("reason")};
+}
+
+// rabbit_dead_letter:group_by_queue_and_reason (3.10): one entry per (queue, reason), the first
+// of each, counted as the number of duplicates when it has no count; note that it returns them
+// in reverse order (a fold that prepends), which RabbitMQ writes back as is.
+std::vector<FieldTable> group_by_queue_and_reason(const FieldArray& deaths) {
+  std::vector<FieldTable> tables;
+  for (const FieldValue& d : deaths)
+    if (const FieldTable* t = d.as_table()) tables.push_back(*t);
+  if (tables.size() <= 1) return tables;
+  std::vector<FieldTable> grouped;
+  std::vector<DeathKey> seen;
+  for (const FieldTable& t : tables) {
+    DeathKey key = death_key(t);
+    if (std::find(seen.begin(), seen.end(), key) != seen.end()) continue;
+    seen.push_back(key);
+    int64_t n = 0;
+    const FieldTable* first = nullptr;
+    for (const FieldTable& o : tables) {
+      if (death_key(o) != key) continue;
+      if (first == nullptr) first = &o;
+      ++n;
+    }
+    FieldTable augmented = *first;
+    if (augmented.find("count") == nullptr)
+      augmented.entries.insert(augmented.entries.begin(), {"count", FieldValue(n)});
+    grouped.insert(grouped.begin(), std::move(augmented));
+  }
+  return grouped;
+}
+
 }  // namespace
 
 std::string_view reason_name(DeadLetterReason reason) {
@@ -45,12 +95,16 @@ MessageRef make_dead_letter(const Message& m, DeadLetterReason reason, std::stri
   FieldTable headers = properties_headers(props);
   std::string_view why = reason_name(reason);
 
-  // The death being recorded, as RabbitMQ 3.x writes it.
+  // The death being recorded, as RabbitMQ 3.10 writes it (rabbit_dead_letter:make_msg): the
+  // routing keys are the publish's and the long strings of its CC header (RabbitMQ strips BCC
+  // when a message is published).
   FieldArray routing_keys{FieldValue(std::string(m.routing_key()))};
   if (const FieldValue* cc = headers.find("CC"))
     if (const auto* arr = std::get_if<FieldArray>(&cc->v))
-      for (const FieldValue& k : *arr) routing_keys.push_back(k);
+      for (const FieldValue& k : *arr)
+        if (std::holds_alternative<std::string>(k.v)) routing_keys.push_back(k);
   FieldTable info;
+  info.set("count", FieldValue(int64_t{1}));
   info.set("reason", FieldValue(std::string(why)));
   info.set("queue", FieldValue(std::string(queue)));
   info.set("time", FieldValue(Timestamp{now_seconds}));
@@ -60,40 +114,47 @@ MessageRef make_dead_letter(const Message& m, DeadLetterReason reason, std::stri
     info.set("original-expiration", FieldValue(std::string(props.expiration)));
 
   FieldArray deaths;
-  if (const FieldValue* xd = headers.find("x-death")) {
-    if (const auto* arr = std::get_if<FieldArray>(&xd->v)) deaths = *arr;
-  }
-  if (deaths.empty()) {
-    // The first death also gets top-level headers (rabbitmq-server#1332).
+  const FieldValue* xd = headers.find("x-death");
+  const auto* existing = xd ? std::get_if<FieldArray>(&xd->v) : nullptr;
+  if (xd == nullptr) {
+    // The first death also gets top-level headers (rabbitmq-server#1332); its entry keeps the
+    // order above.
     headers.set("x-first-death-reason", FieldValue(std::string(why)));
     headers.set("x-first-death-queue", FieldValue(std::string(queue)));
     headers.set("x-first-death-exchange", FieldValue(std::string(m.exchange())));
+    deaths.push_back(FieldValue(std::move(info)));
+  } else if (existing == nullptr) {
+    // An x-death that is not an array (a client republished it as something else): reset.
+    deaths.push_back(FieldValue(std::move(info)));
+  } else {
+    // One entry per (queue, reason): a repeated death counts up in its old entry (keeping its
+    // time, exchange and routing keys), which moves to the front with its keys sorted; a new
+    // one goes to the front, sorted too.
+    DeathKey key{queue, why};
+    FieldTable entry;
+    bool found = false;
+    FieldArray others;
+    for (FieldTable& t : group_by_queue_and_reason(*existing)) {
+      if (!found && death_key(t) == key) {
+        entry = std::move(t);
+        found = true;
+      } else {
+        others.push_back(FieldValue(std::move(t)));
+      }
+    }
+    if (!found) {
+      entry = std::move(info);
+    } else if (const FieldValue* c = entry.find("count")) {
+      entry.set("count", FieldValue(int64_t{c->as_int().value_or(0) + 1}));
+    } else {
+      entry.entries.insert(entry.entries.begin(), {"count", FieldValue(int64_t{1})});
+    }
+    sort_by_key(entry);
+    deaths.push_back(FieldValue(std::move(entry)));
+    for (FieldValue& o : others) deaths.push_back(std::move(o));
   }
-  // One entry per (queue, reason), most recent first; a repeated death moves its entry to the
-  // front and counts it.
-  FieldValue entry;
-  bool found = false;
-  for (auto it = deaths.begin(); it != deaths.end(); ++it) {
-    const FieldTable* t = it->as_table();
-    if (t == nullptr || string_field(*t, "queue") != queue || string_field(*t, "reason") != why)
-      continue;
-    FieldTable updated = *t;
-    int64_t count = 0;
-    if (const FieldValue* c = updated.find("count")) count = c->as_int().value_or(0);
-    updated.set("count", FieldValue(int64_t{count + 1}));
-    entry = FieldValue(std::move(updated));
-    deaths.erase(it);
-    found = true;
-    break;
-  }
-  if (!found) {
-    FieldTable first;
-    first.set("count", FieldValue(int64_t{1}));
-    for (auto& [k, v] : info.entries) first.set(k, v);
-    entry = FieldValue(std::move(first));
-  }
-  deaths.insert(deaths.begin(), std::move(entry));
   headers.set("x-death", FieldValue(std::move(deaths)));
+  sort_by_key(headers);  // rabbit_misc:set_table_value sorts the table it sets a value in
   if (dlrk) headers.entries.erase(
       std::remove_if(headers.entries.begin(), headers.entries.end(),
                      [](const auto& e) { return e.first == "CC"; }),
@@ -127,7 +188,7 @@ bool is_death_cycle(const Message& dead_letter, std::string_view queue) {
   // a rejection (a consumer decided, so the loop is not automatic).
   for (const FieldValue& d : *deaths) {
     const FieldTable* t = d.as_table();
-    if (t == nullptr) continue;
+    if (t == nullptr) return false;  // put there by a client: not a fully automatic loop
     if (string_field(*t, "reason") == "rejected") return false;
     if (string_field(*t, "queue") == queue) return true;
   }

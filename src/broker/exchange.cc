@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "broker/delayed_exchange.h"
+
 namespace warren::broker {
 
 std::optional<ExchangeType> parse_exchange_type(std::string_view s) {
@@ -27,6 +29,17 @@ Exchange::Exchange(std::string name, ExchangeType type, Options options)
   if (const FieldValue* ae = options_.arguments.find("alternate-exchange"))
     if (auto s = ae->as_string()) alternate_exchange_ = std::string(*s);
 }
+
+Exchange::~Exchange() {
+  // Gone without a delete (the broker stops): journaled delayed messages stay for the next start.
+  if (delay_store_) delay_store_->detach();
+}
+
+std::string_view Exchange::type_name() const {
+  return delay_store_ ? kDelayedExchangeType : exchange_type_name(type_);
+}
+
+void Exchange::set_delay_store(Ref<DelayStore> s) { delay_store_ = std::move(s); }
 
 bool Exchange::add_binding(Destination dest, std::string_view routing_key,
                            const FieldTable& args, std::string* error) {

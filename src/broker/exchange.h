@@ -11,12 +11,14 @@
 
 #include "common/field_table.h"
 #include "broker/headers_matcher.h"
+#include "broker/ref.h"
 #include "broker/topic_matcher.h"
 
 namespace warren::broker {
 
 class Queue;
 class Exchange;
+class DelayStore;
 
 enum class ExchangeType { kDirect, kFanout, kTopic, kHeaders };
 std::optional<ExchangeType> parse_exchange_type(std::string_view s);
@@ -52,9 +54,16 @@ class Exchange {
   };
 
   Exchange(std::string name, ExchangeType type, Options options);
+  ~Exchange();
 
   const std::string& name() const { return name_; }
+  // How the exchange routes; for an x-delayed-message exchange, its x-delayed-type.
   ExchangeType type() const { return type_; }
+  // The type it was declared with ("x-delayed-message" for a delayed exchange).
+  std::string_view type_name() const;
+  // x-delayed-message: where its messages wait (delayed_exchange.h); null for other types.
+  DelayStore* delay_store() const { return delay_store_.get(); }
+  void set_delay_store(Ref<DelayStore> s);
   const Options& options() const { return options_; }
   const std::string& alternate_exchange() const { return alternate_exchange_; }
   const std::vector<Binding>& bindings() const { return bindings_; }
@@ -82,6 +91,7 @@ class Exchange {
   std::string name_;
   ExchangeType type_;
   Options options_;
+  Ref<DelayStore> delay_store_;
   std::string alternate_exchange_;
   std::vector<Binding> bindings_;
   // Direct exchanges: routing key -> destinations (heterogeneous lookup: no key copy per publish).

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <new>
+#include <string>
 
 namespace warren::broker {
 
@@ -39,32 +40,84 @@ bool Message::append_body(std::string_view chunk) {
   return true;
 }
 
-bool parse_expiration(std::string_view text, int64_t* ms, std::string* reason) {
-  // Erlang's list_to_integer: an optional sign and digits, nothing else.
-  std::string_view digits = text;
-  bool negative = false;
-  if (!digits.empty() && (digits[0] == '-' || digits[0] == '+')) {
-    negative = digits[0] == '-';
-    digits.remove_prefix(1);
+namespace {
+
+// An Erlang string as ~p prints it: in double quotes with escapes when every byte is printable
+// (latin1), else as a list of integers.
+std::string erlang_string(std::string_view s) {
+  auto printable = [](unsigned char c) {
+    return (c >= 32 && c <= 126) || c >= 160 || (c >= 8 && c <= 13) || c == 27;
+  };
+  if (!std::all_of(s.begin(), s.end(), printable)) {
+    std::string out = "[";
+    for (size_t i = 0; i < s.size(); ++i) {
+      if (i > 0) out += ',';
+      out += std::to_string(static_cast<unsigned char>(s[i]));
+    }
+    return out + "]";
   }
-  if (digits.empty() || digits.size() > 18 ||
-      digits.find_first_not_of("0123456789") != std::string_view::npos) {
+  std::string out = "\"";
+  for (char c : s) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      case '\v': out += "\\v"; break;
+      case '\b': out += "\\b"; break;
+      case '\f': out += "\\f"; break;
+      case 27: out += "\\e"; break;
+      default: out += c;
+    }
+  }
+  return out + "\"";
+}
+
+// {Tag,Value} as ~p prints it at `column`: on one line when it fits in 80 columns, else with the
+// value on the next line, under the tag.
+std::string erlang_pair(std::string_view tag, const std::string& value, size_t column) {
+  std::string flat = "{" + std::string(tag) + "," + value + "}";
+  if (column + flat.size() <= 80) return flat;
+  return "{" + std::string(tag) + ",\n" + std::string(column + 1, ' ') + value + "}";
+}
+
+}  // namespace
+
+bool parse_expiration(std::string_view text, int64_t* ms, std::string* reason) {
+  // As RabbitMQ 3.10 (rabbit_basic:parse_expiration): string:to_integer (an optional sign, then
+  // digits, then nothing), then rabbit_misc:check_expiry (0 to ten years in milliseconds).
+  // Reasons are printed with ~p after "invalid expiration '<text>': ".
+  size_t column = 23 + text.size();
+  std::string_view rest = text;
+  bool negative = false;
+  if (!rest.empty() && (rest[0] == '-' || rest[0] == '+')) {
+    negative = rest[0] == '-';
+    rest.remove_prefix(1);
+  }
+  size_t n_digits = 0;
+  while (n_digits < rest.size() && rest[n_digits] >= '0' && rest[n_digits] <= '9') ++n_digits;
+  if (n_digits == 0) {
     *reason = "no_integer";
     return false;
   }
-  int64_t v = 0;
-  for (char c : digits) v = v * 10 + (c - '0');
-  if (negative) v = -v;
-  constexpr int64_t kMax = 4294967295;
-  if (v < 0) {
-    *reason = "{value_negative," + std::to_string(v) + "}";
+  std::string_view digits = rest.substr(0, n_digits);
+  if (n_digits < rest.size()) {
+    *reason = erlang_pair("leftover_string", erlang_string(rest.substr(n_digits)), column);
     return false;
   }
-  if (v > kMax) {
-    *reason = "{value_too_large," + std::to_string(v) + "," + std::to_string(kMax) + "}";
+  while (digits.size() > 1 && digits[0] == '0') digits.remove_prefix(1);
+  constexpr int64_t kMax = 315'360'000'000;
+  bool zero = digits == "0";
+  if (negative && !zero) {
+    *reason = erlang_pair("value_negative", "-" + std::string(digits), column);
     return false;
   }
-  *ms = v;
+  if (digits.size() > 12 || std::stoll(std::string(digits)) > kMax) {
+    *reason = erlang_pair("value_too_large", std::string(digits), column);
+    return false;
+  }
+  *ms = std::stoll(std::string(digits));
   return true;
 }
 

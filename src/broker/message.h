@@ -15,9 +15,10 @@ namespace warren::broker {
 class Message;
 using MessageRef = Ref<Message>;
 
-// The per-message TTL in an expiration property, as RabbitMQ parses it: a non-negative decimal
-// integer of milliseconds up to 2^32-1. On failure, RabbitMQ's reason ("no_integer",
-// "{value_negative,-1}", "{value_too_large,N,4294967295}") for the 406 text.
+// The per-message TTL in an expiration property, as RabbitMQ 3.10 parses it: a decimal integer
+// of milliseconds from 0 to 315360000000 (ten years). On failure, RabbitMQ's reason
+// ("no_integer", "{leftover_string,\"abc\"}", "{value_negative,-1}",
+// "{value_too_large,315360000001}") for the 406 text "invalid expiration '<text>': <reason>".
 bool parse_expiration(std::string_view text, int64_t* ms, std::string* reason);
 
 class Message {

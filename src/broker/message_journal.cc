@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include "common/basic_properties.h"
+#include "broker/delayed_exchange.h"
 #include "broker/queue.h"
 
 namespace warren::broker {
@@ -65,9 +66,10 @@ MessageRef MessageJournal::decode(std::string_view body) {
   return m;
 }
 
-std::error_code MessageJournal::open(store::MessageStoreOptions options,
-                                     const std::function<Queue*(uint64_t)>& find_queue,
-                                     store::RecoveryReport* report) {
+std::error_code MessageJournal::open(
+    store::MessageStoreOptions options, const std::function<Queue*(uint64_t)>& find_queue,
+    store::RecoveryReport* report,
+    const std::function<bool(const store::RecoveredMessage&)>& adopt) {
   // The store reports on its sync thread; hop to the io thread, and drop reports that arrive
   // after close() (the io_context may still hold them while the server stops).
   std::weak_ptr<bool> alive = alive_;
@@ -84,6 +86,7 @@ std::error_code MessageJournal::open(store::MessageStoreOptions options,
   std::vector<OrphanRecord> orphans;
   auto on_message = [&](const store::RecoveredMessage& r) {
     Queue* q = find_queue(r.queue_id);
+    if (q == nullptr && adopt && adopt(r)) return;
     bool redelivered = !marks || marks->delivered(r.queue_id, r.msg_id);
     if (q == nullptr || !q->restore(r.msg_id, r.pos, r.body, redelivered)) {
       orphans.push_back(OrphanRecord{r.queue_id, r.msg_id, r.pos});
@@ -110,6 +113,12 @@ void MessageJournal::synced(const store::Completion& c) {
     if (q->has_unsynced_records()) sync_watchers_.push_back(std::move(q));
   }
   sync_scratch_.clear();
+  delay_scratch_.swap(delay_watchers_);
+  for (Ref<DelayStore>& d : delay_scratch_) {
+    d->journal_synced(c);
+    if (d->has_unsynced_records()) delay_watchers_.push_back(std::move(d));
+  }
+  delay_scratch_.clear();
   on_synced_(c);
 }
 
@@ -155,22 +164,33 @@ MessageJournal::Appended MessageJournal::append(uint64_t queue_id, uint64_t msg_
   return write(queue_id, msg_id, m, /*relocation=*/false);
 }
 
+MessageJournal::Appended MessageJournal::append_prefixed(uint64_t queue_id, uint64_t msg_id,
+                                                         std::string_view prefix,
+                                                         const Message& m) {
+  return write(queue_id, msg_id, m, /*relocation=*/false, prefix);
+}
+
+void MessageJournal::watch_syncs(Ref<DelayStore> d) { delay_watchers_.push_back(std::move(d)); }
+
 MessageJournal::Appended MessageJournal::relocate(uint64_t queue_id, uint64_t msg_id,
                                                   const Message& m) {
   return write(queue_id, msg_id, m, /*relocation=*/true);
 }
 
 MessageJournal::Appended MessageJournal::write(uint64_t queue_id, uint64_t msg_id,
-                                               const Message& m, bool relocation) {
+                                               const Message& m, bool relocation,
+                                               std::string_view prefix) {
   Appended out;
   if (!is_open()) {
     out.error = store::make_error_code(store::StoreErrc::kNotOpen);
     return out;
   }
   scratch_ = encode_header(m);
-  std::string_view parts[] = {scratch_, m.packed()};
-  auto a = relocation ? store_->relocate(queue_id, msg_id, parts)
-                      : store_->append_message(queue_id, msg_id, parts);
+  std::string_view parts[] = {prefix, scratch_, m.packed()};
+  std::span<const std::string_view> used(prefix.empty() ? parts + 1 : parts,
+                                         prefix.empty() ? 2 : 3);
+  auto a = relocation ? store_->relocate(queue_id, msg_id, used)
+                      : store_->append_message(queue_id, msg_id, used);
   if (!a) {
     out.error = a.error;
     return out;
@@ -201,6 +221,16 @@ MessageRef MessageJournal::read(const store::Position& pos) {
     return {};
   }
   return decode(body);
+}
+
+bool MessageJournal::read_raw(const store::Position& pos, std::string* body) {
+  if (!store_) return false;
+  if (std::error_code ec = store_->read(pos, body)) {
+    spdlog::error("message store: cannot read segment {} offset {}: {}", pos.segment, pos.offset,
+                  ec.message());
+    return false;
+  }
+  return true;
 }
 
 void MessageJournal::flush() {

@@ -7,7 +7,8 @@
 // nothing: the record keeps its position and its msg id, which is also its place in the queue.
 // Two more kinds of MESSAGE record: a transient message paged out of a full queue (under a
 // next_page_id() queue id, which recovery does not know and drops), and a compaction copy
-// (relocate(), same ids as the original, which it supersedes).
+// (relocate(), same ids as the original, which it supersedes). Delayed exchanges write records
+// of their own (delayed_exchange.h): a prefix saying which exchange and when, then a message.
 //
 // Record body: u8 exchange length | u8 routing key length | u32 properties length | exchange |
 // routing key | raw content-header properties | body. The last four are stored back to back in a
@@ -36,6 +37,7 @@
 namespace warren::broker {
 
 class Queue;
+class DelayStore;
 
 class MessageJournal {
  public:
@@ -51,9 +53,12 @@ class MessageJournal {
   // find_queue() knows is restored into that queue in publish order; records of queues that no
   // longer exist are acked so their segments can go. Restored messages are flagged redelivered
   // if the last stop recorded them as delivered, or all of them after a crash (delivery_marks.h).
+  // adopt, when set, is offered every live record whose queue id find_queue() does not know
+  // (delayed exchanges' messages); it returns whether it took the record.
   std::error_code open(store::MessageStoreOptions options,
                        const std::function<Queue*(uint64_t store_id)>& find_queue,
-                       store::RecoveryReport* report);
+                       store::RecoveryReport* report,
+                       const std::function<bool(const store::RecoveredMessage&)>& adopt = {});
   // Syncs what was appended and stops; later appends fail and removals are ignored, so shutting
   // down (which drops queues and channels) writes no acks: unacked messages come back. With
   // marks (a clean stop), records which messages had been delivered, once everything is synced.
@@ -66,6 +71,10 @@ class MessageJournal {
     std::error_code error;
   };
   Appended append(uint64_t queue_id, uint64_t msg_id, const Message& m);
+  // A MESSAGE record whose body is `prefix` followed by the usual encoding of m (delayed
+  // exchanges keep where and when to deliver there); read_raw() gives the whole body back.
+  Appended append_prefixed(uint64_t queue_id, uint64_t msg_id, std::string_view prefix,
+                           const Message& m);
   void remove(uint64_t queue_id, uint64_t msg_id, const store::Position& pos);
   // A journal queue id for one queue's paged-out transient messages. Recovery knows only the
   // metadata store's ids (small integers), so these records are dropped at the next start.
@@ -74,6 +83,8 @@ class MessageJournal {
 
   // q wrote records: it gets journal_synced() for each sync report until none is pending.
   void watch_syncs(Ref<Queue> q) { sync_watchers_.push_back(std::move(q)); }
+  // The same for a delayed exchange's store (delayed_exchange.h).
+  void watch_syncs(Ref<DelayStore> d);
 
   // Compaction (see MessageStore::relocate): sealed segments under half live, a copy of one
   // message, and retiring the old or the new copy once the copy's fate is known.
@@ -95,12 +106,17 @@ class MessageJournal {
 
   // Reads a paged-out message back; null on error (logged).
   MessageRef read(const store::Position& pos);
+  // The record body at pos as written (prefix included); false on error (logged).
+  bool read_raw(const store::Position& pos, std::string* body);
 
   // End of an event-loop turn: hands the turn's records to the sync thread.
   void flush();
   uint64_t unsynced_bytes() const { return store_ ? store_->unsynced_bytes() : 0; }
   // Bytes of message records written since open, copies included (for the disk alarm's checks).
   uint64_t bytes_appended() const { return bytes_appended_; }
+  // The seq of the last record appended (0 when closed): a Completion with last_seq >= it
+  // covers it.
+  uint64_t last_seq() const { return is_open() ? store_->next_seq() - 1 : 0; }
 
   // Record body <-> Message.
   static std::string encode_header(const Message& m);
@@ -115,7 +131,8 @@ class MessageJournal {
   // completion that is still queued on the io_context after shutdown is dropped.
   std::shared_ptr<bool> alive_;
   // append() and relocate(): one MESSAGE record from the message's two parts.
-  Appended write(uint64_t queue_id, uint64_t msg_id, const Message& m, bool relocation);
+  Appended write(uint64_t queue_id, uint64_t msg_id, const Message& m, bool relocation,
+                 std::string_view prefix = {});
   void synced(const store::Completion& c);
   void mark_dirty();
   // Acks lost to a failed write are written again a second later (the disk may still be full).
@@ -128,6 +145,8 @@ class MessageJournal {
   uint64_t pages_issued_ = 0;
   std::vector<Ref<Queue>> sync_watchers_;
   std::vector<Ref<Queue>> sync_scratch_;
+  std::vector<Ref<DelayStore>> delay_watchers_;
+  std::vector<Ref<DelayStore>> delay_scratch_;
   std::string scratch_;
 };
 

@@ -24,6 +24,7 @@ struct PublishRequest {
 
 struct PublishOutcome {
   uint32_t queues = 0;         // queues the message was enqueued on (a direct reply counts)
+  uint32_t delayed = 0;        // delayed exchanges that keep it for later (delayed_exchange.h)
   bool returned = false;       // mandatory and unroutable: hand it back (312 NO_ROUTE)
   bool rejected = false;       // a queue refused it (x-overflow reject-publish): confirm nack
   bool journal_failed = false;  // a persistent copy could not be written: confirm nack

@@ -7,6 +7,7 @@
 #include <spdlog/spdlog.h>
 
 #include "broker/dead_letter.h"
+#include "broker/memory_trimmer.h"
 #include "broker/message_journal.h"
 #include "broker/vhost.h"
 
@@ -58,6 +59,9 @@ void Queue::block_publisher(std::weak_ptr<FlowControlled> p) {
 }
 
 void Queue::release_publishers_if_drained() {
+  // A queue that held many messages gives their memory back once drained (memory_trimmer.h).
+  if (size_t n = ready_.take_released(); n > 0 && scheduler_ != nullptr)
+    if (MemoryTrimmer* t = scheduler_->memory_trimmer()) t->released(n * sizeof(QueuedMessage));
   if (blocked_publishers_.empty()) return;
   if (!deleted_ && !consumers_.empty() &&
       (ready_.size() > kFlowLowWater || ready_bytes_ > kFlowHighBytes / 2))
@@ -83,6 +87,11 @@ bool Queue::over_limit(size_t extra_messages, uint64_t extra_bytes) const {
 
 Queue::Enqueued Queue::enqueue(MessageRef m) {
   Enqueued result;
+  // Only ready messages count against the length limit, and in RabbitMQ a message never waits
+  // while a consumer could take it: consumers get what they can take before the limit applies.
+  bool limited = settings_.max_length || settings_.max_length_bytes;
+  if (limited && !consumers_.empty() && !ready_.empty() && over_limit(1, m->body_size()))
+    dispatch();
   if (settings_.overflow != Overflow::kDropHead && over_limit(1, m->body_size())) {
     // reject-publish: the publisher gets a nack; reject-publish-dlx also dead-letters it.
     result.rejected = true;
@@ -97,10 +106,12 @@ Queue::Enqueued Queue::enqueue(MessageRef m) {
   qm.msg = std::move(m);
   qm.seq = next_seq_++;
   qm.priority = ready_.cap(qm.msg->priority);
+  bool ttl_zero = false;
   if (settings_.message_ttl_ms || qm.msg->expiration_ms >= 0) {
-    qm.expires_at = expiry_of(*qm.msg, steady_now_ms());
-    // TTL 0: only a consumer that can take it now gets it (dispatch runs at the end of this
-    // event-loop turn, within the same millisecond or the next).
+    uint64_t now = steady_now_ms();
+    qm.expires_at = expiry_of(*qm.msg, now);
+    ttl_zero = qm.expires_at == now;  // handled below, before this call returns
+    // Never early: the clock counts whole milliseconds.
     if (qm.expires_at != 0) qm.expires_at += 1;
   }
   bool page_out = ram_full() && journal_ != nullptr;
@@ -135,9 +146,30 @@ Queue::Enqueued Queue::enqueue(MessageRef m) {
     unsynced_.push_back(UnsyncedRecord{journal_seq, qm.seq, qm.priority, page_out});
   }
   bool expires = qm.expires_at != 0;
+  if (ttl_zero && !consumers_.empty()) {
+    // TTL 0: delivered now to a consumer that can take it (after what is ready, in order)...
+    if (!ready_.empty()) dispatch();
+    if (Consumer* c = ready_.empty() ? next_consumer() : nullptr) {
+      ++delivered_total_;
+      c->sink->deliver(*c, this, std::move(qm));
+      return result;
+    }
+  }
+  uint64_t seq = qm.seq;
+  uint8_t priority = qm.priority;
   account_added(qm);
   ready_.push_back(std::move(qm));
-  if (settings_.max_length || settings_.max_length_bytes) drop_over_limit();
+  if (limited) {
+    if (!consumers_.empty() && over_limit(0, 0)) dispatch();
+    drop_over_limit();
+    head_may_expire();
+  }
+  if (ttl_zero) {
+    // ... else it expires now (at the head; behind a message without a TTL it waits, expired).
+    uint64_t now = steady_now_ms();
+    if (QueuedMessage* left = ready_.find(seq, priority)) left->expires_at = now;
+    expire_heads(now);
+  }
   if (expires) schedule_wakeup();
   if (!consumers_.empty()) request_dispatch();
   return result;
@@ -249,6 +281,7 @@ bool Queue::take_front(QueuedMessage* out) {
       continue;
     }
     *out = std::move(m);
+    head_may_expire();
     return true;
   }
   return false;
@@ -284,9 +317,10 @@ bool Queue::restore(uint64_t msg_id, const store::Position& pos, std::string_vie
     if (!ram_full()) qm.msg = std::move(m);
   }
   account_added(qm);
-  if (qm.expires_at != 0) schedule_wakeup();
+  bool expires = qm.expires_at != 0;
   if (msg_id >= next_seq_) next_seq_ = msg_id + 1;
   ready_.insert_sorted(std::move(qm));
+  if (expires) schedule_wakeup();  // once it is in: it may be the head
   return true;
 }
 
@@ -310,6 +344,13 @@ void Queue::requeue(std::vector<QueuedMessage> messages) {
     account_added(m);
   }
   ready_.merge(messages);
+  // As RabbitMQ (requeue_and_run): over the limit, drop-head drops from the head (the requeued
+  // messages first) before consumers get anything; reject-publish lets the queue stay over.
+  if ((settings_.max_length || settings_.max_length_bytes) &&
+      settings_.overflow == Overflow::kDropHead) {
+    drop_over_limit();
+    expires = true;  // the head may have changed
+  }
   if (expires) schedule_wakeup();
   if (!consumers_.empty()) request_dispatch();
 }
@@ -332,14 +373,15 @@ size_t Queue::purge() {
   ram_messages_ = 0;
   for (const UnsyncedRecord& r : unsynced_)
     if (r.relocation && journal_ != nullptr) journal_->abandon_relocation(r.new_pos);
-  unsynced_.clear();
+  std::deque<UnsyncedRecord>().swap(unsynced_);  // its map too (memory_trimmer.h)
   release_publishers_if_drained();
   return n;
 }
 
 void Queue::add_consumer(Consumer* c) {
   if (settings_.single_active_consumer) {
-    // Registration order decides who is active: the first, then the next when it goes.
+    // The first consumer is active (whatever its priority); the others wait in registration
+    // order (remove_consumer picks the next).
     consumers_.push_back(c);
   } else {
     // Highest priority first; registration order within a priority.
@@ -362,7 +404,14 @@ bool Queue::remove_consumer(Consumer* c) {
   if (rr_next_ > idx) --rr_next_;
   if (rr_next_ >= consumers_.size()) rr_next_ = 0;
   if (consumers_.empty()) touch();
-  // Under single active consumer the next one in registration order takes over.
+  if (settings_.single_active_consumer && idx == 0 && !consumers_.empty()) {
+    // The active consumer went: as RabbitMQ, the highest-priority consumer takes over, the
+    // earliest registered among equals.
+    auto next = consumers_.begin();
+    for (auto i = consumers_.begin(); i != consumers_.end(); ++i)
+      if ((*i)->priority > (*next)->priority) next = i;
+    std::rotate(consumers_.begin(), next, next + 1);
+  }
   if (!consumers_.empty() && !ready_.empty()) request_dispatch();
   release_publishers_if_drained();
   return consumers_.empty() && options_.auto_delete;
@@ -382,7 +431,7 @@ Consumer* Queue::next_consumer() {
   // receive).
   size_t n = consumers_.size();
   for (size_t begin = 0; begin < n;) {
-    int32_t prio = consumers_[begin]->priority;
+    int64_t prio = consumers_[begin]->priority;
     size_t end = begin;
     while (end < n && consumers_[end]->priority == prio) ++end;
     size_t width = end - begin;
@@ -441,6 +490,12 @@ bool Queue::expire_heads(uint64_t now) {
   return any;
 }
 
+void Queue::head_may_expire() {
+  if (ready_.empty()) return;
+  uint64_t e = ready_.front().expires_at;
+  if (e != 0 && (wakeup_at_ == 0 || e < wakeup_at_)) schedule_wakeup();
+}
+
 void Queue::touch() {
   if (!settings_.expires_ms) return;
   last_used_ms_ = steady_now_ms();
@@ -485,12 +540,9 @@ void Queue::wake_up() {
 
 void Queue::drop_over_limit() {
   while (!ready_.empty() && over_limit(0, 0)) {
-    // drop-head: the message served last goes first, i.e. the oldest of the lowest priority (in
-    // a queue without priorities, simply the head).
-    std::deque<QueuedMessage>* lowest = nullptr;
-    ready_.for_each_level([&](std::deque<QueuedMessage>& level) { lowest = &level; });
-    QueuedMessage m = std::move(lowest->front());
-    ready_.pop_front_of(*lowest);
+    // drop-head: as RabbitMQ, the head is the message that would be delivered next, i.e. the
+    // oldest of the highest priority (even the message just published).
+    QueuedMessage m = ready_.take_front();
     account_removed(m);
     dead_letter(std::move(m), DeadLetterReason::kMaxLen);
   }

@@ -21,6 +21,7 @@ namespace warren::broker {
 class Queue;
 class VHost;
 class MessageJournal;
+class MemoryTrimmer;
 struct Consumer;
 
 // Where a consumer's deliveries go (an AMQP channel). Kept abstract so the broker does not depend on
@@ -46,7 +47,7 @@ struct Consumer {
   bool exclusive = false;
   uint32_t prefetch = 0;  // 0 = unlimited
   uint32_t unacked = 0;
-  int32_t priority = 0;  // x-priority: higher-priority consumers are served first
+  int64_t priority = 0;  // x-priority (any integer): higher-priority consumers are served first
   FieldTable arguments;
 };
 
@@ -65,6 +66,8 @@ class DispatchScheduler {
   // Calls q.wake_up() at (or soon after) at_ms on the steady clock (message TTL, x-expires).
   // One timer serves every queue. Without a scheduler that has timers, nothing expires.
   virtual void schedule_wakeup(Queue& q, uint64_t at_ms) {}
+  // Gives freed heap back to the OS (memory_trimmer.h); null: nothing does.
+  virtual MemoryTrimmer* memory_trimmer() { return nullptr; }
 };
 
 // Why a message left its queue for a dead-letter exchange (x-death "reason").
@@ -206,6 +209,8 @@ class Queue {
   bool expire_heads(uint64_t now);
   // Schedules the next wakeup: the earliest head expiry or the queue's own expiry.
   void schedule_wakeup();
+  // A message left the head: the new head may expire before the wakeup already scheduled.
+  void head_may_expire();
   uint64_t expiry_of(const Message& m, uint64_t now) const;
   // Enforces x-max-length / x-max-length-bytes by dropping (dead-lettering) from the head.
   void drop_over_limit();

@@ -44,7 +44,7 @@ class ReadyMessages {
 
   void push_back(QueuedMessage m) {
     level(m.priority).push_back(std::move(m));
-    ++size_;
+    if (++size_ > peak_) peak_ = size_;
   }
   // The next message to deliver: the oldest of the highest non-empty level.
   QueuedMessage& front() { return levels_[top()].front(); }
@@ -92,7 +92,7 @@ class ReadyMessages {
     } else {
       l.insert(lower(l, seq), std::move(m));
     }
-    ++size_;
+    if (++size_ > peak_) peak_ = size_;
   }
   // Puts requeued messages (sorted by seq) back at their positions.
   void merge(std::vector<QueuedMessage>& sorted);
@@ -106,10 +106,23 @@ class ReadyMessages {
     for (const auto& l : levels_)
       for (const auto& m : l) f(m);
   }
+  // Frees every message and deque block; peak() stays (see take_released).
   void clear() {
     for (auto& l : levels_) std::deque<QueuedMessage>().swap(l);
     nonempty_ = {};
     size_ = 0;
+  }
+  // Memory (memory_trimmer.h): once the container has shrunk to an eighth of the most it held
+  // since the last call, and that was at least kReleaseAfter messages, returns how many messages'
+  // worth of deque blocks it freed since (0 otherwise). Empty, it also gives back the deques' maps
+  // (8 bytes per 10 messages), which a drained std::deque keeps.
+  static constexpr size_t kReleaseAfter = 65536;
+  size_t take_released() {
+    if (peak_ < kReleaseAfter || size_ > peak_ / 8) return 0;
+    size_t freed = peak_ - size_;
+    if (size_ == 0) clear();
+    peak_ = size_;
+    return freed;
   }
 
  private:
@@ -136,6 +149,7 @@ class ReadyMessages {
   std::vector<std::deque<QueuedMessage>> levels_;
   std::array<uint64_t, 4> nonempty_{};  // bit p: level p may hold messages
   size_t size_ = 0;
+  size_t peak_ = 0;  // the most messages held since take_released() last reported
 };
 
 inline void ReadyMessages::merge(std::vector<QueuedMessage>& sorted) {
@@ -147,6 +161,7 @@ inline void ReadyMessages::merge(std::vector<QueuedMessage>& sorted) {
     if (msgs.empty()) continue;
     auto& l = level(static_cast<uint8_t>(p));
     size_ += msgs.size();
+    peak_ = std::max(peak_, size_);
     if (l.empty() || msgs.back().seq < l.front().seq) {
       // The common case: everything requeued is older than what is ready.
       for (auto it = msgs.rbegin(); it != msgs.rend(); ++it) l.push_front(std::move(*it));

@@ -14,6 +14,16 @@ namespace {
 
 std::string_view bool_text(bool b) { return b ? "true" : "false"; }
 
+// An exchange type as RabbitMQ prints the atom (~p): "x-delayed-message" needs quotes, so its
+// reply texts read ''x-delayed-message'' inside their own quotes.
+std::string type_atom(std::string_view type) {
+  constexpr std::string_view kAtomChars =
+      "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_@";
+  bool plain = !type.empty() && type[0] >= 'a' && type[0] <= 'z' &&
+               type.find_first_not_of(kAtomChars) == std::string_view::npos;
+  return plain ? std::string(type) : "'" + std::string(type) + "'";
+}
+
 // Queue arguments RabbitMQ compares on redeclare; other x-arguments are not compared.
 constexpr std::string_view kComparedQueueArgs[] = {
     "x-expires",          "x-message-ttl",       "x-dead-letter-exchange",
@@ -78,9 +88,17 @@ void VHost::restore(const store::Definitions& defs) {
   size_t exchanges = 0, queues = 0, bindings = 0;
   for (const store::ExchangeRecord& r : defs.exchanges) {
     if (r.vhost != name_ || find_exchange(r.name) != nullptr) continue;
-    auto type = parse_exchange_type(r.type);
+    bool delayed = r.type == kDelayedExchangeType;
+    std::optional<ExchangeType> type;
+    if (!delayed) {
+      type = parse_exchange_type(r.type);
+    } else if (auto t = delayed_routing_type(r.arguments)) {
+      type = *t;
+    }
     if (!type) continue;
-    add_exchange(r.name, *type, Exchange::Options{r.durable, r.auto_delete, r.internal, r.arguments});
+    Exchange::Options o{r.durable, r.auto_delete, r.internal, r.arguments};
+    Exchange* x = add_exchange(r.name, *type, std::move(o));
+    if (delayed) x->set_delay_store(DelayStore::create(this, x, r.durable, journal_, delay_timer_));
     ++exchanges;
   }
   for (const store::QueueRecord& r : defs.queues) {
@@ -109,9 +127,11 @@ void VHost::restore(const store::Definitions& defs) {
                bindings);
 }
 
-void VHost::add_exchange(std::string name, ExchangeType type, Exchange::Options options) {
+Exchange* VHost::add_exchange(std::string name, ExchangeType type, Exchange::Options options) {
   auto x = std::make_unique<Exchange>(name, type, std::move(options));
+  Exchange* raw = x.get();
   exchanges_.emplace(std::move(name), std::move(x));
+  return raw;
 }
 
 Exchange* VHost::find_exchange(std::string_view name) {
@@ -144,7 +164,8 @@ Status VHost::declare_exchange(const ExchangeDeclare& d) {
     if (x == nullptr) return make_error(ErrorCode::kNotFound, "no exchange '{}' in vhost '{}'", d.name, name_);
     return std::nullopt;
   }
-  auto type = parse_exchange_type(d.type);
+  bool delayed = d.type == kDelayedExchangeType;
+  auto type = delayed ? std::optional(ExchangeType::kDirect) : parse_exchange_type(d.type);
   if (!type) {
     Error e = make_error(ErrorCode::kCommandInvalid, "unknown exchange type '{}'", d.type);
     return e;
@@ -152,13 +173,20 @@ Status VHost::declare_exchange(const ExchangeDeclare& d) {
   if (x == nullptr) {
     if (d.name.starts_with("amq."))
       return make_error(ErrorCode::kAccessRefused, "exchange name '{}' contains reserved prefix 'amq.*'", d.name);
+    if (delayed) {
+      auto routing = delayed_routing_type(d.arguments);
+      if (!routing) return routing.error();
+      type = *routing;
+    }
     if (metadata_ != nullptr && d.durable) {
       store::ExchangeRecord r{name_, std::string(d.name), std::string(d.type), d.durable,
                               d.auto_delete, d.internal, d.arguments};
       if (Status s = persisted(metadata_->save_exchange(r))) return s;
     }
     Exchange::Options o{d.durable, d.auto_delete, d.internal, d.arguments};
-    add_exchange(std::string(d.name), *type, std::move(o));
+    Exchange* added = add_exchange(std::string(d.name), *type, std::move(o));
+    if (delayed)
+      added->set_delay_store(DelayStore::create(this, added, d.durable, journal_, delay_timer_));
     return std::nullopt;
   }
   auto inequivalent = [&](std::string_view arg, std::string_view got, std::string_view cur) {
@@ -167,7 +195,8 @@ Status VHost::declare_exchange(const ExchangeDeclare& d) {
                       "current is '{}'",
                       arg, d.name, name_, got, cur);
   };
-  if (x->type() != *type) return inequivalent("type", d.type, exchange_type_name(x->type()));
+  if (x->type_name() != d.type)
+    return inequivalent("type", type_atom(d.type), type_atom(x->type_name()));
   if (x->options().durable != d.durable)
     return inequivalent("durable", bool_text(d.durable), bool_text(x->options().durable));
   if (x->options().auto_delete != d.auto_delete)
@@ -199,6 +228,7 @@ Status VHost::delete_exchange(std::string_view name, bool if_unused) {
   // The store drops the exchange's bindings (either direction) with it.
   if (metadata_ != nullptr && x->options().durable)
     if (Status s = persisted(metadata_->delete_exchange(name_, std::string(name)))) return s;
+  if (DelayStore* delayed = x->delay_store()) delayed->discard_all();
   std::unique_ptr<Exchange> owned = std::move(it->second);
   exchanges_.erase(it);
   // Bindings where this exchange is the destination go with it.

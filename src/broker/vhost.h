@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "common/field_table.h"
+#include "broker/delayed_exchange.h"
 #include "broker/error.h"
 #include "broker/exchange.h"
 #include "broker/publish.h"
@@ -95,6 +96,12 @@ class VHost {
   // exchange named in it, or to a direct reply-to consumer), enqueues it on every matching queue
   // once and applies per-queue flow control to the publisher.
   PublishOutcome publish(PublishRequest& request);
+  // A delayed message that is due: routed from the delayed exchange x it waited in (and on
+  // through exchange-to-exchange bindings) without being delayed again; nobody is told if it is
+  // unroutable. The exchange must exist.
+  PublishOutcome publish_delayed(Exchange* x, const MessageRef& msg);
+  // The broker's timer for delayed exchanges (without it, delayed messages never become due).
+  void set_delay_timer(DelayTimer* t) { delay_timer_ = t; }
 
   // Routes to the queues bound (directly or through exchange-to-exchange bindings and alternate
   // exchanges) and appends each matching queue once to out. headers() decodes message headers on
@@ -114,7 +121,10 @@ class VHost {
   template <class HeadersFn>
   void route_from(Exchange* x, std::string_view routing_key, HeadersFn& headers,
                   std::vector<Queue*>& out, uint64_t mark);
-  void add_exchange(std::string name, ExchangeType type, Exchange::Options options);
+  Exchange* add_exchange(std::string name, ExchangeType type, Exchange::Options options);
+  // Enqueues a routed message on each target (the tail of publish() and publish_delayed()).
+  void enqueue_routed(const std::vector<Queue*>& targets, PublishRequest& request,
+                      PublishOutcome& outcome);
   // Deletes the named exchanges that are auto-delete and have no bindings left (by name: one
   // deletion can cascade into another and free an exchange further down the list).
   void auto_delete_unused(const std::vector<std::string>& names);
@@ -134,6 +144,9 @@ class VHost {
   uint64_t route_epoch_ = 0;
   ReplyConsumers* reply_consumers_ = nullptr;
   std::vector<Queue*> route_scratch_;
+  // Set while publish() routes: delayed exchanges it reaches take the message (route_from).
+  DelayedRouting* delaying_ = nullptr;
+  DelayTimer* delay_timer_ = nullptr;
 };
 
 template <class HeadersFn>
@@ -149,6 +162,9 @@ template <class HeadersFn>
 void VHost::route_from(Exchange* x, std::string_view routing_key, HeadersFn& headers,
                        std::vector<Queue*>& out, uint64_t mark) {
   x->route_mark = mark;
+  // An x-delayed-message exchange keeps a message that has an x-delay (unless it is being
+  // routed because it is due): no binding and no alternate exchange sees it now.
+  if (x->delay_store() != nullptr && delaying_ != nullptr && delaying_->take(x, headers())) return;
   bool matched = false;
   x->route(routing_key, headers, [&](const Destination& d) {
     matched = true;

@@ -7,6 +7,29 @@
 #include "common/basic_properties.h"
 
 namespace warren::broker {
+namespace {
+
+// The message's headers, decoded on first use (only headers exchanges and delayed exchanges
+// look at them).
+class LazyHeaders {
+ public:
+  explicit LazyHeaders(const Message& m) : m_(m) {}
+  const FieldTable& operator()() {
+    if (!headers_) {
+      Reader r(m_.raw_properties());
+      BasicProperties p;
+      if (p.decode(r) && p.has_headers()) headers_ = decode_table(p.headers);
+      if (!headers_) headers_.emplace();
+    }
+    return *headers_;
+  }
+
+ private:
+  const Message& m_;
+  std::optional<FieldTable> headers_;
+};
+
+}  // namespace
 
 OpResult<Exchange*> VHost::publishable_exchange(std::string_view name) {
   if (name.empty()) return static_cast<Exchange*>(nullptr);
@@ -61,22 +84,48 @@ PublishOutcome VHost::publish(PublishRequest& request) {
       outcome.returned = request.mandatory;
       return outcome;
     }
-    std::optional<FieldTable> headers;
-    auto headers_fn = [&]() -> const FieldTable& {
-      if (!headers) {
-        Reader r(msg->raw_properties());
-        BasicProperties p;
-        if (p.decode(r) && p.has_headers()) headers = decode_table(p.headers);
-        if (!headers) headers.emplace();
-      }
-      return *headers;
-    };
+    LazyHeaders headers_fn(*msg);
+    // Delayed exchanges reached on the way keep the message for later (delayed_exchange.h).
+    DelayedRouting delayed;
+    delaying_ = &delayed;
     route(x, msg->routing_key(), headers_fn, targets);
+    delaying_ = nullptr;
+    for (Exchange* dx : delayed.exchanges) {
+      DelayStore::Added a = dx->delay_store()->add(msg, delayed.delay_ms);
+      outcome.journal_failed |= a.journal_failed;
+      if (a.journal_failed) continue;
+      ++outcome.delayed;
+      outcome.journal_seq = std::max(outcome.journal_seq, a.journal_seq);
+    }
   }
   if (targets.empty()) {
-    outcome.returned = request.mandatory;
+    // A message that waits in a delayed exchange is not returned: whether it routes is decided
+    // when it is due (the plugin returns it as NO_ROUTE and delivers it later anyway).
+    outcome.returned = request.mandatory && outcome.delayed == 0 && !outcome.journal_failed;
     return outcome;
   }
+  enqueue_routed(targets, request, outcome);
+  return outcome;
+}
+
+PublishOutcome VHost::publish_delayed(Exchange* x, const MessageRef& msg) {
+  PublishOutcome outcome;
+  std::vector<Queue*> targets;
+  targets.swap(route_scratch_);
+  targets.clear();
+  LazyHeaders headers_fn(*msg);
+  route(x, msg->routing_key(), headers_fn, targets);
+  PublishRequest request;
+  request.message = msg;
+  enqueue_routed(targets, request, outcome);
+  targets.clear();
+  if (targets.capacity() > route_scratch_.capacity()) targets.swap(route_scratch_);
+  return outcome;
+}
+
+void VHost::enqueue_routed(const std::vector<Queue*>& targets, PublishRequest& request,
+                           PublishOutcome& outcome) {
+  MessageRef& msg = request.message;
   for (Queue* q : targets) {
     if (request.accept && !request.accept(*q)) continue;
     Queue::Enqueued e = q->enqueue(msg);
@@ -89,7 +138,6 @@ PublishOutcome VHost::publish(PublishRequest& request) {
     outcome.journal_failed |= e.journal_failed;
     if (request.flow != nullptr) request.flow->published_to(*q);
   }
-  return outcome;
 }
 
 }  // namespace warren::broker

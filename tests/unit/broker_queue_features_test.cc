@@ -96,15 +96,16 @@ TEST_F(QueueLimitsTest, RejectPublishRefusesOverTheByteLimit) {
   EXPECT_EQ(q->message_count(), 2u);
 }
 
-TEST_F(QueueLimitsTest, PriorityQueueDropsTheLowestPriorityFirst) {
+TEST_F(QueueLimitsTest, PriorityQueueDropsTheHeadTheHighestPriorityFirst) {
+  // As RabbitMQ 3.10: drop-head drops the message that would be delivered next.
   QueueRef q = make(table({{"x-max-length", int32_t(2)}, {"x-max-priority", int32_t(9)}}));
   for (auto [body, prio] : {std::pair{"hi", 9}, std::pair{"lo", 1}, std::pair{"mid", 5}}) {
     MessageRef m = make_message(body);
     m->priority = static_cast<uint8_t>(prio);
     q->enqueue(m);
   }
-  EXPECT_EQ(q->pop().msg->body(), "hi");
   EXPECT_EQ(q->pop().msg->body(), "mid");
+  EXPECT_EQ(q->pop().msg->body(), "lo");
   EXPECT_FALSE(q->pop().msg);
 }
 
@@ -180,14 +181,30 @@ TEST(ParseExpirationTest, RabbitMqReasons) {
   std::string why;
   EXPECT_TRUE(parse_expiration("0", &ms, &why));
   EXPECT_EQ(ms, 0);
-  EXPECT_TRUE(parse_expiration("4294967295", &ms, &why));
+  // RabbitMQ 3.10's limit is ten years (rabbit_misc:check_expiry), not 2^32-1.
+  EXPECT_TRUE(parse_expiration("315360000000", &ms, &why));
+  EXPECT_EQ(ms, 315360000000);
+  EXPECT_TRUE(parse_expiration("+000000000000000000000007", &ms, &why));
+  EXPECT_EQ(ms, 7);
+  EXPECT_TRUE(parse_expiration("-0", &ms, &why));
+  EXPECT_EQ(ms, 0);
   EXPECT_FALSE(parse_expiration("abc", &ms, &why));
   EXPECT_EQ(why, "no_integer");
   EXPECT_FALSE(parse_expiration("", &ms, &why));
+  EXPECT_EQ(why, "no_integer");
+  EXPECT_FALSE(parse_expiration(" 5", &ms, &why));
+  EXPECT_EQ(why, "no_integer");
+  EXPECT_FALSE(parse_expiration("12abc", &ms, &why));
+  EXPECT_EQ(why, "{leftover_string,\"abc\"}");
+  EXPECT_FALSE(parse_expiration("1\x01", &ms, &why));
+  EXPECT_EQ(why, "{leftover_string,[1]}");
   EXPECT_FALSE(parse_expiration("-1", &ms, &why));
   EXPECT_EQ(why, "{value_negative,-1}");
-  EXPECT_FALSE(parse_expiration("4294967296", &ms, &why));
-  EXPECT_EQ(why, "{value_too_large,4294967296,4294967295}");
+  EXPECT_FALSE(parse_expiration("315360000001", &ms, &why));
+  EXPECT_EQ(why, "{value_too_large,315360000001}");
+  // ~p wraps a term that does not fit in 80 columns after "invalid expiration '<text>': ".
+  EXPECT_FALSE(parse_expiration("99999999999999999999", &ms, &why));
+  EXPECT_EQ(why, "{value_too_large,\n" + std::string(44, ' ') + "99999999999999999999}");
 }
 
 }  // namespace

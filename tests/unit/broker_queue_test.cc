@@ -544,6 +544,21 @@ TEST_F(BrokerQueueTest, ExpiredPublisherIsSkipped) {
   EXPECT_EQ(alive->unblocked, 1);
 }
 
+TEST_F(BrokerQueueTest, PublisherPausedAgainAfterTheStallBreakerIsRegisteredOnce) {
+  // The stall breaker resumes a publisher without telling the queue; pausing it again registers
+  // it a second time. The queue keeps it once and notifies it once (it used to keep both).
+  QueueRef q = make_queue();
+  auto a = make_consumer("a", &sink);
+  q->add_consumer(a.get());
+  sink.refuse = true;
+  fill(*q, Queue::kFlowHighWater);
+  auto p = std::make_shared<FakePublisher>();
+  q->block_publisher(p);
+  q->block_publisher(p);
+  q->purge();
+  EXPECT_EQ(p->unblocked, 1);
+}
+
 TEST_F(BrokerQueueTest, PublisherBlockedAgainAfterReleaseIsNotifiedAgain) {
   QueueRef q = make_queue();
   auto a = make_consumer("a", &sink);
