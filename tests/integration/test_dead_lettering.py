@@ -18,7 +18,6 @@ header keeps its AMQP field type.
 """
 
 import datetime
-import struct
 import time
 
 import pika

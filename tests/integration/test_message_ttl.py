@@ -61,6 +61,11 @@ def x_death(props):
     ("12abc", '{leftover_string,"abc"}'),
     ("1.5", '{leftover_string,".5"}'),
     ("315360000001", "{value_too_large,315360000001}"),  # over ten years
+    # ~p wraps a term that would end past column 78 of "invalid expiration '<text>': <term>".
+    ("0" * 13 + "315360000001", "{value_too_large,315360000001}"),  # ends at column 78
+    ("0" * 14 + "315360000001", "{value_too_large,\n" + " " * 50 + "315360000001}"),
+    ("1" + "a" * 18, '{leftover_string,\n' + " " * 43 + '"' + "a" * 18 + '"}'),
+    ("-" + "0" * 40 + "1", "{value_negative,\n" + " " * 66 + "-1}"),
 ])
 def test_invalid_expiration_closes_the_channel(connection, uname, expiration, reason):
     ch = connection.channel()
