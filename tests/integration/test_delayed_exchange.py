@@ -11,7 +11,9 @@ the plugin:
 * a message that waits does not also go to the alternate exchange at once (plugin issue #36);
 * a non-numeric string x-delay routes at once (the plugin's channel crashes: 541);
 * deleting the exchange drops the messages waiting in it (the plugin routes them by name when
-  due, into an exchange declared again under that name).
+  due, into an exchange declared again under that name);
+* a delayed publish in a transaction that is rolled back is not delivered (the plugin stores it
+  when the channel routes it, before the commit).
 
 And where Warren promises more: on a durable exchange a persistent message is on disk when it
 is confirmed (proved with the sync gate) and survives a clean restart and kill -9, due at the
@@ -334,6 +336,45 @@ def test_deleting_the_exchange_drops_its_waiting_messages(broker, connection, un
         # 'dropped' was due before 'control': had it survived, it would be there first.
         assert collect(ch, q, 1) == [b"control"]
     ch.exchange_delete(x)
+
+
+def test_dead_lettered_messages_wait_too(connection, make_exchange):
+    """A delayed exchange as a queue's dead-letter exchange (retries with a back-off): the
+    rejected message waits for its x-delay like a published one. Proved by order: 'retried' was
+    rejected after 'control' was published with a shorter delay, and must come after it."""
+    ch = connection.channel()
+    x = make_exchange(DELAYED, arguments={"x-delayed-type": "direct"})
+    retry_q = fresh_queue(ch, x, "retry")
+    work_q = ch.queue_declare("", exclusive=True, arguments={
+        "x-dead-letter-exchange": x, "x-dead-letter-routing-key": "retry"}).method.queue
+    ch.basic_publish("", work_q, b"retried", delayed(1500))
+    ch.basic_publish(x, "retry", b"control", delayed(500))
+    method, _, body = ch.basic_get(work_q, auto_ack=False)
+    assert body == b"retried"
+    ch.basic_reject(method.delivery_tag, requeue=False)
+    got = []
+    assert wait_until(lambda: got.extend(amqp_helpers.get_all(ch, retry_q)) or len(got) >= 2)
+    assert [body for _, _, body in got] == [b"control", b"retried"]
+    assert got[1][1].headers["x-death"][0]["reason"] == "rejected"
+
+
+def test_transactions_publish_delayed_messages_at_commit(broker, connection, make_exchange):
+    """In a transaction a delayed publish takes effect at tx.commit and vanishes at rollback.
+    The plugin stores the message when the channel routes it, at publish time, so a rolled back
+    one is delivered anyway."""
+    ch = connection.channel()
+    x = make_exchange(DELAYED, arguments={"x-delayed-type": "fanout"})
+    q = fresh_queue(ch, x)
+    ch.tx_select()
+    ch.basic_publish(x, "", b"rolled-back", delayed(300))
+    ch.tx_rollback()
+    ch.basic_publish(x, "", b"committed", delayed(600))
+    ch.tx_commit()
+    if broker.external:
+        assert collect(ch, q, 2) == [b"rolled-back", b"committed"]
+    else:
+        # 'rolled-back' would have been due first.
+        assert collect(ch, q, 1) == [b"committed"]
 
 
 def test_more_than_the_ram_budget_waiting_arrive_complete_and_in_order(broker, connection,
