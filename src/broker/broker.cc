@@ -18,8 +18,6 @@ Broker::Broker(boost::asio::io_context& io, Limits limits, auth::UserStore users
       compaction_timer_(io),
       wakeup_timer_(io),
       trimmer_(io) {
-  // A purge's journal acks hold memory until synced: the trimmer trims again then.
-  trimmer_.watch_journal([this] { return journal_.last_seq(); });
   add_vhost("/");
 }
 
@@ -128,6 +126,8 @@ std::error_code Broker::open_journal(store::MessageStoreOptions options,
     delayed += adopted;
     return adopted;
   };
+  // A purge's ack records are freed in steps once synced (memory_trimmer.h).
+  if (!options.dispose) options.dispose = [this](auto step) { trimmer_.dispose(std::move(step)); };
   std::error_code ec = journal_.open(std::move(options), [&](uint64_t id) -> Queue* {
     auto it = by_store_id.find(id);
     return it == by_store_id.end() ? nullptr : it->second;
@@ -203,7 +203,6 @@ void Broker::on_journal_synced(const store::Completion& c) {
   }
   notifying_waiters_ = false;
   std::erase(journal_waiters_, nullptr);
-  trimmer_.journal_synced(c.last_seq);
   if (journal_backlogged_ && journal_.unsynced_bytes() < kJournalLowWater) {
     journal_backlogged_ = false;
     spdlog::info("message store: {} bytes wait for the disk; resuming publishers",

@@ -15,16 +15,12 @@ namespace warren::broker {
 
 namespace {
 
-bool malloc_trim_all() {
-#if defined(__GLIBC__)
-  return ::malloc_trim(0) != 0;
-#else
-  return false;
-#endif
-}
+using Clock = std::chrono::steady_clock;
 
-double ms_since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+void malloc_trim_all() {
+#if defined(__GLIBC__)
+  ::malloc_trim(0);
+#endif
 }
 
 }  // namespace
@@ -45,90 +41,81 @@ uint64_t MemoryTrimmer::rss_bytes() {
 MemoryTrimmer::MemoryTrimmer(boost::asio::io_context& io) : MemoryTrimmer(io, Options{}) {}
 
 MemoryTrimmer::MemoryTrimmer(boost::asio::io_context& io, Options options, TrimFn trim)
-    : io_(io), options_(options), trim_(trim ? std::move(trim) : TrimFn(malloc_trim_all)),
-      timer_(io), alive_(std::make_shared<bool>(true)) {}
+    : options_(options), trim_(trim ? std::move(trim) : TrimFn(malloc_trim_all)), timer_(io) {}
 
-MemoryTrimmer::~MemoryTrimmer() { *alive_ = false; }
+MemoryTrimmer::~MemoryTrimmer() = default;
 
 void MemoryTrimmer::released(uint64_t bytes) {
-  spdlog::debug("TMP released {}", bytes);
-  if (journal_last_seq_) {
-    if (uint64_t seq = journal_last_seq_(); seq != 0) {
-      awaited_seq_ = std::max(awaited_seq_, seq);
-      awaited_bytes_ += bytes;
-    }
+  pending_ += bytes;
+  if (pending_ >= options_.step_bytes) {
+    schedule(Clock::now());  // more waiting would make the trim longer than a step
+  } else if (pending_ >= options_.min_released) {
+    schedule(std::max(Clock::now() + options_.delay, last_trim_ + options_.min_interval));
   }
-  pending_ += bytes;
-  if (pending_ < options_.min_released) return;
-  auto now = std::chrono::steady_clock::now();
-  schedule(std::max(now + options_.delay, last_trim_ + options_.min_interval));
 }
 
-void MemoryTrimmer::journal_synced(uint64_t last_seq) {
-  if (awaited_seq_ == 0 || last_seq < awaited_seq_) return;
-  uint64_t bytes = awaited_bytes_;
-  awaited_seq_ = awaited_bytes_ = 0;
-  pending_ += bytes;
-  if (pending_ < options_.min_released) return;
-  auto now = std::chrono::steady_clock::now();
-  schedule(std::max(now + options_.delay, last_trim_ + options_.min_interval));
+void MemoryTrimmer::dispose(DisposeStep step) {
+  disposals_.push_back(std::move(step));
+  schedule(Clock::now());
 }
 
-void MemoryTrimmer::dispose(uint64_t bytes, DisposeStep step) {
-  disposals_.push_back(Disposal{bytes, std::move(step)});
-  released(bytes);
-}
-
-void MemoryTrimmer::schedule(std::chrono::steady_clock::time_point at) {
-  if (timer_at_ != std::chrono::steady_clock::time_point{} && timer_at_ <= at) return;
+void MemoryTrimmer::schedule(Clock::time_point at) {
+  if (timer_at_ != Clock::time_point{} && timer_at_ <= at) return;
   timer_at_ = at;
-  timer_.expires_at(at);
-  timer_.async_wait([this, alive = std::weak_ptr<bool>(alive_)](boost::system::error_code ec) {
-    auto a = alive.lock();
-    if (ec || !a || !*a) return;
+  timer_.expires_at(at);  // cancels an armed later wait: its handler sees operation_aborted
+  timer_.async_wait([this](boost::system::error_code ec) {
+    if (ec) return;  // cancelled, or the trimmer is gone: touch nothing
     timer_at_ = {};
-    run();
+    step();
   });
 }
 
-void MemoryTrimmer::run() {
-  auto t0 = std::chrono::steady_clock::now();
-  // One step of the disposed containers, then the trim, which gives back what the step freed
-  // along with everything released since the last trim.
+void MemoryTrimmer::step() {
+  auto t0 = Clock::now();
+  if (run_steps_ == 0) run_rss_before_ = rss_bytes();
+  // Free one step's worth of the disposed containers, oldest first...
   uint64_t budget = options_.step_bytes;
   while (budget > 0 && !disposals_.empty()) {
-    Disposal& d = disposals_.front();
-    uint64_t done = d.step(budget);
-    if (done == 0) {
+    uint64_t freed = disposals_.front()(budget);
+    if (freed == 0) {
       disposals_.pop_front();
-      continue;
+    } else {
+      budget -= std::min(budget, freed);
     }
-    budget -= std::min(budget, done);
-    d.bytes -= std::min(d.bytes, done);
   }
-  uint64_t before = rss_bytes();
+  // ...then give back what that freed, with everything reported since the last trim.
+  bool trace = spdlog::should_log(spdlog::level::trace);
+  uint64_t trace_rss = trace ? rss_bytes() : 0;
+  auto t1 = Clock::now();
   trim_();
-  uint64_t after = rss_bytes();
-  double ms = ms_since(t0);
-  last_trim_ = std::chrono::steady_clock::now();
+  last_trim_ = Clock::now();
+  auto ms_between = [](Clock::time_point a, Clock::time_point b) {
+    return std::chrono::duration<double, std::milli>(b - a).count();
+  };
+  if (trace)
+    spdlog::trace("memory: step {}: freed {} KB of disposals in {:.2f} ms, trim {} -> {} KB in "
+                  "{:.2f} ms", run_steps_ + 1, (options_.step_bytes - budget) >> 10,
+                  ms_between(t0, t1), trace_rss >> 10, rss_bytes() >> 10,
+                  ms_between(t1, last_trim_));
   pending_ = 0;
+  double ms = ms_between(t0, last_trim_);
   ++stats_.trims;
-  if (before > after) stats_.trimmed_bytes += before - after;
-  stats_.last_trim_ms = ms;
-  stats_.max_trim_ms = std::max(stats_.max_trim_ms, ms);
-  spdlog::debug("memory: trimmed the heap in {:.1f} ms, RSS {} -> {} MB{}", ms, before >> 20,
-                after >> 20, disposals_.empty() ? "" : " (more to dispose of)");
+  if (budget < options_.step_bytes) ++stats_.disposed_steps;
+  stats_.last_step_ms = ms;
+  stats_.max_step_ms = std::max(stats_.max_step_ms, ms);
+  ++run_steps_;
+  run_max_ms_ = std::max(run_max_ms_, ms);
   if (!disposals_.empty()) {
-    // The next step after other work of this turn: post, not a timer, so it comes right after.
-    timer_at_ = std::chrono::steady_clock::now();
-    timer_.expires_at(timer_at_);
-    timer_.async_wait([this, alive = std::weak_ptr<bool>(alive_)](boost::system::error_code ec) {
-      auto a = alive.lock();
-      if (ec || !a || !*a) return;
-      timer_at_ = {};
-      run();
-    });
+    schedule(Clock::now());  // the next step on a later turn: other handlers run in between
+    return;
   }
+  uint64_t after = rss_bytes();
+  auto level = run_rss_before_ > after + (uint64_t{64} << 20) ? spdlog::level::info
+                                                               : spdlog::level::debug;
+  spdlog::log(level, "memory: RSS {} -> {} MB, freed heap given back in {} step(s) of at most "
+              "{:.1f} ms", run_rss_before_ >> 20, after >> 20, run_steps_, run_max_ms_);
+  run_steps_ = 0;
+  run_max_ms_ = 0;
 }
 
 }  // namespace warren::broker

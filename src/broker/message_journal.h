@@ -114,9 +114,6 @@ class MessageJournal {
   uint64_t unsynced_bytes() const { return store_ ? store_->unsynced_bytes() : 0; }
   // Bytes of message records written since open, copies included (for the disk alarm's checks).
   uint64_t bytes_appended() const { return bytes_appended_; }
-  // The seq of the last record appended (0 when closed): a Completion with last_seq >= it
-  // covers it.
-  uint64_t last_seq() const { return is_open() ? store_->next_seq() - 1 : 0; }
 
   // Record body <-> Message.
   static std::string encode_header(const Message& m);

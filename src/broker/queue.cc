@@ -367,7 +367,7 @@ QueuedMessage Queue::pop() {
 size_t Queue::purge() {
   size_t n = ready_.size();
   ready_.for_each([&](const QueuedMessage& m) { discard(m); });
-  ready_.clear();
+  ready_.clear(scheduler_ != nullptr ? scheduler_->memory_trimmer() : nullptr);  // in steps
   ready_bytes_ = 0;
   ram_bytes_ = 0;
   ram_messages_ = 0;

@@ -16,6 +16,8 @@
 
 namespace warren::broker {
 
+class MemoryTrimmer;
+
 // A message waiting in (or delivered from) a queue. seq orders messages by publish time so that a
 // requeued message returns to its original position.
 // pos is where the journal holds the message (pos.size == 0: not journaled); seq doubles as its
@@ -44,7 +46,8 @@ class ReadyMessages {
 
   void push_back(QueuedMessage m) {
     level(m.priority).push_back(std::move(m));
-    if (++size_ > peak_) peak_ = size_;
+    ++size_;
+    grew();
   }
   // The next message to deliver: the oldest of the highest non-empty level.
   QueuedMessage& front() { return levels_[top()].front(); }
@@ -92,7 +95,8 @@ class ReadyMessages {
     } else {
       l.insert(lower(l, seq), std::move(m));
     }
-    if (++size_ > peak_) peak_ = size_;
+    ++size_;
+    grew();
   }
   // Puts requeued messages (sorted by seq) back at their positions.
   void merge(std::vector<QueuedMessage>& sorted);
@@ -106,26 +110,34 @@ class ReadyMessages {
     for (const auto& l : levels_)
       for (const auto& m : l) f(m);
   }
-  // Frees every message and deque block; peak() stays (see take_released).
   void clear() {
     for (auto& l : levels_) std::deque<QueuedMessage>().swap(l);
     nonempty_ = {};
-    size_ = 0;
-  }
-  // Memory (memory_trimmer.h): once the container has shrunk to an eighth of the most it held
-  // since the last call, and that was at least kReleaseAfter messages, returns how many messages'
-  // worth of deque blocks it freed since (0 otherwise). Empty, it also gives back the deques' maps
-  // (8 bytes per 10 messages), which a drained std::deque keeps.
-  static constexpr size_t kReleaseAfter = 65536;
-  size_t take_released() {
-    if (peak_ < kReleaseAfter || size_ > peak_ / 8) return 0;
-    size_t freed = peak_ - size_;
-    if (size_ == 0) clear();
-    peak_ = size_;
-    return freed;
+    size_ = 0;  // mark_ stays: take_released() reports what this freed
   }
 
+  // Memory (memory_trimmer.h). A std::deque frees its blocks as it drains, but glibc keeps them
+  // resident, and the deque keeps its map (8 bytes per 10 messages of its peak) until cleared.
+  // take_released(): once at least kReleaseAfter messages left since the last report, returns
+  // how many (0 otherwise), so the caller can report their memory as freed; when that leaves the
+  // container empty, its deques' maps go too.
+  static constexpr size_t kReleaseAfter = 65536;
+  size_t take_released() {
+    if (mark_ - size_ < kReleaseAfter) return 0;
+    size_t freed = mark_ - size_;
+    if (size_ == 0) clear();
+    mark_ = size_;
+    return freed;
+  }
+  // clear() for a purge or a delete: with a trimmer, the messages (bodies in RAM included) and
+  // the deques' blocks are freed in steps by the trimmer rather than now, however few they are:
+  // many small queues deleted together add up too (ready_messages.cc).
+  void clear(MemoryTrimmer* trimmer);
+
  private:
+  void grew() {
+    if (size_ > mark_) mark_ = size_;
+  }
   std::deque<QueuedMessage>& level(uint8_t priority) {
     uint8_t p = cap(priority);
     nonempty_[p / 64] |= uint64_t{1} << (p % 64);
@@ -149,7 +161,7 @@ class ReadyMessages {
   std::vector<std::deque<QueuedMessage>> levels_;
   std::array<uint64_t, 4> nonempty_{};  // bit p: level p may hold messages
   size_t size_ = 0;
-  size_t peak_ = 0;  // the most messages held since take_released() last reported
+  size_t mark_ = 0;  // the most messages held since take_released() last reported
 };
 
 inline void ReadyMessages::merge(std::vector<QueuedMessage>& sorted) {
@@ -161,7 +173,7 @@ inline void ReadyMessages::merge(std::vector<QueuedMessage>& sorted) {
     if (msgs.empty()) continue;
     auto& l = level(static_cast<uint8_t>(p));
     size_ += msgs.size();
-    peak_ = std::max(peak_, size_);
+    grew();
     if (l.empty() || msgs.back().seq < l.front().seq) {
       // The common case: everything requeued is older than what is ready.
       for (auto it = msgs.rbegin(); it != msgs.rend(); ++it) l.push_front(std::move(*it));

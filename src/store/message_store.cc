@@ -150,15 +150,41 @@ std::vector<uint32_t> MessageStore::sparse_segments() const {
   return segments_.sparse(opts_.segment_size / 2);
 }
 
+namespace {
+// Fewer synced acks than this are simply popped.
+constexpr size_t kDisposeAcksAfter = 65536;
+}  // namespace
+
 void MessageStore::on_completion(const Completion& c) {
+  if (!c.error && opts_.dispose && acks_in_flight_.size() >= kDisposeAcksAfter)
+    dispose_synced_acks(c.last_seq);
   size_t done = 0;
   while (!acks_in_flight_.empty() && acks_in_flight_.front().seq <= c.last_seq) {
     if (c.error) failed_acks_.push_back(acks_in_flight_.front());
     acks_in_flight_.pop_front();
     ++done;
   }
-  // After a purge of millions: a drained deque keeps its map (8 bytes per 16 acks).
-  if (done >= 65536 && acks_in_flight_.empty()) std::deque<AckRecord>().swap(acks_in_flight_);
+  // A deque keeps its map (8 bytes per 16 acks of its peak) when drained.
+  if (done >= kDisposeAcksAfter && acks_in_flight_.empty())
+    std::deque<AckRecord>().swap(acks_in_flight_);
+}
+
+void MessageStore::dispose_synced_acks(uint64_t last_seq) {
+  auto end = std::upper_bound(acks_in_flight_.begin(), acks_in_flight_.end(), last_seq,
+                              [](uint64_t seq, const AckRecord& a) { return seq < a.seq; });
+  if (static_cast<size_t>(end - acks_in_flight_.begin()) < kDisposeAcksAfter) return;
+  // The synced ones go whole; the later ones (usually few, if any) stay.
+  std::deque<AckRecord> later(end, acks_in_flight_.end());
+  acks_in_flight_.erase(end, acks_in_flight_.end());
+  auto synced = std::make_shared<std::deque<AckRecord>>(std::move(acks_in_flight_));
+  acks_in_flight_ = std::move(later);
+  opts_.dispose([synced](uint64_t budget) -> uint64_t {
+    if (synced->empty()) return 0;
+    size_t n = std::min<size_t>(synced->size(), budget / sizeof(AckRecord) + 1);
+    synced->erase(synced->begin(), synced->begin() + static_cast<std::ptrdiff_t>(n));
+    if (synced->empty()) std::deque<AckRecord>().swap(*synced);  // its map too
+    return n * sizeof(AckRecord);
+  });
 }
 
 size_t MessageStore::retry_failed_acks() {

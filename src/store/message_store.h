@@ -91,6 +91,11 @@ struct MessageStoreOptions {
   uint32_t segment_size = uint32_t{64} << 20;  // clamped to [4 KiB, 1 GiB]
   SegmentIo* io = nullptr;                     // nullptr = SegmentIo::posix(); tests inject faults
   size_t scan_chunk = size_t{4} << 20;         // read size during recovery
+  // Memory: once synced, the ack records of a purge of many messages (32 bytes each) are handed
+  // to this whole, to be freed in steps (step(budget) frees about budget bytes and returns how
+  // many, 0 when done); freeing hundreds of MB at once would stall the owner thread. Null: they
+  // are freed at once.
+  std::function<void(std::function<uint64_t(uint64_t budget)> step)> dispose;
 };
 
 // One live message found by recovery. `body` is valid only during the callback; keep `pos` to
@@ -220,6 +225,8 @@ class MessageStore {
   int read_fd(uint32_t segment, std::error_code* ec);
   std::error_code recover(const RecoverFn& on_message, RecoveryReport* rep, uint32_t* max_id,
                           uint64_t* next_seq);
+  // on_completion(): hands the acks synced up to last_seq to opts_.dispose if there are many.
+  void dispose_synced_acks(uint64_t last_seq);
 
   MessageStoreOptions opts_;
   SegmentIo& io_;

@@ -1,7 +1,11 @@
 #include "store/segment_writer.h"
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cstring>
+#include <new>
 
 namespace warren::store {
 namespace {
@@ -13,21 +17,56 @@ constexpr size_t kKeepCapacity = size_t{8} << 20;
 }  // namespace
 
 char* ByteBuffer::grow(size_t n) {
-  if (size_ + n > cap_) {
-    size_t cap = std::max({size_ + n, cap_ * 2, size_t{64} << 10});
-    auto bigger = std::make_unique_for_overwrite<char[]>(cap);
-    if (size_ > 0) std::memcpy(bigger.get(), data_.get(), size_);
-    data_ = std::move(bigger);
-    cap_ = cap;
-  }
-  char* p = data_.get() + size_;
+  if (size_ + n > cap_) reallocate(std::max({size_ + n, cap_ * 2, size_t{64} << 10}));
+  char* p = data_ + size_;
   size_ += n;
   return p;
 }
 
+void ByteBuffer::reallocate(size_t cap) {
+  if (cap < kMapThreshold) {
+    char* bigger = new char[cap];
+    if (size_ > 0) std::memcpy(bigger, data_, size_);
+    delete[] data_;  // never mapped below the threshold: the buffer only grows
+    data_ = bigger;
+    cap_ = cap;
+    return;
+  }
+  size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
+  cap = (cap + page - 1) / page * page;
+  void* p;
+  if (mapped_) {
+#if defined(__linux__)
+    p = ::mremap(data_, cap_, cap, MREMAP_MAYMOVE);
+#else
+    p = ::mmap(nullptr, cap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p != MAP_FAILED) {
+      std::memcpy(p, data_, size_);
+      ::munmap(data_, cap_);
+    }
+#endif
+  } else {
+    p = ::mmap(nullptr, cap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p != MAP_FAILED) {
+      if (size_ > 0) std::memcpy(p, data_, size_);
+      delete[] data_;
+    }
+  }
+  if (p == MAP_FAILED) throw std::bad_alloc();
+  data_ = static_cast<char*>(p);
+  cap_ = cap;
+  mapped_ = true;
+}
+
 void ByteBuffer::release() {
-  data_.reset();
+  if (mapped_) {
+    ::munmap(data_, cap_);
+  } else {
+    delete[] data_;
+  }
+  data_ = nullptr;
   size_ = cap_ = 0;
+  mapped_ = false;
 }
 
 void Batch::clear() {
