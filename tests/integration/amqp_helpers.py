@@ -142,3 +142,18 @@ def expect_channel_closed(channel, connection, func, *args, **kwargs):
         return reason
     raise AssertionError("channel was not closed by the broker (is_open=%r, "
                          "reason=%r)" % (channel.is_open, reason))
+
+
+def declare(ch, uname, prefix, **arguments):
+    """Declares the queue uname(prefix) with x-arguments; returns its name."""
+    q = uname(prefix)
+    ch.queue_declare(q, arguments=arguments or None)
+    return q
+
+
+def dead_letter_pair(ch, uname, prefix, **arguments):
+    """A queue dead-lettering through the default exchange into its own "-dlq" queue: (queue,
+    dead-letter queue)."""
+    dlq = declare(ch, uname, prefix + "-dlq")
+    arguments.update({"x-dead-letter-exchange": "", "x-dead-letter-routing-key": dlq})
+    return declare(ch, uname, prefix, **arguments), dlq

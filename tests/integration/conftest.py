@@ -302,6 +302,19 @@ def connection(connect):
 
 
 @pytest.fixture
+def broker_still_serves(connect):
+    """After the test, a fresh pika connection must still work: declare, publish, get."""
+    yield
+    conn = connect()
+    ch = conn.channel()
+    q = ch.queue_declare("", exclusive=True).method.queue
+    ch.basic_publish("", q, b"still alive")
+    _, _, body = ch.basic_get(q, auto_ack=True)
+    assert body == b"still alive"
+    conn.close()
+
+
+@pytest.fixture
 def channel(connection):
     return connection.channel()
 

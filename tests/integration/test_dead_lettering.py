@@ -26,6 +26,7 @@ import pytest
 import amqp_helpers
 import rawamqp
 from amqp_helpers import queue_depth, settle, wait_until
+from amqp_helpers import dead_letter_pair, declare
 from rawamqp import Typed
 
 DEADLINE = 30  # seconds to wait for something that must happen (bounds a hang only)
@@ -111,18 +112,6 @@ def entry_dict(typed_entry):
 
 
 # -- helpers -------------------------------------------------------------------------------------
-
-def declare(ch, uname, prefix, **arguments):
-    q = uname(prefix)
-    ch.queue_declare(q, arguments=arguments or None)
-    return q
-
-
-def dead_letter_pair(ch, uname, prefix, **arguments):
-    dlq = declare(ch, uname, prefix + "-dlq")
-    arguments.update({"x-dead-letter-exchange": "", "x-dead-letter-routing-key": dlq})
-    return declare(ch, uname, prefix, **arguments), dlq
-
 
 def get_one(ch, queue):
     assert wait_until(lambda: queue_depth(ch, queue) >= 1, timeout=DEADLINE)

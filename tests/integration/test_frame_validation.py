@@ -52,16 +52,8 @@ MALFORMED_UTF8 = "FRAME_ERROR - Malformed UTF-8 in shortstr"
 
 
 @pytest.fixture(autouse=True)
-def broker_still_serves(connect):
-    """After each test a fresh pika connection must still work."""
-    yield
-    conn = connect()
-    ch = conn.channel()
-    q = ch.queue_declare("", exclusive=True).method.queue
-    ch.basic_publish("", q, b"still alive")
-    _, _, body = ch.basic_get(q, auto_ack=True)
-    assert body == b"still alive"
-    conn.close()
+def _still_serving(broker_still_serves):
+    """After each test a fresh pika connection must still work (conftest.broker_still_serves)."""
 
 
 @pytest.fixture

@@ -25,20 +25,9 @@ import pytest
 import amqp_helpers
 import rawamqp
 from amqp_helpers import queue_depth, settle, wait_until
+from amqp_helpers import dead_letter_pair, declare
 
 DEADLINE = 30  # seconds to wait for something that must happen (bounds a hang only)
-
-
-def declare(ch, uname, prefix, **arguments):
-    q = uname(prefix)
-    ch.queue_declare(q, arguments=arguments or None)
-    return q
-
-
-def dead_letter_pair(ch, uname, prefix, **arguments):
-    dlq = declare(ch, uname, prefix + "-dlq")
-    arguments.update({"x-dead-letter-exchange": "", "x-dead-letter-routing-key": dlq})
-    return declare(ch, uname, prefix, **arguments), dlq
 
 
 def drain(ch, queue):

@@ -23,22 +23,10 @@ import pytest
 
 import amqp_helpers
 from amqp_helpers import close_quietly, params, queue_depth, settle, wait_until
+from amqp_helpers import dead_letter_pair, declare
 
 DEADLINE = 30  # seconds to wait for something that must happen (bounds a hang only)
 LONG_TTL = 60000  # ms: never reached during a test
-
-
-def declare(ch, uname, prefix, **arguments):
-    q = uname(prefix)
-    ch.queue_declare(q, arguments=arguments or None)
-    return q
-
-
-def dead_letter_pair(ch, uname, prefix, **arguments):
-    """A queue dead-lettering through the default exchange into its own dead-letter queue."""
-    dlq = declare(ch, uname, prefix + "-dlq")
-    arguments.update({"x-dead-letter-exchange": "", "x-dead-letter-routing-key": dlq})
-    return declare(ch, uname, prefix, **arguments), dlq
 
 
 def wait_past(deadline):
