@@ -4,6 +4,7 @@
 #include <random>
 
 #include "amqp/connection.h"
+#include "amqp/frame_errors.h"
 #include "broker/queue_arguments.h"
 #include "broker/vhost.h"
 
@@ -66,9 +67,10 @@ Status Channel::on_unknown_method(uint16_t class_id, uint16_t method_id) {
                     method_id, class_id, method_id);
 }
 
-Status Channel::on_malformed_method(uint16_t class_id, uint16_t method_id) {
-  return amqp_error(kFrameError, "cannot decode arguments of method {}",
-                    method_name(class_id, method_id));
+Status Channel::on_malformed_method(uint16_t class_id, uint16_t method_id, std::string_view args) {
+  // Reached when the connection left the check to decoding (method_checks_utf8() is false): the
+  // same error as its own check gives.
+  return cannot_decode(class_id, method_id, args);
 }
 
 OpResult<FieldTable> Channel::table(std::string_view raw) const {
@@ -318,11 +320,9 @@ void Channel::deliver(broker::Consumer& c, broker::Queue* q, broker::QueuedMessa
   broker::MessageRef msg = m.msg;  // the tracker may drop its reference (no-ack) at once
   bool redelivered = m.redelivered;
   uint64_t tag = deliveries_.delivered(&c, q, std::move(m), c.no_ack);
-  std::string& out = conn_.out();
-  write_method(out, id_,
-               BasicDeliver{c.tag, tag, redelivered, msg->exchange(), msg->routing_key()});
-  write_content_header(out, id_, msg->body_size(), msg->raw_properties());
-  write_body(out, id_, msg->body(), conn_.frame_max());
+  write_delivery(conn_.out(), id_,
+                 BasicDeliver{c.tag, tag, redelivered, msg->exchange(), msg->routing_key()},
+                 msg->raw_properties(), msg->body(), conn_.frame_max());
   conn_.output_added();
 }
 
@@ -512,12 +512,14 @@ Status Channel::handle_body(std::string_view payload) {
 Status Channel::finish_publish() {
   assembly_ = Assembly::kIdle;
   broker::MessageRef msg = std::move(publish_message_);
-  auto x = conn_.vhost().publishable_exchange(publish_exchange_);
-  if (!x) {
-    AmqpError e(x.error());
-    e.class_id = kBasicClass;
-    e.method_id = BasicPublish::kMethodId;
-    return e;
+  if (!publish_exchange_.empty()) {  // the default exchange always exists
+    auto x = conn_.vhost().publishable_exchange(publish_exchange_);
+    if (!x) {
+      AmqpError e(x.error());
+      e.class_id = kBasicClass;
+      e.method_id = BasicPublish::kMethodId;
+      return e;
+    }
   }
   if (tx_mode_) {
     // Published at tx.commit, dropped at tx.rollback.
@@ -605,10 +607,12 @@ Status Channel::on(const TxCommit&) {
   publishes.swap(tx_publishes_);
   uint64_t journal_seq = 0;
   bool journal_failed = false;
+  bool rejected = false;
   for (TxPublish& p : publishes) {
     broker::PublishOutcome o = publish(std::move(p.msg), p.mandatory);
     journal_seq = std::max(journal_seq, o.journal_seq);
     journal_failed |= o.journal_failed;
+    rejected |= o.rejected;
   }
   std::vector<broker::DeliveryTracker::Deferred> settlements;
   settlements.swap(tx_settlements_);
@@ -617,6 +621,9 @@ Status Channel::on(const TxCommit&) {
   if (!publishes.empty()) after_publish();
   if (journal_failed)
     return amqp_error(kInternalError, "cannot store the transaction's persistent messages");
+  // A queue refused a message (x-overflow reject-publish): as RabbitMQ, the commit fails and the
+  // channel closes, the other messages and the acknowledgements staying committed.
+  if (rejected) return amqp_error(kPreconditionFailed, "partial tx completion");
   if (journal_seq != 0) {
     // commit-ok means the persistent messages are on disk. Nothing more is read from this
     // connection until then, so replies keep their order.

@@ -88,7 +88,7 @@ class Channel : public broker::DeliverySink, public broker::JournalWaiter {
     return amqp_error(kCommandInvalid, "unexpected method {} on channel {}", M::kName, id_);
   }
   Status on_unknown_method(uint16_t class_id, uint16_t method_id);
-  Status on_malformed_method(uint16_t class_id, uint16_t method_id);
+  Status on_malformed_method(uint16_t class_id, uint16_t method_id, std::string_view args);
 
  private:
   enum class Assembly { kIdle, kHeader, kBody };

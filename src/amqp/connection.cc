@@ -194,9 +194,12 @@ void Connection::send_start() {
   write_now();
 }
 
-Channel* Connection::channel(uint16_t id) {
+Channel* Connection::find_channel(uint16_t id) {
   auto it = channels_.find(id);
-  return it == channels_.end() ? nullptr : it->second.get();
+  if (it == channels_.end()) return nullptr;
+  last_channel_id_ = id;
+  last_channel_ = it->second.get();
+  return last_channel_;
 }
 
 bool Connection::handle_frame(const Frame& f) {
@@ -420,7 +423,14 @@ bool Connection::handle_channel_frame(const Frame& f) {
     method_id = r.u16();
     // RabbitMQ decodes a method as it arrives (on a closing channel too), unless the channel
     // waits for content: then any method is an unexpected frame (Channel::handle_method).
-    if (ch == nullptr || !ch->expecting_content()) {
+    // Skipped when the channel decodes the method right away and decoding checks the same
+    // (method_checks_utf8): basic.publish and basic.ack are then read once, not twice.
+    bool decoded_now = ch != nullptr && !ch->closing() && !ch->expecting_content() &&
+                       !(class_id == kChannelClass && method_id == ChannelClose::kMethodId) &&
+                       ((class_id == kBasicClass && (method_id == BasicPublish::kMethodId ||
+                                                     method_id == BasicAck::kMethodId)) ||
+                        !method_checks_utf8(class_id, method_id));
+    if (!decoded_now && (ch == nullptr || !ch->expecting_content())) {
       std::string_view args = f.payload.substr(4);
       switch (check_arguments(class_id, method_id, args)) {
         case ArgumentsCheck::kMalformed:
@@ -518,6 +528,7 @@ void Connection::destroy_channel(uint16_t id) {
   // Out of the map first: while the channel winds down, channel(id) already finds nothing.
   std::unique_ptr<Channel> doomed = std::move(it->second);
   channels_.erase(it);
+  if (last_channel_id_ == id) last_channel_ = nullptr;
 }
 
 void Connection::close_with_error(const AmqpError& e) {
@@ -622,6 +633,7 @@ void Connection::release_resources() {
   // Destroying a channel cancels its consumers and requeues its unacked messages.
   for (auto& [id, ch] : channels_) ch.reset();
   channels_.clear();
+  last_channel_ = nullptr;  // may have cached a channel while they were destroyed
   if (vhost_ != nullptr) vhost_->connection_closed(id_);
 }
 

@@ -203,15 +203,14 @@ void dead_letter_publish(VHost& vhost, const Message& m, DeadLetterReason reason
                                            .count());
   PublishRequest request;
   request.message = make_dead_letter(m, reason, queue, dlx, dlrk, now);
-  const Message& dead = *request.message;
-  std::function<bool(const Queue&)> accept;
   if (reason != DeadLetterReason::kRejected) {
-    request.accept = [&dead](const Queue& q) {
-      if (!is_death_cycle(dead, q.name())) return true;
+    request.accept = [](const void* dead, const Queue& q) {
+      if (!is_death_cycle(*static_cast<const Message*>(dead), q.name())) return true;
       spdlog::debug("dead letter cycle through queue '{}' without a rejection: not routed there",
                     q.name());
       return false;
     };
+    request.accept_context = request.message.get();
   }
   vhost.publish(request);
 }

@@ -48,6 +48,7 @@ uint64_t DeliveryTracker::delivered(Consumer* c, Queue* q, QueuedMessage&& m, bo
     ++consumer_unacked_;
   }
   ++outstanding_;
+  if (entries_.full()) entries_.set_capacity(std::max<size_t>(kMinCapacity, entries_.capacity() * 2));
   entries_.push_back(Entry{tag, std::move(m), QueueRef(q), c, false, false, c != nullptr});
   return tag;
 }
@@ -157,7 +158,12 @@ void DeliveryTracker::consumer_gone(const Consumer* c) {
 void DeliveryTracker::compact() {
   while (!entries_.empty() && entries_.front().done) entries_.pop_front();
   if (entries_.size() > 64 && outstanding_ < entries_.size() / 2)
-    std::erase_if(entries_, [](const Entry& e) { return e.done; });
+    entries_.erase(std::remove_if(entries_.begin(), entries_.end(),
+                                  [](const Entry& e) { return e.done; }),
+                   entries_.end());
+  // A ring grown for a large backlog of unacked deliveries goes back to its small size.
+  if (entries_.capacity() > kKeptCapacity && entries_.size() < kKeptCapacity / 4)
+    entries_.set_capacity(std::max<size_t>(kMinCapacity, entries_.size() * 2));
 }
 
 }  // namespace warren::broker

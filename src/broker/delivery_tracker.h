@@ -5,7 +5,7 @@
 #pragma once
 
 #include <cstdint>
-#include <deque>
+#include <boost/circular_buffer.hpp>
 #include <vector>
 
 #include "broker/error.h"
@@ -71,7 +71,8 @@ class DeliveryTracker {
     bool deferred = false;  // settled inside an uncommitted transaction
     bool counted = false;   // counts against the channel-wide prefetch (a consumer delivery)
   };
-  using Iter = std::deque<Entry>::iterator;
+  using Entries = boost::circular_buffer<Entry>;
+  using Iter = Entries::iterator;
   Iter find(uint64_t tag);
   // [begin, end) of the deliveries `tag`/`multiple` names, or the 406 error.
   OpResult<std::pair<Iter, Iter>> range(uint64_t tag, bool multiple);
@@ -81,7 +82,11 @@ class DeliveryTracker {
   // majority, so one long-unacked delivery does not keep every later acked one alive.
   void compact();
 
-  std::deque<Entry> entries_;  // in tag order
+  // In tag order. A ring that doubles when full: no allocation per few deliveries as with a
+  // std::deque, and one block, freed at once when a large backlog of unacked deliveries is gone.
+  Entries entries_;
+  static constexpr size_t kMinCapacity = 64;
+  static constexpr size_t kKeptCapacity = 16384;  // about 1 MiB of entries
   size_t outstanding_ = 0;     // entries not done
   uint64_t next_tag_ = 1;
   uint32_t consumer_prefetch_ = 0;

@@ -66,6 +66,16 @@ MessageRef MessageJournal::decode(std::string_view body) {
   return m;
 }
 
+bool MessageJournal::has_expiration(std::string_view body) {
+  if (body.size() < kHeaderSize) return false;
+  size_t names = size_t{static_cast<uint8_t>(body[0])} + static_cast<uint8_t>(body[1]);
+  uint32_t props = 0;
+  std::memcpy(&props, body.data() + 2, 4);
+  if (props < 2 || body.size() < kHeaderSize + names + 2) return false;
+  Reader r(body.substr(kHeaderSize + names, 2));
+  return (r.u16() & BasicProperties::kFlagExpiration) != 0;
+}
+
 std::error_code MessageJournal::open(
     store::MessageStoreOptions options, const std::function<Queue*(uint64_t)>& find_queue,
     store::RecoveryReport* report,

@@ -118,6 +118,9 @@ class MessageJournal {
   // Record body <-> Message.
   static std::string encode_header(const Message& m);
   static MessageRef decode(std::string_view record_body);
+  // Whether the record's message has an expiration property (read from its property flags alone,
+  // without decoding it): recovery must decode such a message even when its body stays on disk.
+  static bool has_expiration(std::string_view record_body);
 
  private:
   boost::asio::io_context& io_;

@@ -4,7 +4,6 @@
 #pragma once
 
 #include <cstdint>
-#include <functional>
 #include <string_view>
 
 #include "broker/message.h"
@@ -18,8 +17,11 @@ struct PublishRequest {
   MessageRef message;          // complete; its exchange ("" = default) and routing key route it
   bool mandatory = false;      // unroutable: returned to the publisher instead of dropped
   PublisherFlow* flow = nullptr;  // paused while a queue it fed is over its high-water mark
-  // Dead-lettering: a routed queue for which this returns false does not get the message.
-  std::function<bool(const Queue&)> accept;
+  // Dead-lettering: a routed queue for which accept(accept_context, queue) returns false does not
+  // get the message. A plain function pointer: a std::function here cost every publish its
+  // construction and destruction.
+  bool (*accept)(const void* accept_context, const Queue& q) = nullptr;
+  const void* accept_context = nullptr;
 };
 
 struct PublishOutcome {

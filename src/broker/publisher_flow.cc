@@ -8,8 +8,7 @@ PublisherFlow::PublisherFlow(boost::asio::io_context& io, uint64_t connection_id
                              std::function<void()> resume)
     : connection_id_(connection_id), resume_(std::move(resume)), stall_timer_(io) {}
 
-void PublisherFlow::published_to(Queue& q) {
-  if (!q.over_high_water()) return;
+void PublisherFlow::paused_by(Queue& q) {
   // A connection that also consumes from q must keep reading, or its own acks could never
   // drain q.
   if (q.has_consumer_on(connection_id_)) return;

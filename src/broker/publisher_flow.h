@@ -27,8 +27,10 @@ class PublisherFlow : public FlowControlled, public std::enable_shared_from_this
   // resume() is called when the publisher may be read again.
   PublisherFlow(boost::asio::io_context& io, uint64_t connection_id, std::function<void()> resume);
 
-  // After a publish routed into q.
-  void published_to(Queue& q);
+  // After a publish routed into q (inline: nothing to do unless q is over its high-water mark).
+  void published_to(Queue& q) {
+    if (q.over_high_water()) paused_by(q);
+  }
   bool paused() const { return !blocking_.empty(); }
   void unblocked_by(Queue& q) override;
   // The connection is closing: forget every queue.
@@ -36,6 +38,7 @@ class PublisherFlow : public FlowControlled, public std::enable_shared_from_this
 
  private:
   void watch_stall();
+  void paused_by(Queue& q);
 
   uint64_t connection_id_;
   std::function<void()> resume_;

@@ -146,6 +146,7 @@ Queue::Enqueued Queue::enqueue(MessageRef m) {
     unsynced_.push_back(UnsyncedRecord{journal_seq, qm.seq, qm.priority, page_out});
   }
   bool expires = qm.expires_at != 0;
+  may_expire_ |= expires;
   if (ttl_zero && !consumers_.empty()) {
     // TTL 0: delivered now to a consumer that can take it (after what is ready, in order)...
     if (!ready_.empty()) dispatch();
@@ -271,7 +272,8 @@ void Queue::account_removed(const QueuedMessage& m) {
 }
 
 bool Queue::take_front(QueuedMessage* out) {
-  if (!ready_.empty() && ready_.front().expires_at != 0) expire_heads(steady_now_ms());
+  if (may_expire_ && !ready_.empty() && ready_.front().expires_at != 0)
+    expire_heads(steady_now_ms());
   while (!ready_.empty()) {
     QueuedMessage m = ready_.take_front();
     account_removed(m);
@@ -300,9 +302,10 @@ bool Queue::restore(uint64_t msg_id, const store::Position& pos, std::string_vie
   qm.seq = msg_id;
   qm.pos = pos;
   qm.redelivered = redelivered;
-  // Priority and TTL live in the message's properties: a queue that uses them decodes every
-  // record, and keeps the body only within the RAM budget.
-  bool needs_properties = ready_.max_priority() > 0 || settings_.message_ttl_ms.has_value();
+  // Priority and TTL live in the message's properties: a queue that uses them, or a message with
+  // its own expiration, is decoded, and keeps its body only within the RAM budget.
+  bool needs_properties = ready_.max_priority() > 0 || settings_.message_ttl_ms.has_value() ||
+                          MessageJournal::has_expiration(record_body);
   if (!ram_full() || needs_properties) {
     MessageRef m = MessageJournal::decode(record_body);
     if (!m) {
@@ -318,6 +321,7 @@ bool Queue::restore(uint64_t msg_id, const store::Position& pos, std::string_vie
   }
   account_added(qm);
   bool expires = qm.expires_at != 0;
+  may_expire_ |= expires;
   if (msg_id >= next_seq_) next_seq_ = msg_id + 1;
   ready_.insert_sorted(std::move(qm));
   if (expires) schedule_wakeup();  // once it is in: it may be the head
@@ -343,6 +347,7 @@ void Queue::requeue(std::vector<QueuedMessage> messages) {
     expires |= m.expires_at != 0;  // a requeued message keeps its original expiry
     account_added(m);
   }
+  may_expire_ |= expires;
   ready_.merge(messages);
   // As RabbitMQ (requeue_and_run): over the limit, drop-head drops from the head (the requeued
   // messages first) before consumers get anything; reject-publish lets the queue stay over.
@@ -451,7 +456,8 @@ Consumer* Queue::next_consumer() {
 
 size_t Queue::dispatch() {
   size_t delivered = 0;
-  if (!ready_.empty() && ready_.front().expires_at != 0) expire_heads(steady_now_ms());
+  if (may_expire_ && !ready_.empty() && ready_.front().expires_at != 0)
+    expire_heads(steady_now_ms());
   while (!ready_.empty() && !consumers_.empty()) {
     Consumer* c = next_consumer();
     if (c == nullptr) break;
@@ -491,7 +497,7 @@ bool Queue::expire_heads(uint64_t now) {
 }
 
 void Queue::head_may_expire() {
-  if (ready_.empty()) return;
+  if (!may_expire_ || ready_.empty()) return;
   uint64_t e = ready_.front().expires_at;
   if (e != 0 && (wakeup_at_ == 0 || e < wakeup_at_)) schedule_wakeup();
 }

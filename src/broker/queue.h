@@ -253,6 +253,9 @@ class Queue {
   ReadyMessages ready_;
   uint64_t last_used_ms_ = 0;
   uint64_t wakeup_at_ = 0;  // the wakeup already scheduled (0: none)
+  // Set once a message with an expiry was queued: until then the message path reads no clock and
+  // looks at no head for expiry.
+  bool may_expire_ = false;
   uint64_t ready_bytes_ = 0;
   size_t ram_messages_ = 0;
   uint64_t ram_bytes_ = 0;

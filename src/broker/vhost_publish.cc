@@ -127,7 +127,7 @@ void VHost::enqueue_routed(const std::vector<Queue*>& targets, PublishRequest& r
                            PublishOutcome& outcome) {
   MessageRef& msg = request.message;
   for (Queue* q : targets) {
-    if (request.accept && !request.accept(*q)) continue;
+    if (request.accept != nullptr && !request.accept(request.accept_context, *q)) continue;
     Queue::Enqueued e = q->enqueue(msg);
     if (e.rejected) {
       outcome.rejected = true;

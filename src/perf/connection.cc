@@ -59,7 +59,7 @@ struct ConnectionMethods {
     c.begin_close();
   }
   void on_unknown_method(uint16_t, uint16_t) {}  // e.g. connection.blocked: not needed here
-  void on_malformed_method(uint16_t class_id, uint16_t method_id) {
+  void on_malformed_method(uint16_t class_id, uint16_t method_id, std::string_view) {
     c.fail("malformed " + std::string(amqp::method_name(class_id, method_id)) + " from server");
     c.begin_close();
   }

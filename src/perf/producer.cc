@@ -31,7 +31,7 @@ struct ProducerMethods {
   template <class M>
   void on(const M&) {}  // basic.return (not mandatory, so not expected) and anything else
   void on_unknown_method(uint16_t, uint16_t) {}
-  void on_malformed_method(uint16_t class_id, uint16_t method_id) {
+  void on_malformed_method(uint16_t class_id, uint16_t method_id, std::string_view) {
     p.fail("malformed " + std::string(amqp::method_name(class_id, method_id)) + " from server");
     p.begin_close();
   }

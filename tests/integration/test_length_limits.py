@@ -10,10 +10,9 @@ says what happens over the limit:
 
 A consumer that can take a message gets it before the limit applies (RabbitMQ hands a message
 straight to such a consumer, it never counts), so a burst of publishes into a queue with room in
-a consumer's prefetch window loses nothing. Behaviour checked against RabbitMQ 3.10.8.
-
-Not covered here: RabbitMQ fails a tx.commit with 406 "partial tx completion" when a queue
-refused one of the transaction's publishes (reject-publish); Warren commits without an error.
+a consumer's prefetch window loses nothing. Behaviour checked against RabbitMQ 3.10.8, including a
+tx.commit whose publish a queue refused: 406 "partial tx completion", the channel closed, the
+accepted messages and the transaction's acks committed.
 """
 
 import struct
@@ -135,6 +134,31 @@ def test_reject_publish_nacks_and_does_not_enqueue(connection, uname):
     assert drain(ch, q) == [b"m1", b"m3"]
     ch.queue_delete(q)
     ch.queue_delete(dlq)
+
+
+@pytest.mark.parametrize("overflow", ["reject-publish", "reject-publish-dlx"])
+def test_tx_commit_with_a_refused_publish_fails_with_partial_tx_completion(connection, uname,
+                                                                           overflow):
+    setup = connection.channel()
+    q, dlq = dead_letter_pair(setup, uname, "len-tx", **{"x-max-length": 1, "x-overflow": overflow})
+    setup.basic_publish("", q, b"acked-in-tx")
+    settle(setup)
+    ch = connection.channel()
+    ch.tx_select()
+    method, _, body = ch.basic_get(q)
+    assert body == b"acked-in-tx"
+    ch.basic_ack(method.delivery_tag)
+    ch.basic_publish("", q, b"kept")
+    ch.basic_publish("", q, b"refused")
+    with pytest.raises(pika.exceptions.ChannelClosedByBroker) as e:
+        ch.tx_commit()
+    assert e.value.reply_code == 406
+    assert e.value.reply_text == "PRECONDITION_FAILED - partial tx completion"
+    # What the queue accepted stays, and so does the ack (it is not requeued at the close).
+    assert drain(setup, q) == [b"kept"]
+    assert queue_depth(setup, dlq) == (1 if overflow == "reject-publish-dlx" else 0)
+    setup.queue_delete(q)
+    setup.queue_delete(dlq)
 
 
 def test_reject_publish_dlx_nacks_and_dead_letters(connection, uname):

@@ -325,3 +325,47 @@ def test_durable_queue_messages_restored_then_expire(restartable_broker, uname):
         assert x_death(props)[0]["original-expiration"] == "200"
     finally:
         close_quietly(conn)
+
+
+def test_paged_out_messages_keep_their_expiration_across_a_restart(restartable_broker, uname):
+    """A durable queue without x-message-ttl restores more messages than its RAM budget (20,000)
+    from disk: the messages past the budget stay on disk, and those with an expiration property
+    must still expire (their properties are read at recovery although their bodies are not)."""
+    b = restartable_broker.start()
+    conn = pika.BlockingConnection(params(b.port))
+    ch = conn.channel()
+    q, dlq = uname("ttl-paged"), uname("ttl-paged-dlq")
+    ch.queue_declare(dlq, durable=True)
+    ch.queue_declare(q, durable=True, arguments={
+        "x-dead-letter-exchange": "", "x-dead-letter-routing-key": dlq})
+    plain = 20000  # the budget: what follows is restored to disk only
+    persistent = pika.BasicProperties(delivery_mode=2)
+    for i in range(plain):
+        ch.basic_publish("", q, b"plain", persistent)
+    for i in range(5):
+        ch.basic_publish("", q, b"short-%d" % i,
+                         pika.BasicProperties(delivery_mode=2, expiration="300"))
+    settle(ch)
+    conn.close()
+    b = restartable_broker.restart()
+    restored_by = time.monotonic()  # recovery ends before the port opens: the TTLs restarted before
+    conn = pika.BlockingConnection(params(b.port))
+    try:
+        ch = conn.channel()
+        assert queue_depth(ch, q) == plain + 5
+        wait_past(restored_by + 0.3)
+        # Behind 20,000 messages without a TTL the expired ones wait; once they are at the head
+        # they are dead-lettered, never delivered.
+        got = []
+        ch.basic_qos(prefetch_count=1000)
+        ch.basic_consume(q, lambda c, m, p, body: got.append(body), auto_ack=True)
+        assert wait_until(lambda: queue_depth(ch, dlq) == 5 and len(got) >= plain,
+                          timeout=DEADLINE, connection=conn)
+        conn.process_data_events(time_limit=0.2)
+        assert len(got) == plain and set(got) == {b"plain"}
+        ch.cancel()
+        _, props, body = ch.basic_get(dlq, auto_ack=True)
+        assert body == b"short-0"
+        assert x_death(props)[0]["reason"] == "expired"
+    finally:
+        close_quietly(conn)

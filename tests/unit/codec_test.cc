@@ -354,7 +354,7 @@ struct Capture {
     ++unknown;
     return 3;
   }
-  int on_malformed_method(uint16_t, uint16_t) {
+  int on_malformed_method(uint16_t, uint16_t, std::string_view) {
     ++malformed;
     return 4;
   }
@@ -808,7 +808,7 @@ struct Recorder {
   std::string on_unknown_method(uint16_t c, uint16_t m) {
     return "unknown " + std::to_string(c) + "/" + std::to_string(m);
   }
-  std::string on_malformed_method(uint16_t c, uint16_t m) {
+  std::string on_malformed_method(uint16_t c, uint16_t m, std::string_view) {
     return "malformed " + std::to_string(c) + "/" + std::to_string(m);
   }
 };

@@ -269,5 +269,30 @@ TEST(FrameTest, WriteHeartbeat) {
   EXPECT_EQ(hex(out), hex("z" + B({0x08, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0xCE})));
 }
 
+// write_delivery is a hand-written fast path: it must give exactly the bytes of the generic
+// writers, for every body size around the frame boundaries and for the longest short strings.
+TEST(FrameTest, WriteDeliveryMatchesTheGenericWriters) {
+  std::string long_name(300, 'x');  // truncated to 255 by both
+  std::string props = B({0x90, 0x00, 0x0a, 't', 'e', 'x', 't', '/', 'p', 'l', 'a', 'i', 'n', 0x02});
+  for (size_t body_size : {size_t{0}, size_t{1}, size_t{16}, size_t{4087}, size_t{4088},
+                           size_t{4089}, size_t{8176}, size_t{10000}}) {
+    std::string body(body_size, '\0');
+    for (size_t i = 0; i < body.size(); ++i) body[i] = static_cast<char>(i * 13 + 1);
+    for (const std::string& name : {std::string("amq.ctag-1"), long_name}) {
+      for (uint32_t frame_max : {4096u, 0u}) {
+        BasicDeliver m{name, 0x0102030405060708ULL, body_size % 2 == 1, "ex", name};
+        std::string expected = "prefix";
+        write_method(expected, 7, m);
+        write_content_header(expected, 7, body.size(), props);
+        write_body(expected, 7, body, frame_max);
+        std::string got = "prefix";
+        write_delivery(got, 7, m, props, body, frame_max);
+        EXPECT_EQ(hex(got), hex(expected)) << "body " << body_size << " frame_max " << frame_max
+                                           << " name " << name.size();
+      }
+    }
+  }
+}
+
 }  // namespace
 }  // namespace warren::amqp

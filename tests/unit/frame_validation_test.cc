@@ -73,7 +73,7 @@ struct Outcome {
     return "other";
   }
   std::string on_unknown_method(uint16_t, uint16_t) { return "unknown"; }
-  std::string on_malformed_method(uint16_t, uint16_t) { return "malformed"; }
+  std::string on_malformed_method(uint16_t, uint16_t, std::string_view) { return "malformed"; }
 };
 
 TEST(FrameValidationTest, DispatchReportsBytesLeftOverAsMalformed) {
