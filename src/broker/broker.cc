@@ -220,13 +220,29 @@ void Broker::schedule_dispatch(Queue& q) {
 }
 
 void Broker::schedule_wakeup(Queue& q, uint64_t at_ms) {
-  wakeups_.push(Wakeup{at_ms, QueueRef(&q), {}});
+  add_wakeup(Wakeup{at_ms, QueueRef(&q), {}});
   if (wakeup_timer_at_ == 0 || at_ms < wakeup_timer_at_) arm_wakeup_timer();
 }
 
 void Broker::schedule_wakeup(DelayStore& s, uint64_t at_ms) {
-  wakeups_.push(Wakeup{at_ms, QueueRef(), Ref<DelayStore>(&s)});
+  add_wakeup(Wakeup{at_ms, QueueRef(), Ref<DelayStore>(&s)});
   if (wakeup_timer_at_ == 0 || at_ms < wakeup_timer_at_) arm_wakeup_timer();
+}
+
+void Broker::add_wakeup(Wakeup w) {
+  wakeups_.push_back(std::move(w));
+  std::push_heap(wakeups_.begin(), wakeups_.end(), std::greater<Wakeup>());
+  if (wakeups_.size() >= wakeups_compact_at_) drop_stale_wakeups();
+}
+
+void Broker::drop_stale_wakeups() {
+  std::erase_if(wakeups_, [](const Wakeup& w) {
+    if (w.queue) return w.queue->deleted() || w.at_ms != w.queue->pending_wakeup();
+    return w.delays->detached();
+  });
+  std::make_heap(wakeups_.begin(), wakeups_.end(), std::greater<Wakeup>());
+  // Amortized: the next pass once the heap has doubled again.
+  wakeups_compact_at_ = std::max(kWakeupsCompactMin, 2 * wakeups_.size());
 }
 
 void Broker::arm_wakeup_timer() {
@@ -234,7 +250,7 @@ void Broker::arm_wakeup_timer() {
     wakeup_timer_at_ = 0;
     return;
   }
-  wakeup_timer_at_ = wakeups_.top().at_ms;
+  wakeup_timer_at_ = wakeups_.front().at_ms;
   uint64_t now = steady_now_ms();
   auto delay = std::chrono::milliseconds(wakeup_timer_at_ > now ? wakeup_timer_at_ - now : 0);
   wakeup_timer_.expires_after(delay);
@@ -248,12 +264,14 @@ void Broker::on_wakeup_timer() {
   // Queues due now; each schedules its own next wakeup from what it finds.
   std::vector<QueueRef> due;
   std::vector<Ref<DelayStore>> due_delays;
-  while (!wakeups_.empty() && wakeups_.top().at_ms <= now) {
-    if (wakeups_.top().queue)
-      due.push_back(wakeups_.top().queue);
+  while (!wakeups_.empty() && wakeups_.front().at_ms <= now) {
+    std::pop_heap(wakeups_.begin(), wakeups_.end(), std::greater<Wakeup>());
+    Wakeup& w = wakeups_.back();
+    if (w.queue)
+      due.push_back(std::move(w.queue));
     else
-      due_delays.push_back(wakeups_.top().delays);
-    wakeups_.pop();
+      due_delays.push_back(std::move(w.delays));
+    wakeups_.pop_back();
   }
   wakeup_timer_at_ = 0;
   for (QueueRef& q : due)

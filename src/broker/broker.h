@@ -182,7 +182,19 @@ class Broker : public DispatchScheduler, public DelayTimer {
     Ref<DelayStore> delays;  // set instead of queue
     bool operator>(const Wakeup& o) const { return at_ms > o.at_ms; }
   };
-  std::priority_queue<Wakeup, std::vector<Wakeup>, std::greater<Wakeup>> wakeups_;
+  // A min-heap (std::push_heap/pop_heap with greater<>), a vector so that stale entries can be
+  // dropped: a deleted queue, a detached delay store, or a queue wakeup superseded by an earlier
+  // one would otherwise stay (and keep their queue alive) until due, perhaps hours later.
+  std::vector<Wakeup> wakeups_;
+  size_t wakeups_compact_at_ = kWakeupsCompactMin;
+  static constexpr size_t kWakeupsCompactMin = 1024;
+  void add_wakeup(Wakeup w);
+
+ public:
+  size_t pending_wakeups() const { return wakeups_.size(); }  // for tests
+
+ private:
+  void drop_stale_wakeups();
   boost::asio::steady_timer wakeup_timer_;
   uint64_t wakeup_timer_at_ = 0;  // when the timer fires (0: idle)
   MemoryTrimmer trimmer_;
