@@ -714,10 +714,13 @@ std::string_view Connection::vhost_name() const {
 }
 
 void Connection::force_close(std::string_view reason) {
+  force_close_with_text(fmt::format("broker forced connection closure with reason '{}'", reason));
+}
+
+void Connection::force_close_with_text(std::string_view text) {
   if (state_ == State::kClosed) return;
   if (state_ == State::kHeader || state_ == State::kClosing) return close_socket("554");
-  close_with_error(amqp_error(kConnectionForced,
-                              "broker forced connection closure with reason '{}'", reason));
+  close_with_error(amqp_error(kConnectionForced, "{}", text));
   close_after_flush_ = true;
   if (!write_in_flight_ && out_.empty()) close_socket("558");
 }

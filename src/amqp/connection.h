@@ -52,6 +52,7 @@ class Connection : public broker::OutputFlusher,
 
   void flush_output() override;
   void force_close(std::string_view reason) override;
+  void force_close_with_text(std::string_view text) override;
   std::string_view vhost_name() const override;
   // Per-queue flow control of this connection's publishes (decided by the broker).
   broker::PublisherFlow& flow() { return *flow_; }

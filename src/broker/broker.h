@@ -56,6 +56,8 @@ class ClientConnection {
   virtual std::string_view vhost_name() const { return {}; }
   // Closes with 320 CONNECTION_FORCED and the reason, then drops the socket.
   virtual void force_close(std::string_view reason) = 0;
+  // Closes with 320 CONNECTION_FORCED and exactly this text (RabbitMQ's "vhost 'v' is deleted").
+  virtual void force_close_with_text(std::string_view text) { force_close(text); }
   // Every resource alarm cleared: a connection blocked by one may publish again.
   virtual void alarms_cleared() = 0;
   // Something that paused reading (the journal's unsynced backlog) is gone.

@@ -135,7 +135,7 @@ Status Broker::delete_vhost(const std::string& name) {
   std::vector<std::shared_ptr<ClientConnection>> open;
   for (auto& [key, c] : connections_)
     if (c->vhost_name() == name) open.push_back(c);
-  for (auto& c : open) c->force_close(fmt::format("vhost '{}' is deleted", name));
+  for (auto& c : open) c->force_close_with_text(fmt::format("vhost '{}' is deleted", name));
   // Deleting each queue also drops its persistent messages from the journal.
   std::vector<std::pair<std::string, uint64_t>> queues;
   for (const auto& [qname, q] : v->queues()) queues.emplace_back(qname, q->owner_connection());

@@ -151,7 +151,8 @@ TEST_F(BrokerAccessTest, DeletingAVhostDeletesItsDefinitionsAndPermissionsOnly) 
 struct FakeConnection : ClientConnection {
   explicit FakeConnection(std::string v) : vhost(std::move(v)) {}
   std::string_view vhost_name() const override { return vhost; }
-  void force_close(std::string_view r) override { reason = r; }
+  void force_close(std::string_view r) override { reason = "forced: " + std::string(r); }
+  void force_close_with_text(std::string_view t) override { reason = t; }
   void alarms_cleared() override {}
   void reading_may_resume() override {}
   std::string vhost, reason;
