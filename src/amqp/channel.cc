@@ -7,6 +7,7 @@
 #include "amqp/frame_errors.h"
 #include "broker/queue_arguments.h"
 #include "broker/vhost.h"
+#include "auth/access_control.h"
 
 namespace warren::amqp {
 
@@ -32,6 +33,17 @@ Status with_method(Status s, uint16_t class_id, uint16_t method_id) {
     s->method_id = method_id;
   }
   return s;
+}
+
+using auth::Permission;
+
+// One row of RabbitMQ's access-control table (rabbit_channel's check_*_permitted): nullopt when
+// the connection's user may do `what` on the resource. Permissions are read at each call, so a
+// change applies to the next operation without reconnecting.
+Status require(Connection& c, Permission what, std::string_view kind, std::string_view name) {
+  if (broker::Status s = c.broker().check_access(c.user(), c.vhost().name(), what, kind, name))
+    return *s;
+  return std::nullopt;
 }
 
 }  // namespace
@@ -111,12 +123,22 @@ Status Channel::on(const ExchangeDeclare& m) {
   if (!args) return args.error();
   broker::ExchangeDeclare d{m.exchange, m.type, m.passive, m.durable, m.auto_delete, m.internal,
                             std::move(*args)};
+  if (!m.passive) {
+    if (Status s = require(conn_, Permission::kConfigure, "exchange", m.exchange)) return s;
+    // An alternate exchange is published to on this exchange's behalf.
+    if (const FieldValue* ae = d.arguments.find("alternate-exchange"))
+      if (auto name = ae->as_string()) {
+        if (Status s = require(conn_, Permission::kWrite, "exchange", *name)) return s;
+        if (Status s = require(conn_, Permission::kRead, "exchange", m.exchange)) return s;
+      }
+  }
   if (Status s = conn_.vhost().declare_exchange(d)) return s;
   if (!m.no_wait) send(ExchangeDeclareOk{});
   return std::nullopt;
 }
 
 Status Channel::on(const ExchangeDelete& m) {
+  if (Status s = require(conn_, Permission::kConfigure, "exchange", m.exchange)) return s;
   if (Status s = conn_.vhost().delete_exchange(m.exchange, m.if_unused)) return s;
   if (!m.no_wait) send(ExchangeDeleteOk{});
   return std::nullopt;
@@ -125,6 +147,8 @@ Status Channel::on(const ExchangeDelete& m) {
 Status Channel::on(const ExchangeBind& m) {
   auto args = table(m.arguments);
   if (!args) return args.error();
+  if (Status s = require(conn_, Permission::kWrite, "exchange", m.destination)) return s;
+  if (Status s = require(conn_, Permission::kRead, "exchange", m.source)) return s;
   if (Status s = conn_.vhost().bind_exchange(m.destination, m.source, m.routing_key, *args))
     return s;
   if (!m.no_wait) send(ExchangeBindOk{});
@@ -134,6 +158,8 @@ Status Channel::on(const ExchangeBind& m) {
 Status Channel::on(const ExchangeUnbind& m) {
   auto args = table(m.arguments);
   if (!args) return args.error();
+  if (Status s = require(conn_, Permission::kWrite, "exchange", m.destination)) return s;
+  if (Status s = require(conn_, Permission::kRead, "exchange", m.source)) return s;
   if (Status s = conn_.vhost().unbind_exchange(m.destination, m.source, m.routing_key, *args))
     return s;
   if (!m.no_wait) send(ExchangeUnbindOk{});
@@ -159,6 +185,23 @@ Status Channel::on(const QueueDeclare& m) {
   if (!args) return args.error();
   broker::QueueDeclare d{m.queue, m.passive, m.durable, m.exclusive, m.auto_delete,
                          std::move(*args)};
+  // As rabbit_channel: a server-named queue gets its name first and that name is checked; a
+  // reserved amq.* name is refused (by the vhost) before any permission; passive needs none.
+  std::string generated;
+  if (!m.passive && m.queue.empty()) {
+    generated = conn_.vhost().generate_queue_name();
+    d.name = generated;
+    d.server_named = true;
+  }
+  if (!m.passive && (d.server_named || !m.queue.starts_with("amq."))) {
+    if (Status s = require(conn_, Permission::kConfigure, "queue", d.name)) return s;
+    // Dead letters are published to the DLX on the queue's behalf.
+    if (const FieldValue* dlx = d.arguments.find("x-dead-letter-exchange"))
+      if (auto name = dlx->as_string()) {
+        if (Status s = require(conn_, Permission::kWrite, "exchange", *name)) return s;
+        if (Status s = require(conn_, Permission::kRead, "queue", d.name)) return s;
+      }
+  }
   auto ok = conn_.vhost().declare_queue(d, conn_.id());
   if (!ok) return ok.error();
   last_queue_ = ok->name;
@@ -173,6 +216,8 @@ Status Channel::on(const QueueBind& m) {
   if (!q) return q.error();
   std::string_view key = m.routing_key;
   if (m.queue.empty() && key.empty()) key = *q;
+  if (Status s = require(conn_, Permission::kWrite, "queue", *q)) return s;
+  if (Status s = require(conn_, Permission::kRead, "exchange", m.exchange)) return s;
   if (Status s = conn_.vhost().bind_queue(*q, m.exchange, key, *args, conn_.id())) return s;
   if (!m.no_wait) send(QueueBindOk{});
   return std::nullopt;
@@ -183,6 +228,8 @@ Status Channel::on(const QueueUnbind& m) {
   if (!args) return args.error();
   auto q = queue_name(m.queue);
   if (!q) return q.error();
+  if (Status s = require(conn_, Permission::kWrite, "queue", *q)) return s;
+  if (Status s = require(conn_, Permission::kRead, "exchange", m.exchange)) return s;
   if (Status s = conn_.vhost().unbind_queue(*q, m.exchange, m.routing_key, *args, conn_.id()))
     return s;
   send(QueueUnbindOk{});
@@ -192,6 +239,7 @@ Status Channel::on(const QueueUnbind& m) {
 Status Channel::on(const QueuePurge& m) {
   auto q = queue_name(m.queue);
   if (!q) return q.error();
+  if (Status s = require(conn_, Permission::kRead, "queue", *q)) return s;
   auto n = conn_.vhost().purge_queue(*q, conn_.id());
   if (!n) return n.error();
   if (!m.no_wait) send(QueuePurgeOk{*n});
@@ -201,6 +249,7 @@ Status Channel::on(const QueuePurge& m) {
 Status Channel::on(const QueueDelete& m) {
   auto q = queue_name(m.queue);
   if (!q) return q.error();
+  if (Status s = require(conn_, Permission::kConfigure, "queue", *q)) return s;
   auto n = conn_.vhost().delete_queue(*q, m.if_unused, m.if_empty, conn_.id());
   if (!n) return n.error();
   if (!m.no_wait) send(QueueDeleteOk{*n});
@@ -224,6 +273,7 @@ Status Channel::on(const BasicConsume& m) {
   if (m.queue == kReplyToQueue) return consume_reply_to(m);
   auto qname = queue_name(m.queue);
   if (!qname) return qname.error();
+  if (Status s = require(conn_, Permission::kRead, "queue", *qname)) return s;
   auto q = conn_.vhost().usable_queue(*qname, conn_.id());
   if (!q) return q.error();
   broker::Queue* queue = *q;
@@ -336,6 +386,7 @@ void Channel::request_dispatch_all() {
 Status Channel::on(const BasicGet& m) {
   auto qname = queue_name(m.queue);
   if (!qname) return qname.error();
+  if (Status s = require(conn_, Permission::kRead, "queue", *qname)) return s;
   auto q = conn_.vhost().usable_queue(*qname, conn_.id());
   if (!q) return q.error();
   broker::QueuedMessage qm = (*q)->pop();
@@ -512,6 +563,18 @@ Status Channel::handle_body(std::string_view payload) {
 Status Channel::finish_publish() {
   assembly_ = Assembly::kIdle;
   broker::MessageRef msg = std::move(publish_message_);
+  // Write permission on the exchange, remembered for the last exchange until permissions change
+  // (a regex per message would cost more than routing it).
+  const uint64_t generation = conn_.broker().access_control().generation();
+  if (generation != write_permitted_generation_ || publish_exchange_ != write_permitted_exchange_) {
+    if (Status s = require(conn_, Permission::kWrite, "exchange", publish_exchange_)) {
+      s->class_id = kBasicClass;
+      s->method_id = BasicPublish::kMethodId;
+      return s;
+    }
+    write_permitted_generation_ = generation;
+    write_permitted_exchange_ = publish_exchange_;
+  }
   if (!publish_exchange_.empty()) {  // the default exchange always exists
     auto x = conn_.vhost().publishable_exchange(publish_exchange_);
     if (!x) {

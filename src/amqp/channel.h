@@ -121,6 +121,10 @@ class Channel : public broker::DeliverySink, public broker::JournalWaiter {
   // Publish being assembled from method + header + body frames.
   Assembly assembly_ = Assembly::kIdle;
   std::string publish_exchange_;
+  // The last exchange this channel was allowed to publish to, and the permissions generation
+  // (auth::AccessControl::generation) of that check.
+  std::string write_permitted_exchange_;
+  uint64_t write_permitted_generation_ = 0;
   std::string publish_routing_key_;
   bool publish_mandatory_ = false;
   broker::MessageRef publish_message_;

@@ -30,6 +30,13 @@ struct ConnectionBlocked {
     w.shortstr(reason);
   }
 };
+struct ConnectionUpdateSecretOk {
+  void encode(Writer& w) const {
+    w.u16(kConnectionClass);
+    w.u16(71);
+  }
+};
+constexpr uint32_t kUpdateSecretId = (uint32_t(kConnectionClass) << 16) | 70;
 struct ConnectionUnblocked {
   void encode(Writer& w) const {
     w.u16(kConnectionClass);
@@ -349,9 +356,22 @@ bool Connection::handle_connection_method(uint16_t class_id, uint16_t method_id,
         return fail(amqp_error(kCommandInvalid, "expected connection.open, got {}",
                                method_name(class_id, method_id)));
       if (!m.decode(r)) return fail(amqp_error(kSyntaxError, "malformed connection.open"));
-      vhost_ = broker_.find_vhost(m.virtual_host);
-      if (vhost_ == nullptr)
+      // As rabbit_reader: the vhost exists, the user has permissions on it, it is under its
+      // connection limit (the connection being opened not counted yet).
+      broker::VHost* vhost = broker_.find_vhost(m.virtual_host);
+      if (vhost == nullptr)
         return fail(amqp_error(kNotAllowed, "vhost {} not found", m.virtual_host));
+      if (!broker_.access_control().has_vhost_access(user_, vhost->name()))
+        return fail(amqp_error(kNotAllowed, "access to vhost '{}' refused for user '{}'",
+                               vhost->name(), user_));
+      if (vhost->max_connections >= 0 &&
+          vhost->open_connections >= static_cast<size_t>(vhost->max_connections))
+        return fail(amqp_error(kNotAllowed,
+                               "access to vhost '{}' refused for user '{}': connection limit "
+                               "({}) is reached",
+                               vhost->name(), user_, vhost->max_connections));
+      vhost_ = vhost;
+      ++vhost_->open_connections;
       write_method(out_, 0, ConnectionOpenOk{});
       write_now();
       state_ = State::kRunning;
@@ -361,6 +381,7 @@ bool Connection::handle_connection_method(uint16_t class_id, uint16_t method_id,
       return true;
     }
     case State::kRunning:
+      if (id == kUpdateSecretId) return update_secret(r);
       // connection.blocked/unblocked (10.60/10.61) are RabbitMQ extensions absent from the spec XML.
       if (id == ((uint32_t(kConnectionClass) << 16) | 60) ||
           id == ((uint32_t(kConnectionClass) << 16) | 61))
@@ -374,6 +395,26 @@ bool Connection::handle_connection_method(uint16_t class_id, uint16_t method_id,
     default:
       return fail(amqp_error(kCommandInvalid, "unexpected method on channel 0"));
   }
+}
+
+// connection.update-secret (10.70), a RabbitMQ extension absent from the spec XML: new-secret
+// (longstr), reason (shortstr). As RabbitMQ 3.10 with its internal user database, whose state
+// cannot expire (rabbit_auth_backend_internal:state_can_expire() -> false): the secret is not
+// checked and the answer is update-secret-ok (checked against RabbitMQ 3.10.8, which answers ok
+// to a wrong password too). Backends that re-check a token would refuse here with 530 "New
+// secret was refused by one of the backends".
+bool Connection::update_secret(Reader& r) {
+  r.longstr();
+  std::string_view reason = r.shortstr();
+  if (!r.ok()) {
+    close_with_error(amqp_error(kSyntaxError, "malformed connection.update-secret"));
+    return false;
+  }
+  spdlog::debug("connection {} from {}: user '{}' updated its secret ({})", id_, peer_, user_,
+                reason);
+  write_method(out_, 0, ConnectionUpdateSecretOk{});
+  write_now();
+  return true;
 }
 
 bool Connection::authenticate(std::string_view mechanism, std::string_view response) {
@@ -634,7 +675,10 @@ void Connection::release_resources() {
   for (auto& [id, ch] : channels_) ch.reset();
   channels_.clear();
   last_channel_ = nullptr;  // may have cached a channel while they were destroyed
-  if (vhost_ != nullptr) vhost_->connection_closed(id_);
+  if (vhost_ != nullptr) {
+    --vhost_->open_connections;
+    vhost_->connection_closed(id_);
+  }
 }
 
 void Connection::block_for_alarm(std::string_view reason) {
@@ -665,11 +709,18 @@ void Connection::resume_reading() {
   });
 }
 
+std::string_view Connection::vhost_name() const {
+  return vhost_ != nullptr ? std::string_view(vhost_->name()) : std::string_view();
+}
+
 void Connection::force_close(std::string_view reason) {
+  force_close_with_text(fmt::format("broker forced connection closure with reason '{}'", reason));
+}
+
+void Connection::force_close_with_text(std::string_view text) {
   if (state_ == State::kClosed) return;
   if (state_ == State::kHeader || state_ == State::kClosing) return close_socket("554");
-  close_with_error(amqp_error(kConnectionForced,
-                              "broker forced connection closure with reason '{}'", reason));
+  close_with_error(amqp_error(kConnectionForced, "{}", text));
   close_after_flush_ = true;
   if (!write_in_flight_ && out_.empty()) close_socket("558");
 }

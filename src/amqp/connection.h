@@ -52,6 +52,8 @@ class Connection : public broker::OutputFlusher,
 
   void flush_output() override;
   void force_close(std::string_view reason) override;
+  void force_close_with_text(std::string_view text) override;
+  std::string_view vhost_name() const override;
   // Per-queue flow control of this connection's publishes (decided by the broker).
   broker::PublisherFlow& flow() { return *flow_; }
   // Resource alarm (memory, disk): stop reading (after telling the client with
@@ -79,6 +81,7 @@ class Connection : public broker::OutputFlusher,
   bool handle_channel_frame(const Frame& f);
   void send_start();
   bool authenticate(std::string_view mechanism, std::string_view response);
+  bool update_secret(Reader& r);
   void start_heartbeat();
   void on_heartbeat_tick();
   void write_now();

@@ -20,6 +20,17 @@ struct User {
 class UserStore {
  public:
   void add_user(std::string name, std::string_view password, std::vector<std::string> tags);
+  // Adds or replaces a user with an already hashed password ("" = cannot log in).
+  void put(User user) {
+    std::string name = user.name;
+    users_[std::move(name)] = std::move(user);
+  }
+  bool remove(const std::string& name) { return users_.erase(name) > 0; }
+  User* find_mutable(const std::string& name) {
+    auto it = users_.find(name);
+    return it == users_.end() ? nullptr : &it->second;
+  }
+  const std::unordered_map<std::string, User>& all() const { return users_; }
   const User* find(std::string_view name) const;
   // The user if the password matches.
   const User* authenticate(std::string_view name, std::string_view password) const;

@@ -13,7 +13,9 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include "auth/access_control.h"
 #include "auth/user_store.h"
+#include "broker/error.h"
 #include "broker/delayed_exchange.h"
 #include "broker/exchange.h"
 #include "broker/memory_trimmer.h"
@@ -50,8 +52,12 @@ class OutputFlusher {
 class ClientConnection {
  public:
   virtual ~ClientConnection() = default;
+  // The vhost it opened ("" before connection.open), to close it when the vhost is deleted.
+  virtual std::string_view vhost_name() const { return {}; }
   // Closes with 320 CONNECTION_FORCED and the reason, then drops the socket.
   virtual void force_close(std::string_view reason) = 0;
+  // Closes with 320 CONNECTION_FORCED and exactly this text (RabbitMQ's "vhost 'v' is deleted").
+  virtual void force_close_with_text(std::string_view text) { force_close(text); }
   // Every resource alarm cleared: a connection blocked by one may publish again.
   virtual void alarms_cleared() = 0;
   // Something that paused reading (the journal's unsynced backlog) is gone.
@@ -67,6 +73,16 @@ class JournalWaiter {
   virtual bool journal_synced(const store::Completion& c) = 0;
 };
 
+// Per-vhost limits (rabbitmqctl set_vhost_limits); -1 = unlimited, nullopt = leave unchanged.
+struct VHostLimits {
+  std::optional<int64_t> max_connections, max_queues;
+};
+
+struct UserPermissionEntry {
+  std::string user, vhost;
+  auth::PermissionSet permissions;
+};
+
 class Broker : public DispatchScheduler, public DelayTimer {
  public:
   // metadata (optional) persists durable definitions; it must outlive the broker.
@@ -80,6 +96,43 @@ class Broker : public DispatchScheduler, public DelayTimer {
 
   VHost* find_vhost(std::string_view name);
   VHost& add_vhost(std::string name);
+
+  // ---- Users, vhosts, permissions and limits (RabbitMQ's internal auth backend and
+  // rabbit_vhost). Every change is saved to the metadata store (one transaction) before it
+  // applies; errors carry RabbitMQ's texts. The API of warrenctl, definitions and management.
+
+  // Restores users, vhosts (with their definitions), limits and permissions from the metadata
+  // store. A store that has neither users nor vhosts (first start) gets the default user, tag
+  // administrator, and vhost "/" on which that user has ".*" ".*" ".*".
+  Status restore_access(const store::Definitions& definitions, const std::string& default_user,
+                        std::string_view default_pass);
+  Status add_user(const std::string& name, std::string_view password,
+                  std::vector<std::string> tags = {});
+  // As add_user with a hash in RabbitMQ's SHA-256 format ("" = no password: cannot log in).
+  Status add_user_with_hash(const std::string& name, std::string password_hash,
+                            std::vector<std::string> tags = {});
+  Status delete_user(const std::string& name);                // and its permissions
+  Status change_password(const std::string& name, std::string_view password);
+  Status clear_password(const std::string& name);
+  Status set_user_tags(const std::string& name, std::vector<std::string> tags);
+  std::vector<auth::User> list_users() const;  // by name
+  Status create_vhost(const std::string& name);  // an existing vhost is left as it is
+  // Closes its connections (320 "vhost 'v' is deleted"), then deletes its exchanges, queues
+  // (and their messages), bindings and permissions.
+  Status delete_vhost(const std::string& name);
+  std::vector<std::string> list_vhosts() const;  // by name
+  Status set_vhost_limits(const std::string& vhost, VHostLimits limits);
+  Status set_permissions(const std::string& user, const std::string& vhost,
+                         auth::PermissionSet permissions);
+  Status clear_permissions(const std::string& user, const std::string& vhost);
+  std::vector<UserPermissionEntry> list_permissions(const std::string& vhost) const;
+  std::vector<UserPermissionEntry> list_user_permissions(const std::string& user) const;
+  const auth::AccessControl& access_control() const { return access_; }
+  // rabbit_access_control:check_resource_access: nullopt when permitted, else ACCESS_REFUSED
+  // "access to queue 'q' in vhost '/' refused for user 'u'". kind is "queue" or "exchange"; the
+  // default exchange "" is checked as "amq.default".
+  Status check_access(std::string_view user, std::string_view vhost, auth::Permission what,
+                      std::string_view kind, std::string_view name) const;
 
   uint64_t next_connection_id() { return ++last_connection_id_; }
 
@@ -153,6 +206,7 @@ class Broker : public DispatchScheduler, public DelayTimer {
   boost::asio::io_context& io_;
   Limits limits_;
   auth::UserStore users_;
+  auth::AccessControl access_;
   store::MetadataStore* metadata_;
   std::unordered_map<std::string, std::unique_ptr<VHost>, StringHash, std::equal_to<>> vhosts_;
   std::vector<QueueRef> dirty_queues_;

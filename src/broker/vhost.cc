@@ -271,7 +271,7 @@ OpResult<QueueDeclareOk> VHost::declare_queue(const QueueDeclare& declared,
   std::string name(d.name);
   if (name.empty()) {
     name = generate_queue_name();
-  } else if (name.starts_with("amq.")) {
+  } else if (name.starts_with("amq.") && !d.server_named) {
     return make_error(ErrorCode::kAccessRefused, "queue name '{}' contains reserved prefix 'amq.*'", name);
   }
   if (Queue* q = find_queue(name)) {
@@ -311,6 +311,10 @@ OpResult<QueueDeclareOk> VHost::declare_queue(const QueueDeclare& declared,
                           static_cast<uint32_t>(q->consumer_count())};
   }
   if (Status invalid = validate_queue_arguments(d.arguments, name, name_)) return *invalid;
+  if (max_queues >= 0 && queues_.size() >= static_cast<size_t>(max_queues))
+    return make_error(ErrorCode::kPreconditionFailed,
+                      "cannot declare queue '{}': queue limit in vhost '{}' ({}) is reached", name,
+                      name_, max_queues);
   Queue::Options o{d.durable, d.exclusive, d.auto_delete, d.exclusive ? connection_id : 0,
                    d.arguments, 0};
   if (metadata_ != nullptr && d.durable) {

@@ -37,6 +37,9 @@ struct QueueDeclare {
   bool exclusive = false;
   bool auto_delete = false;
   FieldTable arguments;
+  // name came from generate_queue_name() (a declare with an empty name), so its amq.gen- prefix
+  // is not a client using a reserved name.
+  bool server_named = false;
 };
 
 struct QueueDeclareOk {
@@ -58,6 +61,14 @@ class VHost {
   ~VHost();
 
   const std::string& name() const { return name_; }
+  // A fresh server-generated queue name (amq.gen-...), for queue.declare with an empty name.
+  std::string generate_queue_name();
+
+  // Limits (rabbitmqctl set_vhost_limits); -1 = none. open_connections counts connections that
+  // completed connection.open on this vhost.
+  int64_t max_connections = -1;
+  int64_t max_queues = -1;
+  size_t open_connections = 0;
 
   Exchange* find_exchange(std::string_view name);
   Queue* find_queue(std::string_view name);
@@ -128,7 +139,6 @@ class VHost {
   // Deletes the named exchanges that are auto-delete and have no bindings left (by name: one
   // deletion can cascade into another and free an exchange further down the list).
   void auto_delete_unused(const std::vector<std::string>& names);
-  std::string generate_queue_name();
   // Maps a metadata write failure to 541 INTERNAL_ERROR (the operation is then not applied).
   Status persisted(const store::Status& s);
   store::BindingRecord binding_record(std::string_view source, std::string_view dest,

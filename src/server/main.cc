@@ -53,10 +53,13 @@ int main(int argc, char** argv) {
     sync_gate = std::make_unique<store::SyncGateIo>(gate);
   }
   boost::asio::io_context io(1);  // one thread, no internal locking
-  auth::UserStore users;
-  users.add_user(config->default_user, config->default_pass, {"administrator"});
-  broker::Broker broker(io, config->limits, std::move(users), &*metadata);
-  broker.find_vhost("/")->restore(*definitions);
+  broker::Broker broker(io, config->limits, auth::UserStore{}, &*metadata);
+  // Users, vhosts (each with its definitions) and permissions; the default user on first start.
+  if (broker::Status s =
+          broker.restore_access(*definitions, config->default_user, config->default_pass)) {
+    spdlog::critical("cannot restore users and vhosts: {}", s->text);
+    return 1;
+  }
   store::MessageStoreOptions journal_options;
   journal_options.dir = config->data_dir;
   if (config->segment_size != 0) journal_options.segment_size = config->segment_size;

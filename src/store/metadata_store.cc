@@ -18,7 +18,7 @@ constexpr std::string_view kFileName = "metadata.db";
 
 // kMigrations[i] brings a database from schema version i to i + 1. Append, never edit: a released
 // migration has already run on someone's data.
-constexpr std::array<std::string_view, 1> kMigrations = {
+constexpr std::array<std::string_view, 2> kMigrations = {
     // 1: exchanges, queues, bindings. Arguments are the AMQP encoding of the table body, so every
     // field type round-trips byte for byte. `position` orders rows as first saved; an upsert keeps
     // it. Queue ids use AUTOINCREMENT so an id is never handed out twice, even after a delete.
@@ -56,6 +56,27 @@ constexpr std::array<std::string_view, 1> kMigrations = {
       -- The unique index above finds bindings by source; this one finds them by destination
       -- when a queue or exchange is deleted.
       CREATE INDEX bindings_by_destination ON bindings (vhost, destination, destination_is_queue);
+    )sql",
+    // 2: users, vhosts, permissions (metadata_store.h documents the columns).
+    R"sql(
+      CREATE TABLE users (
+        name TEXT PRIMARY KEY,
+        password_hash TEXT NOT NULL,
+        tags TEXT NOT NULL
+      ) STRICT;
+      CREATE TABLE vhosts (
+        name TEXT PRIMARY KEY,
+        max_connections INTEGER NOT NULL DEFAULT -1,
+        max_queues INTEGER NOT NULL DEFAULT -1
+      ) STRICT;
+      CREATE TABLE permissions (
+        user TEXT NOT NULL,
+        vhost TEXT NOT NULL,
+        configure TEXT NOT NULL,
+        write TEXT NOT NULL,
+        read TEXT NOT NULL,
+        PRIMARY KEY (user, vhost)
+      ) STRICT;
     )sql",
 };
 
@@ -160,6 +181,23 @@ class MetadataStore::Database {
   Status begin_batch();
   Status finish_batch(bool commit);
   Result<Definitions> load();
+
+  // Runs one rarely used statement (users, vhosts, permissions) with text and integer
+  // parameters in order; prepared each time, as these change at operator speed.
+  Status exec_sql(std::string_view what, const char* sql,
+                  std::initializer_list<std::variant<std::string, int64_t>> params) {
+    sqlite3_stmt* raw = nullptr;
+    int rc = sqlite3_prepare_v2(db.get(), sql, -1, &raw, nullptr);
+    StatementHandle stmt(raw);
+    if (rc != SQLITE_OK) return fail(what, rc);
+    Run run(stmt.get());
+    for (const auto& p : params) {
+      if (const auto* t = std::get_if<std::string>(&p)) run.text(*t);
+      else run.integer(std::get<int64_t>(p));
+    }
+    return expect_done(run, what);
+  }
+  Result<AccessDefinitions> load_access();
 
   // Steps a statement that returns no rows.
   Status expect_done(Run& run, std::string_view what) {
@@ -516,6 +554,49 @@ Result<Definitions> MetadataStore::Database::load() {
   return defs;
 }
 
+Result<AccessDefinitions> MetadataStore::Database::load_access() {
+  AccessDefinitions defs;
+  auto each_row = [&](const char* sql, auto row) -> Status {
+    sqlite3_stmt* raw = nullptr;
+    int rc = sqlite3_prepare_v2(db.get(), sql, -1, &raw, nullptr);
+    StatementHandle stmt(raw);
+    if (rc != SQLITE_OK) return fail("load users, vhosts and permissions", rc);
+    Run run(stmt.get());
+    while ((rc = run.step()) == SQLITE_ROW) row(run);
+    return rc == SQLITE_DONE ? Status{} : fail("load users, vhosts and permissions", rc);
+  };
+  if (Status s = each_row("SELECT name, password_hash, tags FROM users ORDER BY name",
+                          [&](const Run& r) {
+                            UserRecord& u = defs.users.emplace_back();
+                            u.name = r.column_text(0);
+                            u.password_hash = r.column_text(1);
+                            std::string tags = r.column_text(2);
+                            size_t start = 0;
+                            while (start < tags.size()) {
+                              size_t end = tags.find(',', start);
+                              if (end == std::string::npos) end = tags.size();
+                              if (end > start) u.tags.push_back(tags.substr(start, end - start));
+                              start = end + 1;
+                            }
+                          }))
+    return *s;
+  if (Status s = each_row("SELECT name, max_connections, max_queues FROM vhosts ORDER BY name",
+                          [&](const Run& r) {
+                            defs.vhosts.push_back(
+                                VHostRecord{r.column_text(0), r.column_int(1), r.column_int(2)});
+                          }))
+    return *s;
+  if (Status s = each_row(
+          "SELECT user, vhost, configure, write, read FROM permissions ORDER BY user, vhost",
+          [&](const Run& r) {
+            defs.permissions.push_back(PermissionRecord{r.column_text(0), r.column_text(1),
+                                                        r.column_text(2), r.column_text(3),
+                                                        r.column_text(4)});
+          }))
+    return *s;
+  return defs;
+}
+
 // ---- MetadataStore ----
 
 Result<MetadataStore> MetadataStore::open(const std::string& dir) {
@@ -609,6 +690,73 @@ Status MetadataStore::delete_binding(const BindingRecord& b) {
 }
 
 Result<Definitions> MetadataStore::load() { return db_->load(); }
+
+Result<AccessDefinitions> MetadataStore::load_access() { return db_->load_access(); }
+
+Status MetadataStore::save_user(const UserRecord& u) {
+  std::string tags;
+  for (const std::string& t : u.tags) tags += (tags.empty() ? "" : ",") + t;
+  const std::string what = fmt::format("save user '{}'", u.name);
+  return db_->write(what, [&]() -> Status {
+    return db_->exec_sql(what,
+                         "INSERT INTO users (name, password_hash, tags) VALUES (?, ?, ?) "
+                         "ON CONFLICT (name) DO UPDATE SET password_hash = excluded.password_hash, "
+                         "tags = excluded.tags",
+                         {u.name, u.password_hash, tags});
+  });
+}
+
+Status MetadataStore::delete_user(const std::string& name) {
+  const std::string what = fmt::format("delete user '{}'", name);
+  return db_->write(what, [&]() -> Status {
+    if (Status s = db_->exec_sql(what, "DELETE FROM permissions WHERE user = ?", {name})) return s;
+    return db_->exec_sql(what, "DELETE FROM users WHERE name = ?", {name});
+  });
+}
+
+Status MetadataStore::save_vhost(const VHostRecord& v) {
+  const std::string what = fmt::format("save vhost '{}'", v.name);
+  return db_->write(what, [&]() -> Status {
+    return db_->exec_sql(what,
+                         "INSERT INTO vhosts (name, max_connections, max_queues) VALUES (?, ?, ?) "
+                         "ON CONFLICT (name) DO UPDATE SET max_connections = "
+                         "excluded.max_connections, max_queues = excluded.max_queues",
+                         {v.name, v.max_connections, v.max_queues});
+  });
+}
+
+Status MetadataStore::delete_vhost(const std::string& name) {
+  const std::string what = fmt::format("delete vhost '{}'", name);
+  return db_->write(what, [&]() -> Status {
+    for (const char* sql : {"DELETE FROM bindings WHERE vhost = ?", "DELETE FROM queues WHERE vhost = ?",
+                            "DELETE FROM exchanges WHERE vhost = ?",
+                            "DELETE FROM permissions WHERE vhost = ?",
+                            "DELETE FROM vhosts WHERE name = ?"}) {
+      if (Status s = db_->exec_sql(what, sql, {name})) return s;
+    }
+    return {};
+  });
+}
+
+Status MetadataStore::save_permission(const PermissionRecord& p) {
+  const std::string what = fmt::format("save permissions of user '{}' in vhost '{}'", p.user, p.vhost);
+  return db_->write(what, [&]() -> Status {
+    return db_->exec_sql(what,
+                         "INSERT INTO permissions (user, vhost, configure, write, read) "
+                         "VALUES (?, ?, ?, ?, ?) ON CONFLICT (user, vhost) DO UPDATE SET "
+                         "configure = excluded.configure, write = excluded.write, "
+                         "read = excluded.read",
+                         {p.user, p.vhost, p.configure, p.write, p.read});
+  });
+}
+
+Status MetadataStore::delete_permission(const std::string& user, const std::string& vhost) {
+  const std::string what = fmt::format("clear permissions of user '{}' in vhost '{}'", user, vhost);
+  return db_->write(what, [&]() -> Status {
+    return db_->exec_sql(what, "DELETE FROM permissions WHERE user = ? AND vhost = ?",
+                         {user, vhost});
+  });
+}
 
 Result<MetadataStore::Batch> MetadataStore::begin() {
   if (Status s = db_->begin_batch()) return *s;

@@ -64,6 +64,31 @@ struct Definitions {
   std::vector<BindingRecord> bindings;    // in the order created
 };
 
+// Users, vhosts and permissions (schema version 2). Tables, for tools that seed a data directory:
+//   users(name TEXT PRIMARY KEY, password_hash TEXT, tags TEXT)  -- hash as RabbitMQ's SHA-256
+//     (base64 of salt(4) ++ sha256(salt ++ password)); "" = cannot log in; tags comma-separated
+//   vhosts(name TEXT PRIMARY KEY, max_connections INTEGER, max_queues INTEGER)  -- -1 = no limit
+//   permissions(user, vhost, configure, write, read: TEXT; PRIMARY KEY (user, vhost))  -- regexes
+struct UserRecord {
+  std::string name, password_hash;
+  std::vector<std::string> tags;
+};
+
+struct VHostRecord {
+  std::string name;
+  int64_t max_connections = -1, max_queues = -1;
+};
+
+struct PermissionRecord {
+  std::string user, vhost, configure, write, read;
+};
+
+struct AccessDefinitions {
+  std::vector<UserRecord> users;              // by name
+  std::vector<VHostRecord> vhosts;            // by name
+  std::vector<PermissionRecord> permissions;  // by user, then vhost
+};
+
 class MetadataStore {
  public:
   class Batch;
@@ -88,6 +113,16 @@ class MetadataStore {
   Status delete_binding(const BindingRecord& binding);
 
   Result<Definitions> load();
+
+  // Users, vhosts and permissions; each call is one transaction (or joins the open batch).
+  Status save_user(const UserRecord& user);  // insert or replace
+  Status delete_user(const std::string& name);  // and its permissions
+  Status save_vhost(const VHostRecord& vhost);  // insert or replace (limits)
+  // And every exchange, queue, binding and permission in it.
+  Status delete_vhost(const std::string& name);
+  Status save_permission(const PermissionRecord& permission);  // insert or replace
+  Status delete_permission(const std::string& user, const std::string& vhost);
+  Result<AccessDefinitions> load_access();
 
   // Starts a transaction that every write through this store joins until the batch is committed
   // or destroyed; destroying it uncommitted rolls all of them back. If any write in the batch

@@ -1,0 +1,55 @@
+// Permissions of users in vhosts, as RabbitMQ's internal authorisation backend keeps them: three
+// regular expressions per (user, vhost) for configure, write and read. A resource name is
+// permitted when the expression matches anywhere in it (Erlang's re:run, unanchored unless the
+// pattern has ^ or $); an empty expression means "^$" (rabbit_auth_backend_internal), so it
+// permits only the empty name. Expressions are std::regex ECMAScript, which shares PCRE's syntax
+// for everything that permissions use in practice (anchors, alternation, classes, .*) and needs no
+// extra library.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <regex>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace warren::auth {
+
+enum class Permission { kConfigure, kWrite, kRead };
+
+struct PermissionSet {
+  std::string configure, write, read;  // the patterns as given
+};
+
+class AccessControl {
+ public:
+  // Fails (nullopt-free error text) when a pattern is not a valid regular expression.
+  std::optional<std::string> set(const std::string& user, const std::string& vhost,
+                                 PermissionSet p);
+  bool clear(const std::string& user, const std::string& vhost);
+  void clear_user(const std::string& user);
+  void clear_vhost(const std::string& vhost);
+
+  bool has_vhost_access(std::string_view user, std::string_view vhost) const;
+  bool permitted(std::string_view user, std::string_view vhost, Permission what,
+                 std::string_view resource_name) const;
+
+  // Changes with every set or clear: a cached check is valid while this is unchanged.
+  uint64_t generation() const { return generation_; }
+
+  // (user, vhost) -> patterns, ordered by user then vhost.
+  std::vector<std::pair<std::pair<std::string, std::string>, PermissionSet>> list() const;
+
+ private:
+  struct Compiled {
+    PermissionSet patterns;
+    std::regex configure, write, read;
+  };
+  std::map<std::pair<std::string, std::string>, Compiled, std::less<>> entries_;
+  uint64_t generation_ = 1;
+};
+
+}  // namespace warren::auth
