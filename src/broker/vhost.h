@@ -104,6 +104,11 @@ class VHost {
   // its definition_json, `effective_policy_definition`); null when none.
   const Policy* policy_for_queue(std::string_view queue) const;
   const Policy* policy_for_exchange(std::string_view exchange) const;
+  // Re-resolves every queue's settings and exchange's alternate exchange from the policies (and
+  // arguments), enforcing length limits at once. Also called once the journal has restored the
+  // messages of durable queues: a policy stored while the broker was down (or a limit lowered)
+  // then applies to them, as RabbitMQ's queue init does.
+  void apply_policies();
 
   // Direct reply-to consumers (owned by the broker); without them reply addresses do not route.
   void set_reply_consumers(ReplyConsumers* r) { reply_consumers_ = r; }
@@ -153,7 +158,6 @@ class VHost {
   // policy that applies now; and of every queue and exchange after a policy change.
   void apply_policy(Queue& q);
   void apply_policy(Exchange& x);
-  void apply_policies();
   // Maps a metadata write failure to 541 INTERNAL_ERROR (the operation is then not applied).
   Status persisted(const store::Status& s);
   store::BindingRecord binding_record(std::string_view source, std::string_view dest,

@@ -235,3 +235,29 @@ def test_policies_survive_a_restart_and_apply_to_restored_queues(policy_broker, 
     _, ch = connect(port)
     publish(ch, q, [b"1", b"2", b"3"])
     assert queue_depth(ch, q) == 2
+
+
+def test_a_policy_stored_while_stopped_applies_to_restored_messages(policy_broker, connect):
+    """As RabbitMQ's queue init: a durable queue's recovered messages over the policy's
+    max-length are dropped from the head at start."""
+    if policy_broker.external is not None:
+        pytest.skip("restarts a private broker")
+    p = policy_broker.prefix
+    port = policy_broker.start([])
+    c, ch = connect(port)
+    q = p + "rs-q"
+    ch.queue_declare(q, durable=True)
+    for body in (b"1", b"2", b"3", b"4", b"5"):
+        ch.basic_publish("", q, body, pika.BasicProperties(delivery_mode=2))
+    settle(ch)
+    c.close()
+    policy_broker.rb.stop()
+    db = sqlite3.connect(os.path.join(policy_broker.rb.data_dir, "metadata.db"))
+    with db:
+        db.execute("INSERT INTO policies (vhost, name, pattern, apply_to, priority, definition) "
+                   "VALUES ('/', ?, ?, 'queues', 0, ?)",
+                   (p + "rs", "^" + p + "rs-", json.dumps({"max-length": 2})))
+    db.close()
+    port = policy_broker.rb.start().port
+    _, ch = connect(port)
+    assert [m[2] for m in get_all(ch, q)] == [b"4", b"5"]
