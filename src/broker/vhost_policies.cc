@@ -2,6 +2,8 @@
 // exchanges they apply to (policy.h; RabbitMQ's rabbit_policy:update_matched_objects).
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 #include "broker/vhost.h"
 
 namespace warren::broker {

@@ -184,6 +184,32 @@ TEST_F(VHostPolicyTest, NewQueuesGetThePolicyAndReplacingItReResolves) {
   EXPECT_EQ(a->settings().message_ttl_ms, 10u);
 }
 
+TEST_F(VHostPolicyTest, NewMessageTtlAppliesToMessagesQueuedFromThenOn) {
+  // As RabbitMQ 3.10.8 (checked with rabbitmqctl set_policy on a queue holding 3 messages: they
+  // stay): a message's expiry is stamped when it is queued.
+  Queue* q = Declare("qt");
+  q->enqueue(make_message("old"));
+  EXPECT_FALSE(Set("ttl", "^qt$", R"({"message-ttl":100})"));
+  EXPECT_EQ(q->settings().message_ttl_ms, 100u);
+  q->wake_up();
+  EXPECT_EQ(q->message_count(), 1u);
+  QueuedMessage old = q->pop();
+  EXPECT_EQ(old.expires_at, 0u);
+  q->enqueue(make_message("new"));
+  QueuedMessage fresh = q->pop();
+  EXPECT_NE(fresh.expires_at, 0u);
+}
+
+TEST_F(VHostPolicyTest, RejectPublishPolicyKeepsTheBacklog) {
+  // Under reject-publish a lower limit refuses new messages and drops nothing (RabbitMQ's
+  // maybe_drop_head only drops under drop-head).
+  Queue* q = Declare("qr");
+  for (int i = 0; i < 4; ++i) q->enqueue(make_message("m"));
+  EXPECT_FALSE(Set("rp", "^qr$", R"({"max-length":2,"overflow":"reject-publish"})"));
+  EXPECT_EQ(q->message_count(), 4u);
+  EXPECT_TRUE(q->enqueue(make_message("m")).rejected);
+}
+
 TEST_F(VHostPolicyTest, AlternateExchangeFromPolicyArgumentWins) {
   ExchangeDeclare x;
   x.name = "ex";
