@@ -171,7 +171,14 @@ OpResult<Policy> make_policy(std::string_view name, std::string_view pattern,
   p.name = std::string(name);
   p.pattern = std::string(pattern);
   p.priority = priority;
-  // rabbit_policy:validate's order: pattern, apply-to, then the definition.
+  // As rabbit_policy:parse_set0, the definition is decoded first; not validation errors in
+  // RabbitMQ: rabbitmqctl prints them without "Validation failed".
+  json::error_code ec;
+  json::value def = json::parse(definition_json, ec);
+  if (ec) return Error{ErrorCode::kCommandInvalid, "JSON decoding error. Reason: badarg"};
+  if (!def.is_object())
+    return Error{ErrorCode::kCommandInvalid, "definition must be a JSON object"};
+  // Then rabbit_policy:validate's order: pattern, apply-to, then the definition's keys.
   auto re = PolicyPattern::compile(pattern);
   if (!re) return re.error();
   p.regex = std::move(*re);
@@ -181,10 +188,6 @@ OpResult<Policy> make_policy(std::string_view name, std::string_view pattern,
         "apply-to '{}' unrecognised; should be 'queues', 'exchanges' or 'all'", apply_to));
   p.apply_to = *a;
 
-  json::error_code ec;
-  json::value def = json::parse(definition_json, ec);
-  if (ec) return invalid("JSON decoding error");
-  if (!def.is_object()) return invalid("definition must be a JSON object");
   const json::object& obj = def.get_object();
   if (obj.empty()) return invalid("no policy provided");
   std::vector<std::pair<std::string, std::string>> unknown;

@@ -69,11 +69,13 @@ struct Policy {
   bool applies_to_exchanges() const { return apply_to != PolicyApplyTo::kQueues; }
 };
 
-// Validates and builds a policy. Errors (code kPreconditionFailed) carry RabbitMQ 3.10's text,
-// e.g. "-1 is not a valid message TTL", "[{<<\"foo\">>,1}] are not recognised policy settings",
+// Validates and builds a policy. Validation errors (code kPreconditionFailed; rabbitmqctl prints
+// "Error:\nValidation failed\n\n" + text) carry RabbitMQ 3.10's text, e.g.
+// "-1 is not a valid message TTL", "[{<<\"foo\">>,1}] are not recognised policy settings",
 // "no policy provided", "apply-to 'x' unrecognised; should be 'queues', 'exchanges' or 'all'".
-// A definition that is not JSON: "JSON decoding error"; not an object: "definition must be a
-// JSON object" (RabbitMQ crashes with badmap there).
+// A definition that is not JSON (code kCommandInvalid; rabbitmqctl prints "Error:\n" + text):
+// "JSON decoding error. Reason: badarg"; JSON but not an object: "definition must be a JSON
+// object" (RabbitMQ 3.10.8 crashes with badmap there).
 OpResult<Policy> make_policy(std::string_view name, std::string_view pattern,
                              std::string_view definition_json, std::string_view apply_to,
                              int64_t priority);

@@ -2,6 +2,9 @@
 // matching and priority, the per-key argument-vs-policy rule, and a vhost applying policies to
 // existing and new queues and exchanges at once.
 #include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <filesystem>
 
 #include "broker/policy.h"
 #include "broker/vhost.h"
@@ -56,7 +59,8 @@ TEST(PolicyValidationTest, RabbitMqTexts) {
   EXPECT_EQ(policy_error("^q", R"({"alternate-exchange":5})"),
             "5 is not a valid alternate exchange name");
   EXPECT_EQ(policy_error("^q", "{}"), "no policy provided");
-  EXPECT_EQ(policy_error("^q", "notjson"), "JSON decoding error");
+  EXPECT_EQ(policy_error("^q", "notjson"), "JSON decoding error. Reason: badarg");
+  EXPECT_EQ(policy_error("^q", "[1]"), "definition must be a JSON object");
   EXPECT_EQ(policy_error("^q", R"({"max-length":1})", "bogus"),
             "apply-to 'bogus' unrecognised; should be 'queues', 'exchanges' or 'all'");
   // Accepted by RabbitMQ 3.10.8 too.
@@ -229,6 +233,42 @@ TEST_F(VHostPolicyTest, AlternateExchangeFromPolicyArgumentWins) {
   // apply-to queues leaves exchanges alone.
   EXPECT_FALSE(Set("ae", "^ex", R"({"alternate-exchange":"ae1"})", "queues"));
   EXPECT_EQ(vh.find_exchange("ex")->alternate_exchange(), "");
+}
+
+TEST(VHostPolicyStoreTest, SetAndClearArePersistedAndRestoredBeforeQueues) {
+  std::string dir = (std::filesystem::temp_directory_path() / "warren-policy-XXXXXX").string();
+  ASSERT_NE(mkdtemp(dir.data()), nullptr);
+  FakeScheduler sched;
+  {
+    auto store = store::MetadataStore::open(dir);
+    ASSERT_TRUE(store);
+    VHost vh("/", &sched, &*store);
+    ASSERT_FALSE(vh.set_policy(policy("keep", "^q", R"({"max-length":3})", "queues", 2)));
+    ASSERT_FALSE(vh.set_policy(policy("gone", "^q", R"({"max-length":1})", "all", 9)));
+    ASSERT_FALSE(vh.clear_policy("gone"));
+    QueueDeclare d;
+    d.name = "q1";
+    d.durable = true;
+    ASSERT_TRUE(vh.declare_queue(d, 1));
+  }
+  {
+    auto store = store::MetadataStore::open(dir);
+    ASSERT_TRUE(store);
+    auto defs = store->load();
+    ASSERT_TRUE(defs);
+    ASSERT_EQ(defs->policies.size(), 1u);
+    EXPECT_EQ(defs->policies[0].name, "keep");
+    EXPECT_EQ(defs->policies[0].apply_to, "queues");
+    EXPECT_EQ(defs->policies[0].priority, 2);
+    EXPECT_EQ(defs->policies[0].definition, R"({"max-length":3})");
+    VHost vh("/", &sched, &*store);
+    vh.restore(*defs);
+    ASSERT_NE(vh.find_queue("q1"), nullptr);
+    EXPECT_EQ(vh.find_queue("q1")->settings().max_length, 3u);
+    ASSERT_EQ(vh.policies().size(), 1u);
+    EXPECT_EQ(vh.policy_for_queue("q1")->definition_json, R"({"max-length":3})");
+  }
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace
