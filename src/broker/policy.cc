@@ -121,6 +121,27 @@ std::string pcre_message(const boost::regex_error& e, std::string_view pattern, 
   }
 }
 
+// The definition's error, if any: an empty one; else the first invalid value of a known key
+// (keys in alphabetical order); else the unknown keys, all of them (as RabbitMQ 3.10.8).
+std::optional<std::string> validate_definition(const json::object& obj, PolicyDefinition& d) {
+  if (obj.empty()) return std::string("no policy provided");
+  std::vector<std::string_view> keys;
+  for (const auto& kv : obj)
+    if (known(kv.key())) keys.push_back(kv.key());
+  std::sort(keys.begin(), keys.end());
+  for (std::string_view k : keys)
+    if (Status s = validate_key(k, obj.at(k), d)) return std::move(s->text);
+  std::vector<std::pair<std::string, std::string>> unknown;
+  for (const auto& kv : obj)
+    if (!known(kv.key())) unknown.emplace_back(std::string(kv.key()), erlang_term(kv.value()));
+  if (unknown.empty()) return std::nullopt;
+  std::sort(unknown.begin(), unknown.end());
+  std::string list;
+  for (const auto& [k, v] : unknown)
+    list += fmt::format("{}{{<<\"{}\">>,{}}}", list.empty() ? "" : ",", k, v);
+  return fmt::format("[{}] are not recognised policy settings", list);
+}
+
 }  // namespace
 
 std::string_view apply_to_name(PolicyApplyTo a) {
@@ -148,8 +169,13 @@ OpResult<PolicyPattern> PolicyPattern::compile(std::string_view pattern) {
   } catch (const boost::regex_error& e) {
     size_t offset = static_cast<size_t>(std::max<std::ptrdiff_t>(e.position(), 0));
     std::string msg = pcre_message(e, pattern, &offset);
-    return invalid(fmt::format(
-        "pattern should be regular expression but is invalid: {{\"{}\",{}}}", msg, offset));
+    // RabbitMQ formats the reason with ~p, which breaks a tuple that does not fit in 80 columns
+    // after the text before it into one element per line, aligned after the brace.
+    constexpr std::string_view kPrefix = "pattern should be regular expression but is invalid: ";
+    std::string tuple = fmt::format("{{\"{}\",{}}}", msg, offset);
+    if (kPrefix.size() + tuple.size() > 80)
+      tuple = fmt::format("{{\"{}\",\n{}{}}}", msg, std::string(kPrefix.size() + 1, ' '), offset);
+    return invalid(std::string(kPrefix) + tuple);
   }
   return p;
 }
@@ -178,33 +204,23 @@ OpResult<Policy> make_policy(std::string_view name, std::string_view pattern,
   if (ec) return Error{ErrorCode::kCommandInvalid, "JSON decoding error. Reason: badarg"};
   if (!def.is_object())
     return Error{ErrorCode::kCommandInvalid, "definition must be a JSON object"};
-  // Then rabbit_policy:validate's order: pattern, apply-to, then the definition's keys.
-  auto re = PolicyPattern::compile(pattern);
-  if (!re) return re.error();
-  p.regex = std::move(*re);
+  // Then rabbit_policy:validate, which reports every failing part, one per line: the
+  // definition's first, then apply-to's, then the pattern's.
+  std::vector<std::string> errors;
+  if (auto e = validate_definition(def.get_object(), p.definition)) errors.push_back(std::move(*e));
   auto a = parse_apply_to(apply_to);
-  if (!a)
-    return invalid(fmt::format(
+  if (a) p.apply_to = *a;
+  else
+    errors.push_back(fmt::format(
         "apply-to '{}' unrecognised; should be 'queues', 'exchanges' or 'all'", apply_to));
-  p.apply_to = *a;
-
-  const json::object& obj = def.get_object();
-  if (obj.empty()) return invalid("no policy provided");
-  std::vector<std::pair<std::string, std::string>> unknown;
-  for (const auto& kv : obj)
-    if (!known(kv.key())) unknown.emplace_back(std::string(kv.key()), erlang_term(kv.value()));
-  if (!unknown.empty()) {
-    std::sort(unknown.begin(), unknown.end());
-    std::string list;
-    for (const auto& [k, v] : unknown)
-      list += fmt::format("{}{{<<\"{}\">>,{}}}", list.empty() ? "" : ",", k, v);
-    return invalid(fmt::format("[{}] are not recognised policy settings", list));
+  auto re = PolicyPattern::compile(pattern);
+  if (re) p.regex = std::move(*re);
+  else errors.push_back(std::move(re.error().text));
+  if (!errors.empty()) {
+    std::string text;
+    for (const std::string& e : errors) text += (text.empty() ? "" : "\n") + e;
+    return invalid(std::move(text));
   }
-  std::vector<std::string_view> keys;
-  for (const auto& kv : obj) keys.push_back(kv.key());
-  std::sort(keys.begin(), keys.end());
-  for (std::string_view k : keys)
-    if (Status s = validate_key(k, obj.at(k), p.definition)) return *s;
   p.definition_json = json::serialize(def);
   return p;
 }

@@ -69,7 +69,8 @@ struct Policy {
   bool applies_to_exchanges() const { return apply_to != PolicyApplyTo::kQueues; }
 };
 
-// Validates and builds a policy. Validation errors (code kPreconditionFailed; rabbitmqctl prints
+// Validates and builds a policy. As RabbitMQ, every failing part is reported, one per line (the
+// definition's, then apply-to's, then the pattern's). Validation errors (code kPreconditionFailed; rabbitmqctl prints
 // "Error:\nValidation failed\n\n" + text) carry RabbitMQ 3.10's text, e.g.
 // "-1 is not a valid message TTL", "[{<<\"foo\">>,1}] are not recognised policy settings",
 // "no policy provided", "apply-to 'x' unrecognised; should be 'queues', 'exchanges' or 'all'".

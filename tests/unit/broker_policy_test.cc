@@ -38,8 +38,23 @@ TEST(PolicyValidationTest, RabbitMqTexts) {
             R"([{<<"bar">>,2},{<<"foo">>,1}] are not recognised policy settings)");
   EXPECT_EQ(policy_error("^q", R"({"max-priority":5})"),
             R"([{<<"max-priority">>,5}] are not recognised policy settings)");
-  EXPECT_EQ(policy_error("[", R"({"max-length":1})"),
-            R"(pattern should be regular expression but is invalid: {"missing terminating ] for character class",1})");
+  // ~p breaks a tuple that does not fit in 80 columns.
+  const std::string bracket =
+      "pattern should be regular expression but is invalid: {\"missing terminating ] for "
+      "character class\",\n" + std::string(54, ' ') + "1}";
+  EXPECT_EQ(policy_error("[", R"({"max-length":1})"), bracket);
+  // Every failing part, one per line: definition, apply-to, pattern; in the definition the first
+  // bad value (keys in alphabetical order) hides unknown keys.
+  EXPECT_EQ(policy_error("[", R"({"foo":1})"),
+            "[{<<\"foo\">>,1}] are not recognised policy settings\n" + bracket);
+  EXPECT_EQ(policy_error("[", "{}"), "no policy provided\n" + bracket);
+  EXPECT_EQ(policy_error("^q", R"({"foo":1})", "bogus"),
+            "[{<<\"foo\">>,1}] are not recognised policy settings\n"
+            "apply-to 'bogus' unrecognised; should be 'queues', 'exchanges' or 'all'");
+  EXPECT_EQ(policy_error("^q", R"({"max-length":-1,"foo":1})"), "-1 is not a valid maximum length");
+  EXPECT_EQ(policy_error("^q", R"({"max-length":-1,"expires":0})"), "0 is not a valid queue expiry");
+  EXPECT_EQ(policy_error("^q", R"({"overflow":"x","dead-letter-exchange":5})"),
+            "5 is not a valid dead letter exchange name");
   EXPECT_EQ(policy_error("(", R"({"max-length":1})"),
             R"x(pattern should be regular expression but is invalid: {"missing )",1})x");
   EXPECT_EQ(policy_error("*a", R"({"max-length":1})"),
