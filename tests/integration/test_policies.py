@@ -17,6 +17,7 @@ import subprocess
 import uuid
 
 import pika
+import pika.exceptions
 import pytest
 
 from amqp_helpers import close_quietly, get_all, params, queue_depth, settle, wait_until
@@ -261,3 +262,51 @@ def test_a_policy_stored_while_stopped_applies_to_restored_messages(policy_broke
     port = policy_broker.rb.start().port
     _, ch = connect(port)
     assert [m[2] for m in get_all(ch, q)] == [b"4", b"5"]
+
+
+def test_exchange_alternate_exchange_argument_wins_over_the_policy(policy_broker, connect):
+    p = policy_broker.prefix
+    port = policy_broker.start([
+        (p + "aex", "^" + p + "aw-x", {"alternate-exchange": p + "aw-pol"}, "exchanges", 0)])
+    _, ch = connect(port)
+    x, own, pol = p + "aw-x", p + "aw-own", p + "aw-pol"
+    own_q, pol_q = p + "aw-own-q", p + "aw-pol-q"
+    for ae, q in ((own, own_q), (pol, pol_q)):
+        ch.exchange_declare(ae, "fanout")
+        ch.queue_declare(q)
+        ch.queue_bind(q, ae)
+    ch.exchange_declare(x, "direct", arguments={"alternate-exchange": own})
+    try:
+        publish(ch, "nowhere", [b"lost"], exchange=x)
+        assert wait_until(lambda: queue_depth(ch, own_q) == 1)
+        assert queue_depth(ch, pol_q) == 0
+    finally:
+        for name in (x, own, pol):
+            ch.exchange_delete(name)
+        for name in (own_q, pol_q):
+            ch.queue_delete(name)
+
+
+def test_expires_policy_deletes_an_unused_queue(policy_broker, connect):
+    p = policy_broker.prefix
+    port = policy_broker.start([(p + "exp", "^" + p + "exp-", {"expires": 200}, "queues", 0)])
+    c, ch = connect(port)
+    q, kept = p + "exp-q", p + "kept-q"
+    ch.queue_declare(q)
+    ch.queue_declare(kept)
+
+    def gone():
+        probe = c.channel()
+        try:
+            probe.queue_declare(q, passive=True)
+            probe.close()
+            return False
+        except pika.exceptions.ChannelClosedByBroker as e:
+            return e.reply_code == 404
+
+    try:
+        # A passive declare uses the queue (restarting its countdown): probe less often.
+        assert wait_until(gone, interval=1.0)
+        assert queue_depth(ch, kept) == 0  # still there
+    finally:
+        ch.queue_delete(kept)
