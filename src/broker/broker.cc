@@ -133,6 +133,9 @@ std::error_code Broker::open_journal(store::MessageStoreOptions options,
     return it == by_store_id.end() ? nullptr : it->second;
   }, report, adopt_delayed);
   if (!ec && delayed > 0) spdlog::info("message store: {} delayed messages restored", delayed);
+  // Restored messages over a queue's limit (a policy set while stopped) go now (vhost.h).
+  if (!ec)
+    for (auto& [name, vhost] : vhosts_) vhost->apply_policies();
   if (!ec) schedule_compaction();
   return ec;
 }

@@ -30,6 +30,11 @@ Exchange::Exchange(std::string name, ExchangeType type, Options options)
     if (auto s = ae->as_string()) alternate_exchange_ = std::string(*s);
 }
 
+void Exchange::apply_policy_alternate_exchange(const std::string* policy_ae) {
+  if (options_.arguments.find("alternate-exchange") != nullptr) return;
+  alternate_exchange_ = policy_ae != nullptr ? *policy_ae : std::string();
+}
+
 Exchange::~Exchange() {
   // Gone without a delete (the broker stops): journaled delayed messages stay for the next start.
   if (delay_store_) delay_store_->detach();

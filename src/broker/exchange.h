@@ -66,6 +66,9 @@ class Exchange {
   void set_delay_store(Ref<DelayStore> s);
   const Options& options() const { return options_; }
   const std::string& alternate_exchange() const { return alternate_exchange_; }
+  // The alternate exchange of the policy that applies (null: none). As RabbitMQ's
+  // rabbit_policy:get_arg, the exchange's own alternate-exchange argument wins when it has one.
+  void apply_policy_alternate_exchange(const std::string* policy_ae);
   const std::vector<Binding>& bindings() const { return bindings_; }
   bool has_bindings() const { return !bindings_.empty(); }
 

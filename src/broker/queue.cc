@@ -544,6 +544,21 @@ void Queue::wake_up() {
   schedule_wakeup();
 }
 
+void Queue::apply_settings(const QueueSettings& s) {
+  if (deleted_) return;
+  bool expires_changed = s.expires_ms != settings_.expires_ms;
+  QueueSettings next = s;
+  next.max_priority = settings_.max_priority;
+  next.single_active_consumer = settings_.single_active_consumer;
+  settings_ = std::move(next);
+  if (expires_changed) last_used_ms_ = steady_now_ms();
+  if ((settings_.max_length || settings_.max_length_bytes) &&
+      settings_.overflow == Overflow::kDropHead)
+    drop_over_limit();
+  release_publishers_if_drained();
+  schedule_wakeup();
+}
+
 void Queue::drop_over_limit() {
   while (!ready_.empty() && over_limit(0, 0)) {
     // drop-head: as RabbitMQ, the head is the message that would be delivered next, i.e. the

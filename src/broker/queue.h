@@ -102,6 +102,12 @@ class Queue {
   bool deleted() const { return deleted_; }
   void mark_deleted();
   const QueueSettings& settings() const { return settings_; }
+  // A policy changed the queue's effective settings (QueueSettings::resolve): they apply at once,
+  // as RabbitMQ's policy_changed. A lower length limit drops (dead-letters, reason maxlen) from
+  // the head now under drop-head; a new x-expires restarts the countdown; a new message TTL
+  // applies to messages published from now on (RabbitMQ stamps a message's expiry when it is
+  // queued). max-priority and single-active-consumer stay as declared.
+  void apply_settings(const QueueSettings& s);
   // The vhost that owns the queue (dead-lettering publishes through it; x-expires deletes the
   // queue from it). Null in unit tests of the queue alone.
   void set_owner(VHost* owner) { owner_ = owner; }

@@ -11,6 +11,8 @@
 
 namespace warren::broker {
 
+struct PolicyDefinition;
+
 enum class Overflow : uint8_t { kDropHead, kRejectPublish, kRejectPublishDlx };
 
 struct QueueSettings {
@@ -26,6 +28,15 @@ struct QueueSettings {
 
   // Arguments already validated by validate_queue_arguments().
   static QueueSettings from_arguments(const FieldTable& args);
+
+  // The effective settings of a classic queue from its arguments and the definition of the
+  // policy that applies to it (null: none), with RabbitMQ 3.10's per-key rule
+  // (rabbit_amqqueue_process:process_args_policy):
+  //   message-ttl, expires, max-length, max-length-bytes: the lower of the two (res_min);
+  //   overflow, dead-letter-exchange, dead-letter-routing-key: the argument if the queue has
+  //     it, else the policy's (res_arg), each key on its own;
+  //   max-priority, single-active-consumer: arguments only (not policy keys in 3.10).
+  static QueueSettings resolve(const FieldTable& args, const PolicyDefinition* policy);
 };
 
 }  // namespace warren::broker

@@ -85,6 +85,7 @@ store::BindingRecord VHost::binding_record(std::string_view source, std::string_
 }
 
 void VHost::restore(const store::Definitions& defs) {
+  restore_policies(defs.policies);  // first: the objects restored below get them as created
   size_t exchanges = 0, queues = 0, bindings = 0;
   for (const store::ExchangeRecord& r : defs.exchanges) {
     if (r.vhost != name_ || find_exchange(r.name) != nullptr) continue;
@@ -107,6 +108,7 @@ void VHost::restore(const store::Definitions& defs) {
     QueueRef q = Queue::create(name_, r.name, std::move(o), scheduler_);
     q->set_journal(journal_);
     q->set_owner(this);
+    if (!policies_.empty()) apply_policy(*q);
     queues_.emplace(r.name, std::move(q));
     ++queues;
   }
@@ -130,6 +132,7 @@ void VHost::restore(const store::Definitions& defs) {
 Exchange* VHost::add_exchange(std::string name, ExchangeType type, Exchange::Options options) {
   auto x = std::make_unique<Exchange>(name, type, std::move(options));
   Exchange* raw = x.get();
+  if (!policies_.empty()) apply_policy(*raw);
   exchanges_.emplace(std::move(name), std::move(x));
   return raw;
 }
@@ -326,6 +329,7 @@ OpResult<QueueDeclareOk> VHost::declare_queue(const QueueDeclare& declared,
   QueueRef q = Queue::create(name_, name, std::move(o), scheduler_);
   q->set_journal(journal_);
   q->set_owner(this);
+  if (!policies_.empty()) apply_policy(*q);
   queues_.emplace(name, q);
   // Every queue is bound to the default exchange by its name; that binding is implicit (routing
   // to "" looks the queue up by name) and cannot be changed.

@@ -13,6 +13,7 @@
 #include "broker/delayed_exchange.h"
 #include "broker/error.h"
 #include "broker/exchange.h"
+#include "broker/policy.h"
 #include "broker/publish.h"
 #include "broker/queue.h"
 #include "broker/reply_consumers.h"
@@ -58,6 +59,8 @@ class VHost {
 
   // Recreates this vhost's durable exchanges, queues and bindings from the metadata store.
   void restore(const store::Definitions& definitions);
+  // This vhost's stored policies (called by restore() before the objects they apply to).
+  void restore_policies(const std::vector<store::PolicyRecord>& records);
   ~VHost();
 
   const std::string& name() const { return name_; }
@@ -95,6 +98,28 @@ class VHost {
   void remove_queue(Queue* q);
   // Deletes the exclusive queues owned by a closing connection.
   void connection_closed(uint64_t connection_id);
+
+  // Policies (policy.h), for warrenctl set_policy/clear_policy/list_policies, definitions
+  // import/export and the management API:
+  //   auto p = make_policy(name, pattern, definition_json, "queues", priority);  // validates
+  //   if (!p) -> p.error().text is RabbitMQ's validation text
+  //   Status s = vhost.set_policy(std::move(*p));
+  // set_policy adds or replaces the policy of that name (written to the metadata store first),
+  // then re-resolves every queue's settings and every exchange's alternate exchange at once.
+  // clear_policy of a name that does not exist: kNotFound "Parameter does not exist" (as
+  // rabbitmqctl). policies() is in the order first set.
+  Status set_policy(Policy policy);
+  Status clear_policy(std::string_view name);
+  const std::vector<Policy>& policies() const { return policies_; }
+  // The policy that applies to a queue / exchange (list_queues' `policy` column and, through
+  // its definition_json, `effective_policy_definition`); null when none.
+  const Policy* policy_for_queue(std::string_view queue) const;
+  const Policy* policy_for_exchange(std::string_view exchange) const;
+  // Re-resolves every queue's settings and exchange's alternate exchange from the policies (and
+  // arguments), enforcing length limits at once. Also called once the journal has restored the
+  // messages of durable queues: a policy stored while the broker was down (or a limit lowered)
+  // then applies to them, as RabbitMQ's queue init does.
+  void apply_policies();
 
   // Direct reply-to consumers (owned by the broker); without them reply addresses do not route.
   void set_reply_consumers(ReplyConsumers* r) { reply_consumers_ = r; }
@@ -139,6 +164,10 @@ class VHost {
   // Deletes the named exchanges that are auto-delete and have no bindings left (by name: one
   // deletion can cascade into another and free an exchange further down the list).
   void auto_delete_unused(const std::vector<std::string>& names);
+  // Resolves the settings of one queue / the alternate exchange of one exchange from the
+  // policy that applies now; and of every queue and exchange after a policy change.
+  void apply_policy(Queue& q);
+  void apply_policy(Exchange& x);
   // Maps a metadata write failure to 541 INTERNAL_ERROR (the operation is then not applied).
   Status persisted(const store::Status& s);
   store::BindingRecord binding_record(std::string_view source, std::string_view dest,
@@ -157,6 +186,7 @@ class VHost {
   // Set while publish() routes: delayed exchanges it reaches take the message (route_from).
   DelayedRouting* delaying_ = nullptr;
   DelayTimer* delay_timer_ = nullptr;
+  std::vector<Policy> policies_;
 };
 
 template <class HeadersFn>

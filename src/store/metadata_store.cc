@@ -78,6 +78,19 @@ constexpr std::array<std::string_view, 2> kMigrations = {
         PRIMARY KEY (user, vhost)
       ) STRICT;
     )sql",
+    // 3: policies (PolicyRecord). The definition is JSON text, validated again when restored.
+    R"sql(
+      CREATE TABLE policies (
+        position INTEGER PRIMARY KEY,
+        vhost TEXT NOT NULL,
+        name TEXT NOT NULL,
+        pattern TEXT NOT NULL,
+        apply_to TEXT NOT NULL,
+        priority INTEGER NOT NULL,
+        definition TEXT NOT NULL,
+        UNIQUE (vhost, name)
+      ) STRICT;
+    )sql",
 };
 
 struct SqliteCloser {
@@ -181,6 +194,32 @@ class MetadataStore::Database {
   Status begin_batch();
   Status finish_batch(bool commit);
   Result<Definitions> load();
+  // Policies are rare: their statements are prepared when used.
+  Result<StatementHandle> prepare(const char* sql, std::string_view what) {
+    sqlite3_stmt* raw = nullptr;
+    int rc = sqlite3_prepare_v2(db.get(), sql, -1, &raw, nullptr);
+    StatementHandle stmt(raw);
+    if (rc != SQLITE_OK) return fail(what, rc);
+    return stmt;
+  }
+  Status load_policies(std::vector<PolicyRecord>& out) {
+    auto stmt = prepare(
+        "SELECT vhost, name, pattern, apply_to, priority, definition FROM policies "
+        "ORDER BY position", "load policies");
+    if (!stmt) return stmt.error();
+    Run run(stmt->get());
+    int rc;
+    while ((rc = run.step()) == SQLITE_ROW) {
+      PolicyRecord& p = out.emplace_back();
+      p.vhost = run.column_text(0);
+      p.name = run.column_text(1);
+      p.pattern = run.column_text(2);
+      p.apply_to = run.column_text(3);
+      p.priority = run.column_int(4);
+      p.definition = run.column_text(5);
+    }
+    return rc == SQLITE_DONE ? Status{} : fail("load policies", rc);
+  }
 
   // Runs one rarely used statement (users, vhosts, permissions) with text and integer
   // parameters in order; prepared each time, as these change at operator speed.
@@ -551,6 +590,7 @@ Result<Definitions> MetadataStore::Database::load() {
     }
     if (rc != SQLITE_DONE) return fail("load bindings", rc);
   }
+  if (Status s = load_policies(defs.policies)) return *s;
   return defs;
 }
 
@@ -755,6 +795,33 @@ Status MetadataStore::delete_permission(const std::string& user, const std::stri
   return db_->write(what, [&]() -> Status {
     return db_->exec_sql(what, "DELETE FROM permissions WHERE user = ? AND vhost = ?",
                          {user, vhost});
+  });
+}
+
+Status MetadataStore::save_policy(const PolicyRecord& p) {
+  const std::string what = "save " + describe("policy", p.vhost, p.name);
+  return db_->write(what, [&]() -> Status {
+    auto stmt = db_->prepare(
+        "INSERT INTO policies (vhost, name, pattern, apply_to, priority, definition) "
+        "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (vhost, name) DO UPDATE SET "
+        "pattern = excluded.pattern, apply_to = excluded.apply_to, "
+        "priority = excluded.priority, definition = excluded.definition", what);
+    if (!stmt) return stmt.error();
+    Run run(stmt->get());
+    run.text(p.vhost).text(p.name).text(p.pattern).text(p.apply_to).integer(p.priority);
+    run.text(p.definition);
+    return db_->expect_done(run, what);
+  });
+}
+
+Status MetadataStore::delete_policy(const std::string& vhost, const std::string& name) {
+  const std::string what = "delete " + describe("policy", vhost, name);
+  return db_->write(what, [&]() -> Status {
+    auto stmt = db_->prepare("DELETE FROM policies WHERE vhost = ?1 AND name = ?2", what);
+    if (!stmt) return stmt.error();
+    Run run(stmt->get());
+    run.text(vhost).text(name);
+    return db_->expect_done(run, what);
   });
 }
 

@@ -58,10 +58,21 @@ struct BindingRecord {
   FieldTable arguments;
 };
 
+// A policy (broker/policy.h) as stored: table `policies` (vhost TEXT, name TEXT, pattern TEXT,
+// apply_to TEXT 'queues'|'exchanges'|'all', priority INTEGER, definition TEXT: the JSON object
+// as set_policy received it, e.g. '{"max-length":5}'; UNIQUE (vhost, name); rows in the order
+// first saved by `position`). The broker validates it again when it restores it.
+struct PolicyRecord {
+  std::string vhost, name, pattern, apply_to = "all";
+  int64_t priority = 0;
+  std::string definition;
+};
+
 struct Definitions {
   std::vector<ExchangeRecord> exchanges;  // in the order first saved
   std::vector<QueueRecord> queues;        // in the order first saved (ascending id)
   std::vector<BindingRecord> bindings;    // in the order created
+  std::vector<PolicyRecord> policies;     // in the order first saved
 };
 
 // Users, vhosts and permissions (schema version 2). Tables, for tools that seed a data directory:
@@ -111,6 +122,9 @@ class MetadataStore {
 
   Status save_binding(const BindingRecord& binding);  // saving an existing binding changes nothing
   Status delete_binding(const BindingRecord& binding);
+
+  Status save_policy(const PolicyRecord& policy);  // insert or replace, keeping its position
+  Status delete_policy(const std::string& vhost, const std::string& name);
 
   Result<Definitions> load();
 

@@ -202,7 +202,7 @@ TEST_F(MetadataStoreTest, CreatesDirectoryAndWalDatabaseWithSchemaVersion) {
     EXPECT_TRUE(defs->exchanges.empty() && defs->queues.empty() && defs->bindings.empty());
   }
   EXPECT_EQ(raw_query(nested + "/metadata.db", "PRAGMA journal_mode"), "wal");
-  EXPECT_EQ(raw_query(nested + "/metadata.db", "SELECT version FROM schema_version"), "2");
+  EXPECT_EQ(raw_query(nested + "/metadata.db", "SELECT version FROM schema_version"), "3");
   // Reopening an up-to-date store migrates nothing and keeps one version row.
   ASSERT_TRUE(Ok(MetadataStore::open(nested)));
   EXPECT_EQ(raw_query(nested + "/metadata.db", "SELECT count(*) FROM schema_version"), "1");
@@ -258,6 +258,28 @@ TEST_F(MetadataStoreTest, EveryRecordKindRoundTripsByteExactAcrossReopen) {
 }
 
 // ---- upserts and ids ----
+
+TEST_F(MetadataStoreTest, PoliciesRoundTripReplaceInPlaceAndDelete) {
+  {
+    auto store = MetadataStore::open(dir_);
+    ASSERT_TRUE(Ok(store));
+    ASSERT_FALSE(store->save_policy({"/", "a", "^q", "queues", 3, R"({"max-length":5})"}));
+    ASSERT_FALSE(store->save_policy({"v2", "b", ".*", "all", -1, R"({"message-ttl":10})"}));
+    ASSERT_FALSE(store->save_policy({"/", "a", "^r", "exchanges", 4, R"({"expires":9})"}));
+    ASSERT_FALSE(store->save_policy({"/", "c", "x", "all", 0, R"({"max-length":1})"}));
+    ASSERT_FALSE(store->delete_policy("/", "c"));
+  }
+  Definitions d = load_fresh();
+  ASSERT_EQ(d.policies.size(), 2u);
+  EXPECT_EQ(d.policies[0].vhost, "/");
+  EXPECT_EQ(d.policies[0].name, "a");
+  EXPECT_EQ(d.policies[0].pattern, "^r");
+  EXPECT_EQ(d.policies[0].apply_to, "exchanges");
+  EXPECT_EQ(d.policies[0].priority, 4);
+  EXPECT_EQ(d.policies[0].definition, R"({"expires":9})");
+  EXPECT_EQ(d.policies[1].vhost, "v2");
+  EXPECT_EQ(d.policies[1].priority, -1);
+}
 
 TEST_F(MetadataStoreTest, SaveExchangeReplacesInPlace) {
   auto store = MetadataStore::open(dir_);
