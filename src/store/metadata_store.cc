@@ -18,7 +18,7 @@ constexpr std::string_view kFileName = "metadata.db";
 
 // kMigrations[i] brings a database from schema version i to i + 1. Append, never edit: a released
 // migration has already run on someone's data.
-constexpr std::array<std::string_view, 2> kMigrations = {
+constexpr std::array<std::string_view, 3> kMigrations = {
     // 1: exchanges, queues, bindings. Arguments are the AMQP encoding of the table body, so every
     // field type round-trips byte for byte. `position` orders rows as first saved; an upsert keeps
     // it. Queue ids use AUTOINCREMENT so an id is never handed out twice, even after a delete.
@@ -771,6 +771,7 @@ Status MetadataStore::delete_vhost(const std::string& name) {
     for (const char* sql : {"DELETE FROM bindings WHERE vhost = ?", "DELETE FROM queues WHERE vhost = ?",
                             "DELETE FROM exchanges WHERE vhost = ?",
                             "DELETE FROM permissions WHERE vhost = ?",
+                            "DELETE FROM policies WHERE vhost = ?",
                             "DELETE FROM vhosts WHERE name = ?"}) {
       if (Status s = db_->exec_sql(what, sql, {name})) return s;
     }
