@@ -21,6 +21,7 @@ class UserStore {
  public:
   void add_user(std::string name, std::string_view password, std::vector<std::string> tags);
   const User* find(std::string_view name) const;
+  const std::unordered_map<std::string, User>& all() const { return users_; }  // warrenctl
   // The user if the password matches.
   const User* authenticate(std::string_view name, std::string_view password) const;
 
