@@ -84,6 +84,8 @@ const std::vector<Verb>& verbs() {
       {"await_startup", "await_startup [--timeout <timeout>]",
        "Waits for the RabbitMQ application to start on the target node"},
       {"stop", "stop", "Stops RabbitMQ and its runtime (Erlang VM). Requires a local node pid file."},
+      {"authenticate_user", "authenticate_user <username> <password>",
+       "Attempts to authenticate a user. Exits with a non-zero code if authentication fails."},
       {"export_definitions", "export_definitions <file_path | \"-\">",
        "Exports definitions in JSON"},
       {"import_definitions", "import_definitions <file_path | \"-\">",
@@ -133,7 +135,8 @@ int server_error(const json::object& reply) {
   int code = reply.contains("exit") && reply.at("exit").is_int64()
                  ? static_cast<int>(reply.at("exit").get_int64())
                  : kExitSoftware;
-  std::fprintf(stderr, "Error:\n%s\n", text.c_str());
+  bool plain = reply.contains("plain") && reply.at("plain").is_bool() && reply.at("plain").get_bool();
+  std::fprintf(stderr, plain ? "%s\n" : "Error:\n%s\n", text.c_str());
   return code;
 }
 
@@ -354,6 +357,15 @@ int run_verb(const Options& o) {
   if (name == "stop") return stop(o);
   if (name == "export_definitions") return export_definitions(o, *v);
   if (name == "import_definitions") return import_definitions(o, *v);
+  if (name == "authenticate_user") {
+    if (!need_args(o, *v, 2)) return kExitUsage;
+    banner(o, "Authenticating user \"" + o.args[0] + "\" ...");
+    int rc = request(o, json::object{{"verb", "authenticate_user"}, {"user", o.args[0]},
+                                     {"password", o.args[1]}},
+                     [](auto&) {});
+    if (rc == kExitOk) std::printf("Success\n");
+    return rc;
+  }
   if (name == "purge_queue") {
     if (!need_args(o, *v, 1)) return kExitUsage;
     banner(o, "Purging queue '" + o.args[0] + "' in vhost '" + o.vhost + "' ...");

@@ -34,11 +34,12 @@ void ControlReply::ok(std::string message) {
   next = nullptr;
 }
 
-void ControlReply::error(std::string text, int exit_code) {
+void ControlReply::error(std::string text, int exit_code, bool plain) {
   flush_rows();
   json::object o;
   o["error"] = text;
   o["exit"] = exit_code;
+  if (plain) o["plain"] = true;
   out += json::serialize(o);
   out += '\n';
   finished = true;

@@ -28,7 +28,9 @@ struct ControlReply {
 
   void flush_rows();
   void ok(std::string message = "");
-  void error(std::string text, int exit_code);
+  // rabbitmqctl prints most errors as "Error:\n<text>"; plain ones (e.g. an unknown vhost for
+  // list_permissions) as the text alone.
+  void error(std::string text, int exit_code, bool plain = false);
 };
 
 struct ControlContext {

@@ -359,6 +359,14 @@ void run_control_verb(ControlContext& ctx, const json::object& req, ControlReply
     boost::asio::post(ctx.broker.io(), [] { ::kill(::getpid(), SIGTERM); });
     return reply.ok();
   }
+  if (verb == "authenticate_user") {
+    std::string user = str(req, "user");
+    if (ctx.broker.users().authenticate(user, str(req, "password")) == nullptr)
+      return reply.error("Error: failed to authenticate user \"" + user + "\"\nuser '" + user +
+                             "' - invalid credentials",
+                         65);
+    return reply.ok();
+  }
   if (verb == "export_definitions" || verb == "import_definitions")
     return run_definitions_verb(ctx, req, reply);
   (void)vhost_or_error;

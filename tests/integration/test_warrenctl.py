@@ -433,3 +433,12 @@ def test_import_of_10000_durable_queues_does_not_stall_traffic(warren_factory, t
     ch.basic_publish("bulk", "k9999", b"m")
     wait_until(lambda: ch.queue_declare("bulk-9999", passive=True).method.message_count == 1)
     c.close()
+
+
+def test_authenticate_user(server):
+    rc, out, _ = ctl(server, "authenticate_user", "guest", "guest")
+    assert (rc, out) == (0, 'Authenticating user "guest" ...\nSuccess\n')
+    rc, out, err = ctl(server, "authenticate_user", "guest", "wrong")
+    assert rc == 65
+    assert err == ('Error:\nError: failed to authenticate user "guest"\n'
+                   "user 'guest' - invalid credentials\n")
