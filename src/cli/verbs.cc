@@ -263,6 +263,23 @@ int stop(const Options& o) {
   return kExitOk;
 }
 
+// rabbitmqctl writes definitions with every object's keys in alphabetical order.
+json::value sorted_keys(const json::value& v) {
+  if (v.is_array()) {
+    json::array a;
+    for (const json::value& e : v.get_array()) a.push_back(sorted_keys(e));
+    return a;
+  }
+  if (!v.is_object()) return v;
+  std::vector<std::pair<std::string, const json::value*>> entries;
+  for (const auto& [k, e] : v.get_object()) entries.emplace_back(std::string(k), &e);
+  std::sort(entries.begin(), entries.end(),
+            [](const auto& a, const auto& b) { return a.first < b.first; });
+  json::object o;
+  for (const auto& [k, e] : entries) o[k] = sorted_keys(*e);
+  return o;
+}
+
 int export_definitions(const Options& o, const Verb& v) {
   if (!need_args(o, v, 1)) return kExitUsage;
   const std::string& path = o.args[0];
@@ -272,7 +289,7 @@ int export_definitions(const Options& o, const Verb& v) {
     if (!rows.empty()) defs = rows[0];
   });
   if (rc != kExitOk) return rc;
-  std::string text = json::serialize(defs);
+  std::string text = json::serialize(sorted_keys(defs));
   if (path == "-") {
     std::fwrite(text.data(), 1, text.size(), stdout);
     return kExitOk;
@@ -311,7 +328,10 @@ int import_definitions(const Options& o, const Verb& v) {
   }
   int rc = request(o, json::object{{"verb", "import_definitions"}, {"definitions", defs}},
                    [](auto&) {});
-  if (rc == kExitOk) banner(o, "Successfully imported definitions");
+  // rabbitmqctl's words (its import runs on after this; Warren's has finished by now).
+  if (rc == kExitOk)
+    banner(o, "Successfully started definition import. This process is asynchronous and can take "
+              "some time.");
   return rc;
 }
 

@@ -46,7 +46,10 @@ void export_definitions(ControlContext& ctx, ControlReply& reply) {
   json::array vhosts, permissions, queues, exchanges, bindings;
   broker::VHost* vh = ctx.broker.find_vhost("/");
   if (vh != nullptr) {
-    vhosts.push_back(json::object{{"name", "/"}});
+    vhosts.push_back(json::object{
+        {"name", "/"},
+        {"limits", json::array()},
+        {"metadata", json::object{{"description", "Default virtual host"}, {"tags", json::array()}}}});
     for (const auto& [name, u] : ctx.broker.users().all())
       permissions.push_back(json::object{
           {"user", name}, {"vhost", "/"}, {"configure", ".*"}, {"write", ".*"}, {"read", ".*"}});

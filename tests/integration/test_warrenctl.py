@@ -442,3 +442,29 @@ def test_authenticate_user(server):
     assert rc == 65
     assert err == ('Error:\nError: failed to authenticate user "guest"\n'
                    "user 'guest' - invalid credentials\n")
+
+
+def test_import_of_a_rabbitmq_export(server):
+    """A file written by rabbitmqctl 3.10.8 export_definitions (headers-exchange binding arguments,
+    an alternate exchange, an exchange-to-exchange binding, queue arguments)."""
+    path = os.path.join(warren_process.HERE, "data", "rabbitmq-3.10.8-definitions.json")
+    rc, out, err = ctl(server, "import_definitions", path)
+    assert rc == 0, err
+    assert out.endswith("Successfully started definition import. This process is asynchronous "
+                        "and can take some time.\n")
+    rc, out, _ = ctl(server, "-q", "list_bindings", "source_name", "destination_name",
+                     "destination_kind", "routing_key", "arguments")
+    assert sorted(out.splitlines()[1:]) == sorted([
+        "\tq1\tqueue\tq1\t[]", "\tlq\tqueue\tlq\t[]",
+        'hx\tlq\tqueue\t\t[{"a",1},{"x-match","all"}]', "x1\tq1\tqueue\ta.#\t[]",
+        "x1\tfx\texchange\tr.k\t[]"])
+    rc, out, _ = ctl(server, "-q", "list_queues", "name", "durable", "arguments")
+    assert sorted(out.splitlines()[1:]) == [
+        'lq\ttrue\t[{"x-max-length",10},{"x-message-ttl",60000},{"x-queue-mode","lazy"}]',
+        "q1\ttrue\t[]"]
+    # Routing works through them: the alternate exchange of hx is x1, bound to q1 with a.#.
+    c = connect(server)
+    ch = c.channel()
+    ch.basic_publish("hx", "a.b", b"m", pika.BasicProperties(headers={"a": 2}))
+    wait_until(lambda: ch.queue_declare("q1", passive=True).method.message_count == 1)
+    c.close()
