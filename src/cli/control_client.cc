@@ -1,6 +1,7 @@
 #include "cli/control_client.h"
 
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -36,6 +37,14 @@ bool ControlClient::connect(const std::string& data_dir, std::string* error) {
   return true;
 }
 
+void ControlClient::set_timeout(double seconds) {
+  if (fd_ < 0 || seconds <= 0) return;
+  timeval tv{};
+  tv.tv_sec = static_cast<time_t>(seconds);
+  tv.tv_usec = static_cast<suseconds_t>((seconds - static_cast<double>(tv.tv_sec)) * 1e6);
+  ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+}
+
 bool ControlClient::read_line(std::string* line) {
   for (;;) {
     if (size_t nl = buffer_.find('\n'); nl != std::string::npos) {
@@ -46,6 +55,7 @@ bool ControlClient::read_line(std::string* line) {
     char chunk[65536];
     ssize_t n = ::read(fd_, chunk, sizeof chunk);
     if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) timed_out_ = true;
     if (n <= 0) return false;
     buffer_.append(chunk, static_cast<size_t>(n));
   }
@@ -72,6 +82,7 @@ json::object ControlClient::call(const json::object& request,
     }
     return std::move(o);
   }
+  if (timed_out_) return json::object{{"timeout", true}};
   return json::object{{"error", "lost the connection to the server"}, {"exit", 69}};
 }
 

@@ -13,6 +13,9 @@ class ControlClient {
   ~ControlClient();
   // Connects to DATA_DIR/warren.sock; false with *error (errno text) when nobody listens.
   bool connect(const std::string& data_dir, std::string* error);
+  // Replies must come within this many seconds (0: no limit); past it call() returns
+  // {"timeout": true}.
+  void set_timeout(double seconds);
   // Sends the request, then calls on_rows for each {"rows": [...]} line. Returns the final line
   // ({"ok": ...} or {"error": ..., "exit": n}), or an object with "error" and exit 69 when the
   // connection broke first.
@@ -24,6 +27,7 @@ class ControlClient {
  private:
   bool read_line(std::string* line);
   int fd_ = -1;
+  bool timed_out_ = false;
   std::string buffer_;
 };
 

@@ -146,8 +146,14 @@ int request(const Options& o, json::object req,
   ControlClient client;
   std::string why;
   if (!client.connect(o.data_dir, &why)) return node_unreachable(o, why);
+  client.set_timeout(o.timeout_s);
   json::object reply = client.call(req, on_rows);
   if (final != nullptr) *final = reply;
+  if (reply.contains("timeout")) {
+    std::fprintf(stderr, "Error: operation %s on node %s timed out. Timeout value used: %.0f\n",
+                 o.verb.c_str(), o.node.c_str(), o.timeout_s * 1000);
+    return kExitTempFail;
+  }
   if (reply.contains("error")) return server_error(reply);
   return kExitOk;
 }
@@ -169,7 +175,10 @@ int list(const Options& o, const Verb& v) {
   }
   std::string name = v.name;
   if (name == "list_queues") {
-    banner(o, "Timeout: 60.0 seconds ...");
+    char timeout[64];
+    std::snprintf(timeout, sizeof timeout, "Timeout: %.1f seconds ...",
+                  o.timeout_s > 0 ? o.timeout_s : 60.0);
+    banner(o, timeout);
     banner(o, "Listing queues for vhost " + o.vhost + " ...");
   } else if (name == "list_exchanges") {
     banner(o, "Listing exchanges for vhost " + o.vhost + " ...");

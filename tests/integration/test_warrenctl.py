@@ -468,3 +468,16 @@ def test_import_of_a_rabbitmq_export(server):
     ch.basic_publish("hx", "a.b", b"m", pika.BasicProperties(headers={"a": 2}))
     wait_until(lambda: ch.queue_declare("q1", passive=True).method.message_count == 1)
     c.close()
+
+
+def test_timeout_when_the_server_does_not_answer(server):
+    import signal
+    os.kill(server.pid, signal.SIGSTOP)
+    try:
+        rc, out, err = ctl(server, "list_queues", "--timeout", "1")
+    finally:
+        os.kill(server.pid, signal.SIGCONT)
+    assert rc == 75
+    assert out.startswith("Timeout: 1.0 seconds ...\n")
+    assert err.startswith("Error: operation list_queues on node warren@")
+    assert err.endswith("timed out. Timeout value used: 1000\n")
