@@ -14,22 +14,13 @@
 
 #include "cli/control_client.h"
 #include "cli/formatter.h"
+#include "cli/verbs_tenancy.h"
 
 namespace warren::cli {
 
 namespace json = boost::json;
 
 namespace {
-
-struct Verb {
-  const char* name;
-  const char* usage;  // after "<program> [--node <node>] ... "
-  const char* description;
-  // Listings: the columns shown without column arguments, and every column there is.
-  std::vector<std::string> default_columns = {};
-  std::vector<std::string> all_columns = {};
-  bool vhost_scoped = false;
-};
 
 const std::vector<Verb>& verbs() {
   static const std::vector<Verb> v = {
@@ -97,8 +88,17 @@ const std::vector<Verb>& verbs() {
 const Verb* find_verb(const std::string& name) {
   for (const Verb& v : verbs())
     if (name == v.name) return &v;
+  for (const Verb& v : tenancy_verbs())
+    if (name == v.name) return &v;
   return nullptr;
 }
+
+bool is_tenancy_verb(const Verb* v) {
+  const auto& t = tenancy_verbs();
+  return v >= t.data() && v < t.data() + t.size();
+}
+
+}  // namespace
 
 std::string usage_line(const Options& o, const Verb& v) {
   return o.program + " [--node <node>] [--longnames] [--quiet] [--data-dir <dir>] " + v.usage;
@@ -111,6 +111,8 @@ void banner(const Options& o, const std::string& text) {
   std::printf("%s\n", text.c_str());
   std::fflush(stdout);
 }
+
+namespace {
 
 // As rabbitmqctl when the node does not answer (exit 69).
 int node_unreachable(const Options& o, const std::string& why) {
@@ -140,9 +142,11 @@ int server_error(const json::object& reply) {
   return code;
 }
 
+}  // namespace
+
 // One request; rows go to on_rows. Returns the exit code (errors already printed).
 int request(const Options& o, json::object req,
-            const std::function<void(const json::array&)>& on_rows, json::object* final = nullptr) {
+            const std::function<void(const json::array&)>& on_rows, json::object* final) {
   ControlClient client;
   std::string why;
   if (!client.connect(o.data_dir, &why)) return node_unreachable(o, why);
@@ -217,6 +221,8 @@ bool need_args(const Options& o, const Verb& v, size_t n) {
                usage_line(o, v).c_str());
   return false;
 }
+
+namespace {
 
 int status(const Options& o) {
   banner(o, "Status of node " + o.node + " ...");
@@ -353,6 +359,7 @@ void print_usage(const Options& o) {
               "else ./data.\n\nAvailable commands:\n\n",
               o.program.c_str());
   for (const Verb& v : verbs()) std::printf("   %-30s%s\n", v.name, v.description);
+  for (const Verb& v : tenancy_verbs()) std::printf("   %-30s%s\n", v.name, v.description);
   std::printf("\nUse '%s help <command>' to learn more about a specific command\n",
               o.program.c_str());
 }
@@ -380,6 +387,7 @@ int run_verb(const Options& o) {
     return kExitUsage;
   }
   std::string name = v->name;
+  if (is_tenancy_verb(v)) return run_tenancy_verb(o, *v);
   if (!v->default_columns.empty()) return list(o, *v);
   if (name == "status") return status(o);
   if (name == "await_startup") return await_startup(o);
