@@ -51,8 +51,12 @@ namespace {
 // One client: reads request lines and answers each in turn.
 class ControlSession : public std::enable_shared_from_this<ControlSession> {
  public:
+  // A request line may be this long (a definitions file of a million objects fits); a longer
+  // one ends the session instead of growing the buffer without bound.
+  static constexpr size_t kMaxRequest = size_t{1} << 30;
+
   ControlSession(stream::socket socket, ControlContext& ctx)
-      : socket_(std::move(socket)), ctx_(ctx) {}
+      : socket_(std::move(socket)), ctx_(ctx), in_(kMaxRequest) {}
 
   void read() {
     asio::async_read_until(socket_, in_, '\n',
