@@ -481,3 +481,9 @@ def test_timeout_when_the_server_does_not_answer(server):
     assert out.startswith("Timeout: 1.0 seconds ...\n")
     assert err.startswith("Error: operation list_queues on node warren@")
     assert err.endswith("timed out. Timeout value used: 1000\n")
+
+
+def test_listing_an_unknown_vhost_lists_nothing(server):
+    # As rabbitmqctl 3.10.8: the banner, no rows, exit 0.
+    rc, out, _ = ctl(server, "list_queues", "-p", "nosuch")
+    assert (rc, out) == (0, "Timeout: 60.0 seconds ...\nListing queues for vhost nosuch ...\n")
