@@ -18,6 +18,8 @@ namespace warren::server {
 namespace json = boost::json;
 
 void run_definitions_verb(ControlContext& ctx, const json::object& req, ControlReply& reply);
+bool run_tenancy_verb(ControlContext& ctx, const std::string& verb, const json::object& req,
+                      ControlReply& reply);
 
 namespace {
 
@@ -369,6 +371,7 @@ void run_control_verb(ControlContext& ctx, const json::object& req, ControlReply
   }
   if (verb == "export_definitions" || verb == "import_definitions")
     return run_definitions_verb(ctx, req, reply);
+  if (run_tenancy_verb(ctx, verb, req, reply)) return;
   (void)vhost_or_error;
   reply.error("unknown verb " + verb, 64);
 }
