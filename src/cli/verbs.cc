@@ -299,9 +299,19 @@ int export_definitions(const Options& o, const Verb& v) {
   if (!need_args(o, v, 1)) return kExitUsage;
   const std::string& path = o.args[0];
   if (path != "-") banner(o, "Exporting definitions in JSON to a file at \"" + path + "\" ...");
-  json::value defs;
+  // The server sends the head, then queues, exchanges and bindings in chunks.
+  json::object defs;
   int rc = request(o, json::object{{"verb", "export_definitions"}}, [&](const json::array& rows) {
-    if (!rows.empty()) defs = rows[0];
+    for (const json::value& r : rows) {
+      if (!r.is_object()) continue;
+      for (const auto& [key, value] : r.get_object()) {
+        if (key == "head" && value.is_object()) {
+          defs = value.get_object();
+        } else if (value.is_array() && defs.contains(key) && defs[key].is_array()) {
+          for (const json::value& e : value.get_array()) defs[key].get_array().push_back(e);
+        }
+      }
+    }
   });
   if (rc != kExitOk) return rc;
   std::string text = json::serialize(sorted_keys(defs));

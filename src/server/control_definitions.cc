@@ -6,9 +6,11 @@
 // batch (one fsync): 10,000 durable queues take a few dozen fsyncs instead of 10,000, and AMQP
 // traffic is served between chunks. A batch never spans turns, so no client's declare-ok is sent
 // for a write that a later fsync has yet to make durable.
+#include <algorithm>
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "server/control_json.h"
 #include "server/control_server.h"
@@ -24,6 +26,62 @@ constexpr size_t kImportChunk = 500;  // a few ms per loop turn with its fsync
 
 bool is_default_exchange(std::string_view name) {
   return name.empty() || name.substr(0, 4) == "amq.";
+}
+
+// The export goes out in rows: first {"head": {...}} with everything but queues, exchanges and
+// bindings, then {"queues"|"exchanges"|"bindings": [...]} rows, kExportChunk objects per loop
+// turn; warrenctl assembles the file.
+constexpr size_t kExportChunk = 500;
+
+struct Export {
+  std::vector<std::string> names;  // "q" + queue name or "x" + exchange name, a snapshot
+  size_t next = 0;
+};
+
+void export_chunk(ControlContext& ctx, std::shared_ptr<Export> ex, ControlReply& reply) {
+  broker::VHost* vh = ctx.broker.find_vhost("/");
+  json::array queues, exchanges, bindings;
+  size_t end = std::min(ex->names.size(), ex->next + kExportChunk);
+  for (; vh != nullptr && ex->next < end; ++ex->next) {
+    const std::string& tagged = ex->names[ex->next];
+    std::string_view name = std::string_view(tagged).substr(1);
+    if (tagged[0] == 'q') {
+      broker::Queue* q = vh->find_queue(name);
+      if (q == nullptr || q->exclusive()) continue;
+      queues.push_back(json::object{{"name", name},
+                                    {"vhost", vh->name()},
+                                    {"durable", q->durable()},
+                                    {"auto_delete", q->auto_delete()},
+                                    {"type", "classic"},
+                                    {"arguments", to_json(q->options().arguments)}});
+      continue;
+    }
+    broker::Exchange* x = vh->find_exchange(name);
+    if (x == nullptr) continue;
+    exchanges.push_back(json::object{{"name", name},
+                                     {"vhost", vh->name()},
+                                     {"type", std::string(x->type_name())},
+                                     {"durable", x->options().durable},
+                                     {"auto_delete", x->options().auto_delete},
+                                     {"internal", x->options().internal},
+                                     {"arguments", to_json(x->options().arguments)}});
+    for (const broker::Binding& b : x->bindings()) {
+      bool to_queue = b.dest.queue != nullptr;
+      if (to_queue && b.dest.queue->exclusive()) continue;
+      bindings.push_back(json::object{
+          {"source", name},
+          {"vhost", vh->name()},
+          {"destination", to_queue ? b.dest.queue->name() : b.dest.exchange->name()},
+          {"destination_type", to_queue ? "queue" : "exchange"},
+          {"routing_key", b.routing_key},
+          {"arguments", to_json(b.arguments)}});
+    }
+  }
+  if (!queues.empty()) reply.rows.push_back(json::object{{"queues", std::move(queues)}});
+  if (!exchanges.empty()) reply.rows.push_back(json::object{{"exchanges", std::move(exchanges)}});
+  if (!bindings.empty()) reply.rows.push_back(json::object{{"bindings", std::move(bindings)}});
+  if (ex->next < ex->names.size())
+    reply.next = [&ctx, ex](ControlReply& r) { export_chunk(ctx, ex, r); };
 }
 
 void export_definitions(ControlContext& ctx, ControlReply& reply) {
@@ -43,46 +101,22 @@ void export_definitions(ControlContext& ctx, ControlReply& reply) {
                                  {"limits", json::object()}});
   }
   d["users"] = std::move(users);
-  json::array vhosts, permissions, queues, exchanges, bindings;
+  json::array vhosts, permissions;
+  auto ex = std::make_shared<Export>();
   broker::VHost* vh = ctx.broker.find_vhost("/");
   if (vh != nullptr) {
     vhosts.push_back(json::object{
         {"name", "/"},
         {"limits", json::array()},
         {"metadata", json::object{{"description", "Default virtual host"}, {"tags", json::array()}}}});
+    // Today every user may do everything on the one vhost.
     for (const auto& [name, u] : ctx.broker.users().all())
       permissions.push_back(json::object{
           {"user", name}, {"vhost", "/"}, {"configure", ".*"}, {"write", ".*"}, {"read", ".*"}});
-    for (const auto& [name, q] : vh->queues()) {
-      if (q->exclusive()) continue;
-      queues.push_back(json::object{{"name", name},
-                                    {"vhost", vh->name()},
-                                    {"durable", q->durable()},
-                                    {"auto_delete", q->auto_delete()},
-                                    {"type", "classic"},
-                                    {"arguments", to_json(q->options().arguments)}});
-    }
-    for (const auto& [name, x] : vh->exchanges()) {
-      if (is_default_exchange(name)) continue;
-      exchanges.push_back(json::object{{"name", name},
-                                       {"vhost", vh->name()},
-                                       {"type", std::string(x->type_name())},
-                                       {"durable", x->options().durable},
-                                       {"auto_delete", x->options().auto_delete},
-                                       {"internal", x->options().internal},
-                                       {"arguments", to_json(x->options().arguments)}});
-      for (const broker::Binding& b : x->bindings()) {
-        bool to_queue = b.dest.queue != nullptr;
-        if (to_queue && b.dest.queue->exclusive()) continue;
-        bindings.push_back(json::object{
-            {"source", name},
-            {"vhost", vh->name()},
-            {"destination", to_queue ? b.dest.queue->name() : b.dest.exchange->name()},
-            {"destination_type", to_queue ? "queue" : "exchange"},
-            {"routing_key", b.routing_key},
-            {"arguments", to_json(b.arguments)}});
-      }
-    }
+    ex->names.reserve(vh->queues().size() + vh->exchanges().size());
+    for (const auto& [name, q] : vh->queues()) ex->names.push_back("q" + name);
+    for (const auto& [name, x] : vh->exchanges())
+      if (!is_default_exchange(name)) ex->names.push_back("x" + name);
   }
   d["vhosts"] = std::move(vhosts);
   d["permissions"] = std::move(permissions);
@@ -90,10 +124,11 @@ void export_definitions(ControlContext& ctx, ControlReply& reply) {
   d["parameters"] = json::array();
   d["global_parameters"] = json::array();
   d["policies"] = json::array();
-  d["queues"] = std::move(queues);
-  d["exchanges"] = std::move(exchanges);
-  d["bindings"] = std::move(bindings);
-  reply.rows.push_back(std::move(d));
+  d["queues"] = json::array();
+  d["exchanges"] = json::array();
+  d["bindings"] = json::array();
+  reply.rows.push_back(json::object{{"head", std::move(d)}});
+  export_chunk(ctx, ex, reply);
 }
 
 std::string str(const json::object& o, std::string_view key, std::string_view def = "") {
