@@ -34,21 +34,22 @@ bool is_default_exchange(std::string_view name) {
 constexpr size_t kExportChunk = 500;
 
 struct Export {
-  std::vector<std::string> names;  // "q" + queue name or "x" + exchange name, a snapshot
-  size_t next = 0;
+  // A snapshot: the queues (references: no allocation per queue), then the exchanges' names.
+  std::vector<broker::QueueRef> queues;
+  std::vector<std::string> exchanges;
+  size_t next = 0;  // index into queues, then queues.size() + index into exchanges
+  size_t size() const { return queues.size() + exchanges.size(); }
 };
 
 void export_chunk(ControlContext& ctx, std::shared_ptr<Export> ex, ControlReply& reply) {
   broker::VHost* vh = ctx.broker.find_vhost("/");
   json::array queues, exchanges, bindings;
-  size_t end = std::min(ex->names.size(), ex->next + kExportChunk);
+  size_t end = std::min(ex->size(), ex->next + kExportChunk);
   for (; vh != nullptr && ex->next < end; ++ex->next) {
-    const std::string& tagged = ex->names[ex->next];
-    std::string_view name = std::string_view(tagged).substr(1);
-    if (tagged[0] == 'q') {
-      broker::Queue* q = vh->find_queue(name);
-      if (q == nullptr || q->exclusive()) continue;
-      queues.push_back(json::object{{"name", name},
+    if (ex->next < ex->queues.size()) {
+      const broker::Queue* q = ex->queues[ex->next].get();
+      if (q->deleted() || q->exclusive()) continue;
+      queues.push_back(json::object{{"name", q->name()},
                                     {"vhost", vh->name()},
                                     {"durable", q->durable()},
                                     {"auto_delete", q->auto_delete()},
@@ -56,6 +57,7 @@ void export_chunk(ControlContext& ctx, std::shared_ptr<Export> ex, ControlReply&
                                     {"arguments", to_json(q->options().arguments)}});
       continue;
     }
+    const std::string& name = ex->exchanges[ex->next - ex->queues.size()];
     broker::Exchange* x = vh->find_exchange(name);
     if (x == nullptr) continue;
     exchanges.push_back(json::object{{"name", name},
@@ -80,7 +82,7 @@ void export_chunk(ControlContext& ctx, std::shared_ptr<Export> ex, ControlReply&
   if (!queues.empty()) reply.rows.push_back(json::object{{"queues", std::move(queues)}});
   if (!exchanges.empty()) reply.rows.push_back(json::object{{"exchanges", std::move(exchanges)}});
   if (!bindings.empty()) reply.rows.push_back(json::object{{"bindings", std::move(bindings)}});
-  if (ex->next < ex->names.size())
+  if (ex->next < ex->size())
     reply.next = [&ctx, ex](ControlReply& r) { export_chunk(ctx, ex, r); };
 }
 
@@ -113,10 +115,10 @@ void export_definitions(ControlContext& ctx, ControlReply& reply) {
     for (const auto& [name, u] : ctx.broker.users().all())
       permissions.push_back(json::object{
           {"user", name}, {"vhost", "/"}, {"configure", ".*"}, {"write", ".*"}, {"read", ".*"}});
-    ex->names.reserve(vh->queues().size() + vh->exchanges().size());
-    for (const auto& [name, q] : vh->queues()) ex->names.push_back("q" + name);
+    ex->queues.reserve(vh->queues().size());
+    for (const auto& [name, q] : vh->queues()) ex->queues.push_back(q);
     for (const auto& [name, x] : vh->exchanges())
-      if (!is_default_exchange(name)) ex->names.push_back("x" + name);
+      if (!is_default_exchange(name)) ex->exchanges.push_back(name);
   }
   d["vhosts"] = std::move(vhosts);
   d["permissions"] = std::move(permissions);
@@ -231,13 +233,13 @@ void import_chunk(ControlContext& ctx, std::shared_ptr<Import> im, ControlReply&
 
 }  // namespace
 
-void run_definitions_verb(ControlContext& ctx, const json::object& req, ControlReply& reply) {
+void run_definitions_verb(ControlContext& ctx, json::object& req, ControlReply& reply) {
   if (req.at("verb").as_string() == "export_definitions") return export_definitions(ctx, reply);
   auto it = req.find("definitions");
   if (it == req.end() || !it->value().is_object())
     return reply.error("definitions must be a JSON object", 65);
   auto im = std::make_shared<Import>();
-  im->defs = it->value().get_object();
+  im->defs = std::move(it->value().get_object());
   import_chunk(ctx, im, reply);
 }
 

@@ -40,7 +40,8 @@ struct ControlContext {
 };
 
 // Runs one request (control_verbs.cc).
-void run_control_verb(ControlContext& ctx, const boost::json::object& request, ControlReply& reply);
+// The request is taken apart (an import moves its definitions out rather than copying them).
+void run_control_verb(ControlContext& ctx, boost::json::object& request, ControlReply& reply);
 
 class ControlServer {
  public:

@@ -17,7 +17,7 @@ namespace warren::server {
 
 namespace json = boost::json;
 
-void run_definitions_verb(ControlContext& ctx, const json::object& req, ControlReply& reply);
+void run_definitions_verb(ControlContext& ctx, json::object& req, ControlReply& reply);
 bool run_tenancy_verb(ControlContext& ctx, const std::string& verb, const json::object& req,
                       ControlReply& reply);
 
@@ -48,26 +48,31 @@ std::string connection_name(const broker::ConnectionInfo& c) {
          std::to_string(c.port);
 }
 
-// Calls row(name) for each name of a snapshot, kChunk per loop turn. Objects deleted between
-// turns are skipped by row() (it looks each name up again).
-void chunked(ControlReply& reply, std::shared_ptr<std::vector<std::string>> names, size_t from,
-             std::function<void(const std::string&, ControlReply&)> row) {
-  size_t end = std::min(names->size(), from + kChunk);
-  for (size_t i = from; i < end; ++i) row((*names)[i], reply);
-  if (end < names->size())
-    reply.next = [names, end, row](ControlReply& r) { chunked(r, names, end, row); };
+// Calls row(item) for each item of a snapshot, kChunk per loop turn. Objects deleted between
+// turns are skipped by row() (a queue is marked deleted; an exchange is looked up by name).
+template <class T>
+void chunked(ControlReply& reply, std::shared_ptr<std::vector<T>> items, size_t from,
+             std::function<void(const T&, ControlReply&)> row) {
+  size_t end = std::min(items->size(), from + kChunk);
+  for (size_t i = from; i < end; ++i) row((*items)[i], reply);
+  if (end < items->size())
+    reply.next = [items, end, row](ControlReply& r) { chunked<T>(r, items, end, row); };
+}
+
+// The vhost's queues, taken in one pass: references, not copies of names (a 100,000-queue
+// snapshot is a vector and reference counts, no allocation per queue).
+std::shared_ptr<std::vector<broker::QueueRef>> queue_snapshot(broker::VHost* vh) {
+  auto qs = std::make_shared<std::vector<broker::QueueRef>>();
+  qs->reserve(vh->queues().size());
+  for (const auto& [name, q] : vh->queues()) qs->push_back(q);
+  return qs;
 }
 
 void list_queues(ControlContext& ctx, broker::VHost* vh, ControlReply& reply) {
-  auto names = std::make_shared<std::vector<std::string>>();
-  names->reserve(vh->queues().size());
-  for (const auto& [name, q] : vh->queues()) names->push_back(name);
-  std::string vhost = vh->name();
-  broker::Broker* b = &ctx.broker;
-  chunked(reply, names, 0, [b, vhost](const std::string& name, ControlReply& r) {
-    broker::VHost* v = b->find_vhost(vhost);
-    broker::Queue* q = v != nullptr ? v->find_queue(name) : nullptr;
-    if (q == nullptr) return;
+  std::function<void(const broker::QueueRef&, ControlReply&)> row =
+      [](const broker::QueueRef& ref, ControlReply& r) {
+    const broker::Queue* q = ref.get();
+    if (q->deleted()) return;
     size_t unacked = 0;
     for (const broker::Consumer* c : q->consumers()) unacked += c->unacked;
     json::object o;
@@ -88,7 +93,8 @@ void list_queues(ControlContext& ctx, broker::VHost* vh, ControlReply& reply) {
     o["type"] = "classic";
     o["policy"] = "";
     r.rows.push_back(std::move(o));
-  });
+  };
+  chunked(reply, queue_snapshot(vh), 0, row);
 }
 
 void list_exchanges(ControlContext& ctx, broker::VHost* vh, ControlReply& reply) {
@@ -96,7 +102,7 @@ void list_exchanges(ControlContext& ctx, broker::VHost* vh, ControlReply& reply)
   for (const auto& [name, x] : vh->exchanges()) names->push_back(name);
   std::string vhost = vh->name();
   broker::Broker* b = &ctx.broker;
-  chunked(reply, names, 0, [b, vhost](const std::string& name, ControlReply& r) {
+  chunked<std::string>(reply, names, 0, [b, vhost](const std::string& name, ControlReply& r) {
     broker::VHost* v = b->find_vhost(vhost);
     broker::Exchange* x = v != nullptr ? v->find_exchange(name) : nullptr;
     if (x == nullptr) return;
@@ -128,29 +134,37 @@ json::object binding_row(std::string_view vhost, std::string_view source, std::s
 
 // As RabbitMQ: first every queue's binding to the default exchange, then the exchanges' bindings.
 void list_bindings(ControlContext& ctx, broker::VHost* vh, ControlReply& reply) {
-  auto names = std::make_shared<std::vector<std::string>>();
-  for (const auto& [name, q] : vh->queues()) names->push_back("q" + name);
-  for (const auto& [name, x] : vh->exchanges())
-    if (!name.empty()) names->push_back("x" + name);
   std::string vhost = vh->name();
+  auto names = std::make_shared<std::vector<std::string>>();
+  for (const auto& [name, x] : vh->exchanges())
+    if (!name.empty()) names->push_back(name);
   broker::Broker* b = &ctx.broker;
-  chunked(reply, names, 0, [b, vhost](const std::string& tagged, ControlReply& r) {
-    broker::VHost* v = b->find_vhost(vhost);
-    if (v == nullptr) return;
-    std::string_view name = std::string_view(tagged).substr(1);
-    if (tagged[0] == 'q') {
-      if (v->find_queue(name) != nullptr)
-        r.rows.push_back(binding_row(vhost, "", name, true, name, FieldTable{}));
-      return;
-    }
-    broker::Exchange* x = v->find_exchange(name);
-    if (x == nullptr) return;
-    for (const broker::Binding& bd : x->bindings()) {
-      bool to_queue = bd.dest.queue != nullptr;
-      const std::string& dest = to_queue ? bd.dest.queue->name() : bd.dest.exchange->name();
-      r.rows.push_back(binding_row(vhost, name, dest, to_queue, bd.routing_key, bd.arguments));
-    }
-  });
+  std::function<void(const std::string&, ControlReply&)> exchange_rows =
+      [b, vhost](const std::string& name, ControlReply& r) {
+        broker::VHost* v = b->find_vhost(vhost);
+        broker::Exchange* x = v != nullptr ? v->find_exchange(name) : nullptr;
+        if (x == nullptr) return;
+        for (const broker::Binding& bd : x->bindings()) {
+          bool to_queue = bd.dest.queue != nullptr;
+          const std::string& dest = to_queue ? bd.dest.queue->name() : bd.dest.exchange->name();
+          r.rows.push_back(binding_row(vhost, name, dest, to_queue, bd.routing_key, bd.arguments));
+        }
+      };
+  // Queues' default bindings, then (after their last chunk) the exchanges' bindings.
+  std::function<void(const broker::QueueRef&, ControlReply&)> default_row =
+      [vhost](const broker::QueueRef& q, ControlReply& r) {
+        if (!q->deleted())
+          r.rows.push_back(binding_row(vhost, "", q->name(), true, q->name(), FieldTable{}));
+      };
+  auto queues = queue_snapshot(vh);
+  // One sentinel item ends the queues' part and starts the exchanges' listing.
+  queues->push_back(broker::QueueRef());
+  chunked<broker::QueueRef>(reply, queues, 0,
+                            [default_row, names, exchange_rows](const broker::QueueRef& q,
+                                                                ControlReply& r) {
+                              if (q.get() != nullptr) return default_row(q, r);
+                              chunked<std::string>(r, names, 0, exchange_rows);
+                            });
 }
 
 std::vector<broker::ConnectionInfo> connection_infos(ControlContext& ctx) {
@@ -222,15 +236,13 @@ void list_consumers(ControlContext& ctx, broker::VHost* vh, ControlReply& reply)
   for (const broker::ConnectionInfo& c : connection_infos(ctx))
     for (const broker::ChannelInfo& ch : c.channels)
       (*pids)[ch.sink] = channel_pid(ctx, c.id, ch.number);
-  auto names = std::make_shared<std::vector<std::string>>();
+  auto queues = std::make_shared<std::vector<broker::QueueRef>>();
   for (const auto& [name, q] : vh->queues())
-    if (q->consumer_count() > 0) names->push_back(name);
-  std::string vhost = vh->name();
-  broker::Broker* b = &ctx.broker;
-  chunked(reply, names, 0, [b, vhost, pids](const std::string& name, ControlReply& r) {
-    broker::VHost* v = b->find_vhost(vhost);
-    broker::Queue* q = v != nullptr ? v->find_queue(name) : nullptr;
-    if (q == nullptr) return;
+    if (q->consumer_count() > 0) queues->push_back(q);
+  std::function<void(const broker::QueueRef&, ControlReply&)> row =
+      [pids](const broker::QueueRef& ref, ControlReply& r) {
+    const broker::Queue* q = ref.get();
+    if (q->deleted()) return;
     const broker::Consumer* active = q->single_active_consumer();
     bool sac = q->settings().single_active_consumer;
     for (const broker::Consumer* c : q->consumers()) {
@@ -248,7 +260,8 @@ void list_consumers(ControlContext& ctx, broker::VHost* vh, ControlReply& reply)
       o["arguments"] = to_json(c->arguments);
       r.rows.push_back(std::move(o));
     }
-  });
+  };
+  chunked(reply, queues, 0, row);
 }
 
 broker::VHost* vhost_or_error(ControlContext& ctx, const json::object& req, ControlReply& reply) {
@@ -260,7 +273,7 @@ broker::VHost* vhost_or_error(ControlContext& ctx, const json::object& req, Cont
 
 }  // namespace
 
-void run_control_verb(ControlContext& ctx, const json::object& req, ControlReply& reply) {
+void run_control_verb(ControlContext& ctx, json::object& req, ControlReply& reply) {
   std::string verb = str(req, "verb");
   std::string vhost = str(req, "vhost", "/");
   if (verb == "ping" || verb == "await_startup") return reply.ok();
