@@ -726,4 +726,17 @@ void Channel::shutdown() {
   deliveries_.requeue_all();
 }
 
+
+broker::ChannelInfo Channel::info() const {
+  broker::ChannelInfo i;
+  i.number = id_;
+  i.consumer_count = consumers_.size();
+  i.messages_unacknowledged = deliveries_.outstanding();
+  i.prefetch_count = deliveries_.consumer_prefetch();
+  i.confirm = confirm_mode_;
+  i.transactional = tx_mode_;
+  i.sink = this;
+  return i;
+}
+
 }  // namespace warren::amqp

@@ -30,6 +30,7 @@ class Channel : public broker::DeliverySink, public broker::JournalWaiter {
 
   uint16_t id() const { return id_; }
   bool closing() const { return closing_; }
+  broker::ChannelInfo info() const;  // for warrenctl list_channels
 
   // Frame handlers; an error is the reply code to close the channel (soft) or connection (hard).
   Status handle_method(uint16_t class_id, uint16_t method_id, Reader& r);

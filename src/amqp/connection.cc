@@ -95,6 +95,13 @@ Connection::Connection(asio::ip::tcp::socket socket, broker::Broker& broker)
   if (!ec) {
     peer_ = ep.address().to_string() + ":" + std::to_string(ep.port());
     peer_is_loopback_ = is_loopback(ep.address());
+    peer_host_ = ep.address().to_string();
+    peer_port_ = ep.port();
+  }
+  auto local = socket_.local_endpoint(ec);
+  if (!ec) {
+    local_host_ = local.address().to_string();
+    local_port_ = local.port();
   }
   socket_.set_option(asio::ip::tcp::no_delay(true), ec);
 }
@@ -300,6 +307,8 @@ bool Connection::handle_connection_method(uint16_t class_id, uint16_t method_id,
                                method_name(class_id, method_id)));
       if (!m.decode(r)) return fail(amqp_error(kSyntaxError, "malformed connection.start-ok"));
       if (auto props = decode_table(m.client_properties)) {
+        if (const FieldValue* n = props->find("connection_name"))
+          if (auto name = n->as_string()) client_name_ = std::string(*name);
         if (const FieldValue* caps = props->find("capabilities"))
           if (const FieldTable* t = caps->as_table())
           {
@@ -725,6 +734,15 @@ void Connection::force_close_with_text(std::string_view text) {
   if (!write_in_flight_ && out_.empty()) close_socket("558");
 }
 
+// As rabbitmqctl close_connection: the reply text is the explanation itself.
+void Connection::close_by_operator(std::string_view explanation) {
+  if (state_ == State::kClosed) return;
+  if (state_ == State::kHeader || state_ == State::kClosing) return close_socket("554");
+  close_with_error(amqp_error(kConnectionForced, "{}", explanation));
+  close_after_flush_ = true;
+  if (!write_in_flight_ && out_.empty()) close_socket("558");
+}
+
 void Connection::close_silently(std::string_view why) {
   if (state_ == State::kClosing || state_ == State::kClosed) return;
   spdlog::info("connection {} from {}: {}; closing the socket without connection.close", id_,
@@ -753,6 +771,27 @@ void Connection::close_socket(const char* why) {
   socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ec);
   socket_.close(ec);
   spdlog::debug("connection {} from {} closed ({})", id_, peer_, why);
+}
+
+
+broker::ConnectionInfo Connection::info() const {
+  broker::ConnectionInfo i;
+  i.id = id_;
+  i.user = user_;
+  i.vhost = vhost_ != nullptr ? vhost_->name() : "";
+  i.peer_host = peer_host_;
+  i.peer_port = peer_port_;
+  i.host = local_host_;
+  i.port = local_port_;
+  i.state = state_ == State::kRunning ? "running"
+            : (state_ == State::kClosing || state_ == State::kClosed) ? "closing"
+                                                                      : "starting";
+  i.client_name = client_name_;
+  i.channel_max = channel_max_;
+  i.frame_max = frame_max_;
+  i.heartbeat = heartbeat_;
+  for (const auto& [number, ch] : channels_) i.channels.push_back(ch->info());
+  return i;
 }
 
 }  // namespace warren::amqp

@@ -61,6 +61,8 @@ class Connection : public broker::OutputFlusher,
   void block_for_alarm(std::string_view reason);
   void alarms_cleared() override;
   void reading_may_resume() override { resume_reading(); }
+  broker::ConnectionInfo info() const override;
+  void close_by_operator(std::string_view explanation) override;
 
  private:
   enum class State { kHeader, kStartOk, kSecureOk, kTuneOk, kOpen, kRunning, kClosing, kClosed };
@@ -105,6 +107,9 @@ class Connection : public broker::OutputFlusher,
   State state_ = State::kHeader;
   std::string user_;
   std::string peer_;
+  std::string peer_host_, local_host_;  // for warrenctl list_connections
+  uint16_t peer_port_ = 0, local_port_ = 0;
+  std::string client_name_;  // client property connection_name
   bool peer_is_loopback_ = false;
   bool consumer_cancel_notify_ = false;
 

@@ -15,6 +15,7 @@
 
 #include "auth/access_control.h"
 #include "auth/user_store.h"
+#include "broker/connection_info.h"
 #include "broker/error.h"
 #include "broker/delayed_exchange.h"
 #include "broker/exchange.h"
@@ -62,6 +63,10 @@ class ClientConnection {
   virtual void alarms_cleared() = 0;
   // Something that paused reading (the journal's unsynced backlog) is gone.
   virtual void reading_may_resume() = 0;
+  // For warrenctl's listings.
+  virtual ConnectionInfo info() const { return {}; }
+  // warrenctl close_connection: 320 CONNECTION_FORCED with the operator's text as the reason.
+  virtual void close_by_operator(std::string_view explanation) { force_close(explanation); }
 };
 
 // Waits for the journal to sync records it wrote (publisher confirms, tx.commit-ok).
@@ -144,6 +149,10 @@ class Broker : public DispatchScheduler, public DelayTimer {
   }
   void unregister_connection(ClientConnection* c) { connections_.erase(c); }
   size_t connection_count() const { return connections_.size(); }
+  // For warrenctl: the open connections (read-only) and the definitions store (imports batch).
+  const std::unordered_map<ClientConnection*, std::shared_ptr<ClientConnection>>& connections()
+      const { return connections_; }
+  store::MetadataStore* metadata() { return metadata_; }
   void close_all_connections(std::string_view reason);
 
   // Direct reply-to: consumers of the pseudo-queue amq.rabbitmq.reply-to, by their reply token.

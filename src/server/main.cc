@@ -13,6 +13,7 @@
 #include "broker/broker.h"
 #include "server/amqp_listener.h"
 #include "server/config.h"
+#include "server/control_server.h"
 #include "server/data_dir.h"
 #include "store/metadata_store.h"
 #include "store/sync_gate_io.h"
@@ -87,6 +88,12 @@ int main(int argc, char** argv) {
     return 1;
   }
   listener->start();
+  // warrenctl's control socket (DATA_DIR/warren.sock, 0600).
+  server::ControlServer control(broker, config->data_dir);
+  if (!control.start(&error)) {
+    spdlog::critical("{}", error);
+    return 1;
+  }
   spdlog::info("Warren {} starting, data directory {}", "0.1.0", config->data_dir);
   spdlog::info("AMQP listening on {}:{}", config->bind, listener->port());
   spdlog::info("management HTTP API is not implemented yet; --management-port {} is reserved",

@@ -1,8 +1,8 @@
-// Loader for the shared matching cases (see matching_cases.h). Boost.JSON is used header-only:
-// its implementation is compiled into this one translation unit.
+// Loader for the shared matching cases (see matching_cases.h).
 #include "matching_cases.h"
 
-#include <boost/json/src.hpp>
+// Boost.JSON's implementation comes from warren_server (src/server/control_json.cc).
+#include <boost/json.hpp>
 
 #include <cstdint>
 #include <fstream>
