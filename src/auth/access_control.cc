@@ -1,25 +1,19 @@
 #include "auth/access_control.h"
 
 namespace warren::auth {
-namespace {
-
-std::optional<std::regex> compile(const std::string& pattern) {
-  try {  // std::regex reports a bad pattern only by throwing; caught here, at the edge
-    return std::regex(pattern.empty() ? std::string("^$") : pattern, std::regex::ECMAScript);
-  } catch (const std::regex_error&) {
-    return std::nullopt;
+std::optional<InvalidPattern> AccessControl::set(const std::string& user, const std::string& vhost,
+                                                PermissionSet p) {
+  ErlangRegex compiled[3];
+  const std::string* patterns[3] = {&p.configure, &p.write, &p.read};
+  for (int i = 0; i < 3; ++i) {
+    // An empty pattern permits nothing, as RabbitMQ treats it as "^$".
+    auto r = ErlangRegex::compile(patterns[i]->empty() ? std::string_view("^$") : *patterns[i]);
+    if (auto* e = std::get_if<RegexError>(&r)) return InvalidPattern{*patterns[i], *e};
+    compiled[i] = std::get<ErlangRegex>(std::move(r));
   }
-}
-
-}  // namespace
-
-std::optional<std::string> AccessControl::set(const std::string& user, const std::string& vhost,
-                                              PermissionSet p) {
-  auto c = compile(p.configure), w = compile(p.write), r = compile(p.read);
-  for (auto [re, pattern] : {std::pair{&c, &p.configure}, {&w, &p.write}, {&r, &p.read}})
-    if (!*re) return "invalid regular expression '" + *pattern + "'";
   ++generation_;
-  entries_[{user, vhost}] = Compiled{std::move(p), std::move(*c), std::move(*w), std::move(*r)};
+  entries_[{user, vhost}] = Compiled{std::move(p), std::move(compiled[0]), std::move(compiled[1]),
+                                     std::move(compiled[2])};
   return std::nullopt;
 }
 
@@ -47,10 +41,10 @@ bool AccessControl::permitted(std::string_view user, std::string_view vhost, Per
   auto it = entries_.find(std::pair{std::string(user), std::string(vhost)});
   if (it == entries_.end()) return false;
   const Compiled& c = it->second;
-  const std::regex& re = what == Permission::kConfigure ? c.configure
-                         : what == Permission::kWrite   ? c.write
-                                                        : c.read;
-  return std::regex_search(name.begin(), name.end(), re);
+  const ErlangRegex& re = what == Permission::kConfigure ? c.configure
+                          : what == Permission::kWrite   ? c.write
+                                                         : c.read;
+  return re.search(name);
 }
 
 std::vector<std::pair<std::pair<std::string, std::string>, PermissionSet>> AccessControl::list()

@@ -2,19 +2,18 @@
 // regular expressions per (user, vhost) for configure, write and read. A resource name is
 // permitted when the expression matches anywhere in it (Erlang's re:run, unanchored unless the
 // pattern has ^ or $); an empty expression means "^$" (rabbit_auth_backend_internal), so it
-// permits only the empty name. Expressions are std::regex ECMAScript, which shares PCRE's syntax
-// for everything that permissions use in practice (anchors, alternation, classes, .*) and needs no
-// extra library.
+// permits only the empty name. Expressions have Perl syntax (ErlangRegex), as PCRE's.
 #pragma once
 
 #include <cstdint>
 #include <map>
 #include <optional>
-#include <regex>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
+
+#include "auth/erlang_regex.h"
 
 namespace warren::auth {
 
@@ -24,10 +23,15 @@ struct PermissionSet {
   std::string configure, write, read;  // the patterns as given
 };
 
+struct InvalidPattern {
+  std::string pattern;
+  RegexError error;
+};
+
 class AccessControl {
  public:
-  // Fails (nullopt-free error text) when a pattern is not a valid regular expression.
-  std::optional<std::string> set(const std::string& user, const std::string& vhost,
+  // Fails when a pattern is not a valid regular expression (Erlang re's error for it).
+  std::optional<InvalidPattern> set(const std::string& user, const std::string& vhost,
                                  PermissionSet p);
   bool clear(const std::string& user, const std::string& vhost);
   void clear_user(const std::string& user);
@@ -46,7 +50,7 @@ class AccessControl {
  private:
   struct Compiled {
     PermissionSet patterns;
-    std::regex configure, write, read;
+    ErlangRegex configure, write, read;
   };
   std::map<std::pair<std::string, std::string>, Compiled, std::less<>> entries_;
   uint64_t generation_ = 1;

@@ -116,6 +116,9 @@ class Broker : public DispatchScheduler, public DelayTimer {
   // As add_user with a hash in RabbitMQ's SHA-256 format ("" = no password: cannot log in).
   Status add_user_with_hash(const std::string& name, std::string password_hash,
                             std::vector<std::string> tags = {});
+  // Definitions import: adds the user or replaces its hash and tags (permissions are kept).
+  Status put_user_with_hash(const std::string& name, std::string password_hash,
+                            std::vector<std::string> tags);
   Status delete_user(const std::string& name);                // and its permissions
   Status change_password(const std::string& name, std::string_view password);
   Status clear_password(const std::string& name);

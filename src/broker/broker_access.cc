@@ -56,7 +56,8 @@ Status Broker::restore_access(const store::Definitions& definitions,
     users_.put(auth::User{u.name, std::move(u.password_hash), std::move(u.tags)});
   for (const store::PermissionRecord& p : access.permissions) {
     if (auto bad = access_.set(p.user, p.vhost, {p.configure, p.write, p.read}))
-      spdlog::warn("permissions of user '{}' in vhost '{}' ignored: {}", p.user, p.vhost, *bad);
+      spdlog::warn("permissions of user '{}' in vhost '{}' ignored: regular expression '{}' is "
+                   "invalid", p.user, p.vhost, bad->pattern);
   }
   spdlog::info("restored {} users, {} vhosts, {} permissions", access.users.size(),
                access.vhosts.size(), access.permissions.size());
@@ -80,12 +81,26 @@ Status Broker::add_user_with_hash(const std::string& name, std::string password_
   return std::nullopt;
 }
 
+Status Broker::put_user_with_hash(const std::string& name, std::string password_hash,
+                                  std::vector<std::string> tags) {
+  auth::User u{name, std::move(password_hash), std::move(tags)};
+  if (metadata_ != nullptr)
+    if (Status s = stored(metadata_->save_user({u.name, u.password_hash, u.tags}))) return s;
+  users_.put(std::move(u));
+  return std::nullopt;
+}
+
 Status Broker::delete_user(const std::string& name) {
   if (users_.find(name) == nullptr) return no_such_user(name);
   if (metadata_ != nullptr)
     if (Status s = stored(metadata_->delete_user(name))) return s;
   users_.remove(name);
   access_.clear_user(name);
+  // As rabbit_connection_tracking: the user's open connections are closed.
+  std::vector<std::shared_ptr<ClientConnection>> open;
+  for (auto& [key, c] : connections_)
+    if (c->info().user == name) open.push_back(c);
+  for (auto& c : open) c->force_close_with_text(fmt::format("user '{}' is deleted", name));
   return std::nullopt;
 }
 
@@ -170,7 +185,9 @@ Status Broker::set_permissions(const std::string& user, const std::string& vhost
   if (find_vhost(vhost) == nullptr) return no_such_vhost(vhost);
   // Validate (compile) before saving, so the store never holds a pattern that cannot load.
   auth::AccessControl probe;
-  if (auto bad = probe.set(user, vhost, p)) return make_error(ErrorCode::kPreconditionFailed, "{}", *bad);
+  if (auto bad = probe.set(user, vhost, p))
+    return make_error(ErrorCode::kPreconditionFailed, "regular expression '{}' is invalid: {}",
+                      bad->pattern, bad->error.message);
   if (metadata_ != nullptr)
     if (Status s = stored(metadata_->save_permission({user, vhost, p.configure, p.write, p.read})))
       return s;

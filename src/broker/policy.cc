@@ -2,15 +2,10 @@
 
 #include <algorithm>
 #include <boost/json.hpp>
-#include <boost/regex.hpp>
 #include <fmt/format.h>
 
 namespace warren::broker {
 namespace json = boost::json;
-
-struct PolicyPattern::Impl {
-  boost::regex re;
-};
 
 namespace {
 
@@ -104,23 +99,6 @@ bool known(std::string_view key) {
   return std::find(std::begin(kKnownKeys), std::end(kKnownKeys), key) != std::end(kKnownKeys);
 }
 
-// PCRE's wording for the errors people make most (Erlang's re is PCRE); Boost's otherwise.
-std::string pcre_message(const boost::regex_error& e, std::string_view pattern, size_t* offset) {
-  switch (e.code()) {
-    case boost::regex_constants::error_brack:
-      *offset = pattern.size();
-      return "missing terminating ] for character class";
-    case boost::regex_constants::error_paren:
-      *offset = pattern.size();
-      return "missing )";
-    case boost::regex_constants::error_badrepeat: return "nothing to repeat";
-    case boost::regex_constants::error_escape:
-      *offset = pattern.size();
-      return "\\ at end of pattern";
-    default: return e.what();
-  }
-}
-
 // The definition's error, if any: an empty one; else the first invalid value of a known key
 // (keys in alphabetical order); else the unknown keys, all of them (as RabbitMQ 3.10.8).
 std::optional<std::string> validate_definition(const json::object& obj, PolicyDefinition& d) {
@@ -161,33 +139,20 @@ std::optional<PolicyApplyTo> parse_apply_to(std::string_view s) {
 }
 
 OpResult<PolicyPattern> PolicyPattern::compile(std::string_view pattern) {
-  PolicyPattern p;
-  try {
-    auto impl = std::make_shared<Impl>();
-    impl->re.assign(pattern.begin(), pattern.end(), boost::regex::perl);
-    p.impl_ = std::move(impl);
-  } catch (const boost::regex_error& e) {
-    size_t offset = static_cast<size_t>(std::max<std::ptrdiff_t>(e.position(), 0));
-    std::string msg = pcre_message(e, pattern, &offset);
+  auto compiled = auth::ErlangRegex::compile(pattern);
+  if (auto* e = std::get_if<auth::RegexError>(&compiled)) {
     // RabbitMQ formats the reason with ~p, which breaks a tuple that does not fit in 80 columns
     // after the text before it into one element per line, aligned after the brace.
     constexpr std::string_view kPrefix = "pattern should be regular expression but is invalid: ";
-    std::string tuple = fmt::format("{{\"{}\",{}}}", msg, offset);
+    std::string tuple = fmt::format("{{\"{}\",{}}}", e->message, e->offset);
     if (kPrefix.size() + tuple.size() > 80)
-      tuple = fmt::format("{{\"{}\",\n{}{}}}", msg, std::string(kPrefix.size() + 1, ' '), offset);
+      tuple = fmt::format("{{\"{}\",\n{}{}}}", e->message, std::string(kPrefix.size() + 1, ' '),
+                          e->offset);
     return invalid(std::string(kPrefix) + tuple);
   }
+  PolicyPattern p;
+  p.regex_ = std::get<auth::ErlangRegex>(std::move(compiled));
   return p;
-}
-
-bool PolicyPattern::matches(std::string_view name) const {
-  if (!impl_) return false;
-  // Unanchored, as re:run; a pathological pattern that exhausts Boost's limits matches nothing.
-  try {
-    return boost::regex_search(name.begin(), name.end(), impl_->re);
-  } catch (const std::runtime_error&) {
-    return false;
-  }
 }
 
 OpResult<Policy> make_policy(std::string_view name, std::string_view pattern,

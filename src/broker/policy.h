@@ -17,6 +17,7 @@
 #include <string_view>
 #include <vector>
 
+#include "auth/erlang_regex.h"
 #include "broker/error.h"
 #include "broker/queue_settings.h"
 
@@ -43,17 +44,16 @@ struct PolicyDefinition {
   std::optional<std::string> alternate_exchange;       // alternate-exchange (exchanges)
 };
 
-// A compiled pattern: PCRE-like (Boost.Regex, Perl syntax) and, as Erlang's re:run, unanchored
+// A compiled pattern: Perl syntax (auth::ErlangRegex) and, as Erlang's re:run, unanchored
 // unless the pattern anchors itself ("^amq\." matches only names starting with "amq.").
 class PolicyPattern {
  public:
   // The error is RabbitMQ's: "pattern should be regular expression but is invalid: {...}".
   static OpResult<PolicyPattern> compile(std::string_view pattern);
-  bool matches(std::string_view name) const;
+  bool matches(std::string_view name) const { return regex_.search(name); }
 
  private:
-  struct Impl;
-  std::shared_ptr<const Impl> impl_;
+  auth::ErlangRegex regex_;
 };
 
 struct Policy {

@@ -55,6 +55,10 @@ int main(int argc, char** argv) {
     } else if (key == "-t" || key == "--timeout") {
       if (!value(&v)) goto missing;
       o.timeout_s = std::atof(v.c_str());
+    } else if (key == "--priority") {
+      if (!value(&o.priority)) goto missing;
+    } else if (key == "--apply-to") {
+      if (!value(&o.apply_to)) goto missing;
     } else if (key == "--formatter") {
       if (!value(&o.formatter)) goto missing;
       if (o.formatter != "table" && o.formatter != "json") {

@@ -30,6 +30,7 @@ struct Options {
   double timeout_s = 0;  // 0: the verb's default
   bool help = false;
   bool if_empty = false, if_unused = false;
+  std::string priority = "0", apply_to = "all";  // set_policy
   std::string verb;
   std::vector<std::string> args;
 };

@@ -3,6 +3,7 @@
 #include "cli/verbs_tenancy.h"
 
 #include <cstdio>
+#include <cstdlib>
 
 #include "cli/formatter.h"
 
@@ -28,6 +29,15 @@ const std::vector<Verb>& tenancy_verbs() {
        "Lists permissions of a user across all virtual hosts"},
       {"set_vhost_limits", "set_vhost_limits [--vhost <vhost>] <definition>",
        "Sets virtual host limits"},
+      {"set_policy",
+       "set_policy [--vhost <vhost>] [--priority <priority>] [--apply-to <apply-to>] <name> "
+       "<pattern> <definition>",
+       "Sets or updates a policy"},
+      {"clear_policy", "clear_policy [--vhost <vhost>] <name>", "Clears a policy"},
+      {"list_policies", "list_policies [--vhost <vhost>] [--no-table-headers]",
+       "Lists all policies in a virtual host"},
+      {"list_vhost_limits", "list_vhost_limits [--vhost <vhost>]",
+       "Displays configured virtual host limits"},
   };
   return v;
 }
@@ -147,6 +157,39 @@ int run_tenancy_verb(const Options& o, const Verb& v) {
       return kExitUnavailable;
     }
     return simple(o, {{"verb", name}, {"vhost", o.vhost}, {"limits", limits}}, text);
+  }
+  if (name == "set_policy") {
+    if (!need_args(o, v, 3)) return kExitUsage;
+    char* end = nullptr;
+    long long priority = std::strtoll(o.priority.c_str(), &end, 10);
+    if (o.priority.empty() || *end != 0) {
+      std::fprintf(stderr, "Error: --priority must be an integer, got '%s'\n", o.priority.c_str());
+      return kExitUsage;
+    }
+    return simple(o,
+                  {{"verb", name}, {"vhost", o.vhost}, {"name", a[0]}, {"pattern", a[1]},
+                   {"definition", a[2]}, {"apply_to", o.apply_to}, {"priority", priority}},
+                  "Setting policy " + quoted(a[0]) + " for pattern " + quoted(a[1]) + " to " +
+                      quoted(a[2]) + " with priority " + quoted(o.priority) + " for vhost " +
+                      quoted(o.vhost) + " ...");
+  }
+  if (name == "clear_policy") {
+    if (!need_args(o, v, 1)) return kExitUsage;
+    return simple(o, {{"verb", name}, {"vhost", o.vhost}, {"name", a[0]}},
+                  "Clearing policy " + quoted(a[0]) + " on vhost " + quoted(o.vhost) + " ...");
+  }
+  if (name == "list_policies") {
+    if (!need_args(o, v, 0)) return kExitUsage;
+    return table(o, {{"verb", name}, {"vhost", o.vhost}},
+                 "Listing policies for vhost " + quoted(o.vhost) + " ...",
+                 {"vhost", "name", "pattern", "apply-to", "definition", "priority"});
+  }
+  if (name == "list_vhost_limits") {
+    if (!need_args(o, v, 0)) return kExitUsage;
+    banner(o, "Listing limits for vhost " + quoted(o.vhost) + " ...");
+    return request(o, {{"verb", name}, {"vhost", o.vhost}}, [](const json::array& rows) {
+      for (const json::value& r : rows) std::printf("%s\n", json::serialize(r).c_str());
+    });
   }
   return kExitUsage;
 }

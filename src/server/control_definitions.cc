@@ -1,6 +1,8 @@
 // Definitions export/import in RabbitMQ's JSON format (the file rabbitmqctl export_definitions
-// writes): exchanges, queues and bindings today; users, vhosts and permissions are exported as
-// the broker has them and not yet imported.
+// writes): users (with their RabbitMQ SHA-256 password hashes), vhosts, permissions, vhost limits
+// (parameters of component "vhost-limits"), policies, exchanges, queues and bindings of every
+// vhost. Not imported: topic permissions and other runtime parameters (federation, shovels),
+// which Warren does not have; they are skipped with a warning in the server's log.
 //
 // Import applies kImportChunk objects per event-loop turn, each chunk in one metadata-store
 // batch (one fsync): 10,000 durable queues take a few dozen fsyncs instead of 10,000, and AMQP
@@ -12,6 +14,9 @@
 #include <string>
 #include <vector>
 
+#include <spdlog/spdlog.h>
+
+#include "broker/policy.h"
 #include "server/control_json.h"
 #include "server/control_server.h"
 #include "store/metadata_store.h"
@@ -34,31 +39,36 @@ bool is_default_exchange(std::string_view name) {
 constexpr size_t kExportChunk = 500;
 
 struct Export {
-  // A snapshot: the queues (references: no allocation per queue), then the exchanges' names.
-  std::vector<broker::QueueRef> queues;
-  std::vector<std::string> exchanges;
+  // A snapshot: the queues (references: no allocation per queue), then the exchanges' names,
+  // each with the index of its vhost's name (the vhost is looked up again per chunk: it may be
+  // deleted meanwhile).
+  std::vector<std::string> vhosts;
+  std::vector<std::pair<size_t, broker::QueueRef>> queues;
+  std::vector<std::pair<size_t, std::string>> exchanges;
   size_t next = 0;  // index into queues, then queues.size() + index into exchanges
   size_t size() const { return queues.size() + exchanges.size(); }
 };
 
 void export_chunk(ControlContext& ctx, std::shared_ptr<Export> ex, ControlReply& reply) {
-  broker::VHost* vh = ctx.broker.find_vhost("/");
   json::array queues, exchanges, bindings;
   size_t end = std::min(ex->size(), ex->next + kExportChunk);
-  for (; vh != nullptr && ex->next < end; ++ex->next) {
+  for (; ex->next < end; ++ex->next) {
     if (ex->next < ex->queues.size()) {
-      const broker::Queue* q = ex->queues[ex->next].get();
+      const auto& [vhost_index, queue] = ex->queues[ex->next];
+      const broker::Queue* q = queue.get();
       if (q->deleted() || q->exclusive()) continue;
+      const std::string& vhost = ex->vhosts[vhost_index];
       queues.push_back(json::object{{"name", q->name()},
-                                    {"vhost", vh->name()},
+                                    {"vhost", vhost},
                                     {"durable", q->durable()},
                                     {"auto_delete", q->auto_delete()},
                                     {"type", "classic"},
                                     {"arguments", to_json(q->options().arguments)}});
       continue;
     }
-    const std::string& name = ex->exchanges[ex->next - ex->queues.size()];
-    broker::Exchange* x = vh->find_exchange(name);
+    const auto& [vhost_index, name] = ex->exchanges[ex->next - ex->queues.size()];
+    broker::VHost* vh = ctx.broker.find_vhost(ex->vhosts[vhost_index]);
+    broker::Exchange* x = vh != nullptr ? vh->find_exchange(name) : nullptr;
     if (x == nullptr) continue;
     exchanges.push_back(json::object{{"name", name},
                                      {"vhost", vh->name()},
@@ -93,7 +103,7 @@ void export_definitions(ControlContext& ctx, ControlReply& reply) {
   d["product_name"] = "Warren";
   d["product_version"] = "0.1.0";
   json::array users;
-  for (const auto& [name, u] : ctx.broker.users().all()) {
+  for (const auth::User& u : ctx.broker.list_users()) {
     json::array tags;
     for (const std::string& t : u.tags) tags.push_back(json::string(t));
     users.push_back(json::object{{"name", u.name},
@@ -103,29 +113,53 @@ void export_definitions(ControlContext& ctx, ControlReply& reply) {
                                  {"limits", json::object()}});
   }
   d["users"] = std::move(users);
-  json::array vhosts, permissions;
+  json::array vhosts, permissions, parameters, policies;
   auto ex = std::make_shared<Export>();
-  broker::VHost* vh = ctx.broker.find_vhost("/");
-  if (vh != nullptr) {
+  for (const std::string& name : ctx.broker.list_vhosts()) {
+    broker::VHost* vh = ctx.broker.find_vhost(name);
+    json::array limits_list;
+    json::object limits;
+    for (auto [key, value] : {std::pair{"max-connections", vh->max_connections},
+                              std::pair{"max-queues", vh->max_queues}}) {
+      if (value < 0) continue;
+      limits_list.push_back(json::array{key, value});
+      limits[key] = value;
+    }
     vhosts.push_back(json::object{
-        {"name", "/"},
-        {"limits", json::array()},
-        {"metadata", json::object{{"description", "Default virtual host"}, {"tags", json::array()}}}});
-    // Today every user may do everything on the one vhost.
-    for (const auto& [name, u] : ctx.broker.users().all())
-      permissions.push_back(json::object{
-          {"user", name}, {"vhost", "/"}, {"configure", ".*"}, {"write", ".*"}, {"read", ".*"}});
-    ex->queues.reserve(vh->queues().size());
-    for (const auto& [name, q] : vh->queues()) ex->queues.push_back(q);
-    for (const auto& [name, x] : vh->exchanges())
-      if (!is_default_exchange(name)) ex->exchanges.push_back(name);
+        {"name", name},
+        {"limits", std::move(limits_list)},
+        {"metadata", json::object{{"description", name == "/" ? "Default virtual host" : ""},
+                                  {"tags", json::array()}}}});
+    if (!limits.empty())
+      parameters.push_back(json::object{{"vhost", name},
+                                        {"component", "vhost-limits"},
+                                        {"name", "limits"},
+                                        {"value", std::move(limits)}});
+    for (const broker::UserPermissionEntry& p : ctx.broker.list_permissions(name))
+      permissions.push_back(json::object{{"user", p.user},
+                                         {"vhost", name},
+                                         {"configure", p.permissions.configure},
+                                         {"write", p.permissions.write},
+                                         {"read", p.permissions.read}});
+    for (const broker::Policy& p : vh->policies())
+      policies.push_back(json::object{{"vhost", name},
+                                      {"name", p.name},
+                                      {"pattern", p.pattern},
+                                      {"apply-to", broker::apply_to_name(p.apply_to)},
+                                      {"definition", json::parse(p.definition_json)},
+                                      {"priority", p.priority}});
+    size_t index = ex->vhosts.size();
+    ex->vhosts.push_back(name);
+    for (const auto& [qname, q] : vh->queues()) ex->queues.emplace_back(index, q);
+    for (const auto& [xname, x] : vh->exchanges())
+      if (!is_default_exchange(xname)) ex->exchanges.emplace_back(index, xname);
   }
   d["vhosts"] = std::move(vhosts);
   d["permissions"] = std::move(permissions);
   d["topic_permissions"] = json::array();
-  d["parameters"] = json::array();
+  d["parameters"] = std::move(parameters);
   d["global_parameters"] = json::array();
-  d["policies"] = json::array();
+  d["policies"] = std::move(policies);
   d["queues"] = json::array();
   d["exchanges"] = json::array();
   d["bindings"] = json::array();
@@ -148,7 +182,13 @@ json::value arguments(const json::object& o) {
   return it == o.end() ? json::value(json::object()) : it->value();
 }
 
-// One import: the definitions and how far it got (section 0 exchanges, 1 queues, 2 bindings).
+// One import: the definitions and how far it got, section by section in RabbitMQ's order
+// (rabbit_definitions: users, vhosts, permissions, parameters, policies, then the objects).
+enum Section { kUsers, kVHosts, kPermissions, kParameters, kPolicies, kExchanges, kQueues,
+               kBindings, kSectionCount };
+const char* kSections[kSectionCount] = {"users",    "vhosts",    "permissions", "parameters",
+                                        "policies", "exchanges", "queues",      "bindings"};
+
 struct Import {
   json::object defs;
   int section = 0;
@@ -156,15 +196,88 @@ struct Import {
   size_t applied = 0;
 };
 
-const char* kSections[] = {"exchanges", "queues", "bindings"};
+std::vector<std::string> string_list(const json::object& o, std::string_view key) {
+  std::vector<std::string> out;
+  auto it = o.find(key);
+  if (it == o.end()) return out;
+  if (it->value().is_array()) {
+    for (const json::value& v : it->value().get_array())
+      if (v.is_string()) out.emplace_back(v.get_string());
+  } else if (it->value().is_string()) {  // before 3.9 tags were one comma-separated string
+    std::string_view all = it->value().get_string();
+    while (!all.empty()) {
+      size_t comma = all.find(',');
+      std::string_view t = all.substr(0, comma);
+      if (!t.empty()) out.emplace_back(t);
+      all = comma == std::string_view::npos ? std::string_view() : all.substr(comma + 1);
+    }
+  }
+  return out;
+}
 
-// Applies one definition; an error text on failure.
+std::string failed(const broker::Status& s) {
+  return std::string(broker::error_name(s->code)) + " - " + s->text;
+}
+
+std::optional<std::string> apply_user(ControlContext& ctx, const json::object& o) {
+  std::string name = str(o, "name");
+  std::string algorithm = str(o, "hashing_algorithm", "rabbit_password_hashing_sha256");
+  if (algorithm != "rabbit_password_hashing_sha256")
+    return "user '" + name + "': hashing algorithm '" + algorithm +
+           "' is not supported (Warren verifies rabbit_password_hashing_sha256 hashes)";
+  if (broker::Status s =
+          ctx.broker.put_user_with_hash(name, str(o, "password_hash"), string_list(o, "tags")))
+    return failed(s);
+  return std::nullopt;
+}
+
+std::optional<std::string> apply_limits(ControlContext& ctx, const std::string& vhost,
+                                        const json::object& value) {
+  broker::VHostLimits limits;
+  for (const auto& [key, v] : value) {
+    if (!v.is_int64()) return "vhost '" + vhost + "': limit " + std::string(key) +
+                              " must be an integer";
+    if (key == "max-connections") limits.max_connections = std::max<int64_t>(v.get_int64(), -1);
+    else if (key == "max-queues") limits.max_queues = std::max<int64_t>(v.get_int64(), -1);
+    else return "vhost '" + vhost + "': unknown limit " + std::string(key);
+  }
+  if (broker::Status s = ctx.broker.set_vhost_limits(vhost, limits)) return failed(s);
+  return std::nullopt;
+}
+
+// Applies one definition of a section; an error text on failure.
 std::optional<std::string> apply(ControlContext& ctx, int section, const json::object& o) {
+  if (section == kUsers) return apply_user(ctx, o);
+  if (section == kVHosts) {
+    if (broker::Status s = ctx.broker.create_vhost(str(o, "name"))) return failed(s);
+    return std::nullopt;
+  }
   std::string vhost = str(o, "vhost", "/");
   broker::VHost* vh = ctx.broker.find_vhost(vhost);
   if (vh == nullptr) return "vhost '" + vhost + "' does not exist";
   broker::Status s;
-  if (section == 0) {
+  if (section == kPermissions) {
+    s = ctx.broker.set_permissions(str(o, "user"), vhost,
+                                   {str(o, "configure"), str(o, "write"), str(o, "read")});
+  } else if (section == kParameters) {
+    std::string component = str(o, "component");
+    auto value = o.find("value");
+    if (component == "vhost-limits" && value != o.end() && value->value().is_object())
+      return apply_limits(ctx, vhost, value->value().get_object());
+    spdlog::warn("definitions import: parameter '{}' of component '{}' in vhost '{}' skipped "
+                 "(Warren has no such component)", str(o, "name"), component, vhost);
+  } else if (section == kPolicies) {
+    auto def = o.find("definition");
+    int64_t priority = 0;
+    if (auto it = o.find("priority"); it != o.end() && it->value().is_int64())
+      priority = it->value().get_int64();
+    auto policy = broker::make_policy(
+        str(o, "name"), str(o, "pattern"),
+        def == o.end() ? std::string() : json::serialize(def->value()), str(o, "apply-to", "all"),
+        priority);
+    if (!policy) return "policy '" + str(o, "name") + "': " + policy.error().text;
+    s = vh->set_policy(std::move(*policy));
+  } else if (section == kExchanges) {
     std::string name = str(o, "name"), type = str(o, "type", "direct");
     if (is_default_exchange(name)) return std::nullopt;  // as RabbitMQ: predeclared, skipped
     broker::ExchangeDeclare d;
@@ -175,7 +288,7 @@ std::optional<std::string> apply(ControlContext& ctx, int section, const json::o
     d.internal = boolean(o, "internal", false);
     d.arguments = table_from_json(arguments(o));
     s = vh->declare_exchange(d);
-  } else if (section == 1) {
+  } else if (section == kQueues) {
     std::string name = str(o, "name");
     broker::QueueDeclare d;
     d.name = name;
@@ -193,7 +306,7 @@ std::optional<std::string> apply(ControlContext& ctx, int section, const json::o
     else
       s = vh->bind_exchange(dest, source, key, args);
   }
-  if (s) return std::string(broker::error_name(s->code)) + " - " + s->text;
+  if (s) return failed(s);
   return std::nullopt;
 }
 
@@ -206,7 +319,7 @@ void import_chunk(ControlContext& ctx, std::shared_ptr<Import> im, ControlReply&
   }
   size_t done = 0;
   std::optional<std::string> failure;
-  while (im->section < 3 && done < kImportChunk && !failure) {
+  while (im->section < kSectionCount && done < kImportChunk && !failure) {
     auto it = im->defs.find(kSections[im->section]);
     const json::array* list = it != im->defs.end() && it->value().is_array()
                                   ? &it->value().get_array() : nullptr;
@@ -225,7 +338,7 @@ void import_chunk(ControlContext& ctx, std::shared_ptr<Import> im, ControlReply&
   }
   if (failure) return reply.error(*failure, 65);
   im->applied += done;
-  if (im->section < 3)
+  if (im->section < kSectionCount)
     reply.next = [&ctx, im](ControlReply& r) { import_chunk(ctx, im, r); };
   else
     reply.ok(std::to_string(im->applied));

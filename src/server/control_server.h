@@ -42,6 +42,15 @@ struct ControlContext {
 // Runs one request (control_verbs.cc).
 // The request is taken apart (an import moves its definitions out rather than copying them).
 void run_control_verb(ControlContext& ctx, boost::json::object& request, ControlReply& reply);
+// The verb groups it dispatches to; each returns false for a verb that is not its own.
+void run_definitions_verb(ControlContext& ctx, boost::json::object& request,
+                          ControlReply& reply);  // control_definitions.cc
+bool run_tenancy_verb(ControlContext& ctx, const std::string& verb,
+                      const boost::json::object& request,
+                      ControlReply& reply);  // control_verbs_tenancy.cc
+bool run_policy_verb(ControlContext& ctx, const std::string& verb,
+                     const boost::json::object& request,
+                     ControlReply& reply);  // control_verbs_policies.cc
 
 class ControlServer {
  public:

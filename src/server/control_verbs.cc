@@ -17,10 +17,6 @@ namespace warren::server {
 
 namespace json = boost::json;
 
-void run_definitions_verb(ControlContext& ctx, json::object& req, ControlReply& reply);
-bool run_tenancy_verb(ControlContext& ctx, const std::string& verb, const json::object& req,
-                      ControlReply& reply);
-
 namespace {
 
 // Rows per loop turn for listings: building one row takes about a microsecond.
@@ -69,8 +65,9 @@ std::shared_ptr<std::vector<broker::QueueRef>> queue_snapshot(broker::VHost* vh)
 }
 
 void list_queues(ControlContext& ctx, broker::VHost* vh, ControlReply& reply) {
+  broker::Broker* b = &ctx.broker;
   std::function<void(const broker::QueueRef&, ControlReply&)> row =
-      [](const broker::QueueRef& ref, ControlReply& r) {
+      [b](const broker::QueueRef& ref, ControlReply& r) {
     const broker::Queue* q = ref.get();
     if (q->deleted()) return;
     size_t unacked = 0;
@@ -91,7 +88,9 @@ void list_queues(ControlContext& ctx, broker::VHost* vh, ControlReply& reply) {
     o["messages_ram"] = q->messages_in_ram();
     o["state"] = "running";
     o["type"] = "classic";
-    o["policy"] = "";
+    broker::VHost* v = b->find_vhost(q->vhost());
+    const broker::Policy* p = v != nullptr ? v->policy_for_queue(q->name()) : nullptr;
+    o["policy"] = p != nullptr ? p->name : "";
     r.rows.push_back(std::move(o));
   };
   chunked(reply, queue_snapshot(vh), 0, row);
@@ -114,7 +113,8 @@ void list_exchanges(ControlContext& ctx, broker::VHost* vh, ControlReply& reply)
     o["auto_delete"] = x->options().auto_delete;
     o["internal"] = x->options().internal;
     o["arguments"] = to_json(x->options().arguments);
-    o["policy"] = "";
+    const broker::Policy* p = v->policy_for_exchange(name);
+    o["policy"] = p != nullptr ? p->name : "";
     r.rows.push_back(std::move(o));
   });
 }
@@ -290,10 +290,9 @@ void run_control_verb(ControlContext& ctx, json::object& req, ControlReply& repl
   if (verb == "list_connections") return list_connections(ctx, reply);
   if (verb == "list_channels") return list_channels(ctx, reply);
   if (verb == "list_vhosts") {
-    // Today the broker has the default vhost only.
-    if (ctx.broker.find_vhost("/") != nullptr) {
+    for (const std::string& name : ctx.broker.list_vhosts()) {
       json::object o;
-      o["name"] = "/";
+      o["name"] = name;
       o["tracing"] = false;
       o["cluster_state"] = json::object{{ctx.node_name, "running"}};
       reply.rows.push_back(std::move(o));
@@ -385,6 +384,7 @@ void run_control_verb(ControlContext& ctx, json::object& req, ControlReply& repl
   if (verb == "export_definitions" || verb == "import_definitions")
     return run_definitions_verb(ctx, req, reply);
   if (run_tenancy_verb(ctx, verb, req, reply)) return;
+  if (run_policy_verb(ctx, verb, req, reply)) return;
   (void)vhost_or_error;
   reply.error("unknown verb " + verb, 64);
 }

@@ -490,7 +490,7 @@ def test_listing_an_unknown_vhost_lists_nothing(server):
 
 
 def test_permissions_listings(server):
-    # Today every user may do everything on the one vhost; outputs as rabbitmqctl 3.10.8.
+    # The default user's permissions on /; outputs as rabbitmqctl 3.10.8.
     rc, out, _ = ctl(server, "list_permissions")
     assert (rc, out) == (0, 'Listing permissions for vhost "/" ...\n'
                             "user\tconfigure\twrite\tread\nguest\t.*\t.*\t.*\n")
@@ -501,10 +501,3 @@ def test_permissions_listings(server):
     assert json.loads(out) == [{"vhost": "/", "configure": ".*", "write": ".*", "read": ".*"}]
     rc, out, err = ctl(server, "list_user_permissions", "nosuch")
     assert (rc, err) == (69, 'Error:\n{:no_such_user, "nosuch"}\n')
-
-
-def test_changing_users_is_refused_until_there_is_a_store(server):
-    rc, out, err = ctl(server, "add_user", "u1", "p1")
-    assert rc == 70
-    assert out == 'Adding user "u1" ...\n'
-    assert "not available yet" in err
