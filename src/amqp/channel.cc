@@ -128,8 +128,9 @@ Status Channel::on(const ExchangeDeclare& m) {
     // An alternate exchange is published to on this exchange's behalf.
     if (const FieldValue* ae = d.arguments.find("alternate-exchange"))
       if (auto name = ae->as_string()) {
-        if (Status s = require(conn_, Permission::kWrite, "exchange", *name)) return s;
+        // rabbit_channel checks read on this exchange first, then write on the AE.
         if (Status s = require(conn_, Permission::kRead, "exchange", m.exchange)) return s;
+        if (Status s = require(conn_, Permission::kWrite, "exchange", *name)) return s;
       }
   }
   if (Status s = conn_.vhost().declare_exchange(d)) return s;
@@ -198,8 +199,9 @@ Status Channel::on(const QueueDeclare& m) {
     // Dead letters are published to the DLX on the queue's behalf.
     if (const FieldValue* dlx = d.arguments.find("x-dead-letter-exchange"))
       if (auto name = dlx->as_string()) {
-        if (Status s = require(conn_, Permission::kWrite, "exchange", *name)) return s;
+        // rabbit_channel:check_dlx: read on the queue first, then write on the DLX.
         if (Status s = require(conn_, Permission::kRead, "queue", d.name)) return s;
+        if (Status s = require(conn_, Permission::kWrite, "exchange", *name)) return s;
       }
   }
   auto ok = conn_.vhost().declare_queue(d, conn_.id());

@@ -189,3 +189,37 @@ def test_seeded_state_survives_another_restart(tenancy, restartable_broker):
     connect(broker, "alice", "apw", "v1").close()
     code, _ = open_refused(broker, "nobody", "npw", "/")
     assert code == 530
+
+
+def test_dead_letter_and_alternate_exchange_permissions_in_rabbitmqs_order(tenancy):
+    """rabbit_channel checks read on the declared queue (exchange) before write on its DLX (AE):
+    a user with configure only is refused on the queue (exchange) itself, as RabbitMQ 3.10.8."""
+    c = connect(tenancy, "alice", "apw")
+    ch = c.channel()
+    # alice may write to alice-* exchanges and read alice-* queues: allowed.
+    ch.queue_declare("alice-dq", arguments={"x-dead-letter-exchange": "alice-x"})
+    text = refused(ch.queue_declare, c, ch, "alice-dq2",
+                   arguments={"x-dead-letter-exchange": "bob-x"})
+    assert text == ("ACCESS_REFUSED - access to exchange 'bob-x' in vhost '/' refused for "
+                    "user 'alice'")
+    ch = c.channel()
+    ch.exchange_declare("alice-ax", "direct", arguments={"alternate-exchange": "alice-x"})
+    text = refused(ch.exchange_declare, c, ch, "alice-ax2", "direct",
+                   arguments={"alternate-exchange": "bob-x"})
+    assert text == ("ACCESS_REFUSED - access to exchange 'bob-x' in vhost '/' refused for "
+                    "user 'alice'")
+    c.close()
+
+
+def test_read_on_the_queue_is_checked_before_write_on_the_dlx(restartable_broker):
+    seed = Seed().user("cfg", "pw").permit("cfg", "/", ".*", "^$", "^$")
+    b = seeded_broker(restartable_broker, seed)
+    c = connect(b, "cfg", "pw")
+    ch = c.channel()
+    text = refused(ch.queue_declare, c, ch, "dq", arguments={"x-dead-letter-exchange": "dlx"})
+    assert text == "ACCESS_REFUSED - access to queue 'dq' in vhost '/' refused for user 'cfg'"
+    ch = c.channel()
+    text = refused(ch.exchange_declare, c, ch, "ex1", "direct",
+                   arguments={"alternate-exchange": "ae"})
+    assert text == "ACCESS_REFUSED - access to exchange 'ex1' in vhost '/' refused for user 'cfg'"
+    c.close()
