@@ -83,6 +83,15 @@ struct VHostLimits {
   std::optional<int64_t> max_connections, max_queues;
 };
 
+// What a first start creates (rabbitmq.conf default_user, default_pass, default_vhost,
+// default_user_tags.*).
+struct DefaultAccess {
+  std::string user = "guest";
+  std::string pass = "guest";
+  std::string vhost = "/";
+  std::vector<std::string> tags = {"administrator"};
+};
+
 struct UserPermissionEntry {
   std::string user, vhost;
   auth::PermissionSet permissions;
@@ -107,10 +116,10 @@ class Broker : public DispatchScheduler, public DelayTimer {
   // applies; errors carry RabbitMQ's texts. The API of warrenctl, definitions and management.
 
   // Restores users, vhosts (with their definitions), limits and permissions from the metadata
-  // store. A store that has neither users nor vhosts (first start) gets the default user, tag
-  // administrator, and vhost "/" on which that user has ".*" ".*" ".*".
-  Status restore_access(const store::Definitions& definitions, const std::string& default_user,
-                        std::string_view default_pass);
+  // store. A store that has neither users nor vhosts (first start) gets RabbitMQ's default data
+  // (rabbit:insert_default_data): the default vhost, and the default user with its tags and
+  // ".*" ".*" ".*" on that vhost.
+  Status restore_access(const store::Definitions& definitions, const DefaultAccess& defaults);
   Status add_user(const std::string& name, std::string_view password,
                   std::vector<std::string> tags = {});
   // As add_user with a hash in RabbitMQ's SHA-256 format ("" = no password: cannot log in).

@@ -26,7 +26,7 @@ Error no_such_vhost(std::string_view name) {
 }  // namespace
 
 Status Broker::restore_access(const store::Definitions& definitions,
-                              const std::string& default_user, std::string_view default_pass) {
+                              const DefaultAccess& defaults) {
   store::AccessDefinitions access;
   if (metadata_ != nullptr) {
     auto loaded = metadata_->load_access();
@@ -37,7 +37,7 @@ Status Broker::restore_access(const store::Definitions& definitions,
   // (rabbit:insert_default_data), created after the definitions are restored.
   const bool first_start = access.users.empty() && access.vhosts.empty();
   if (first_start) {
-    access.vhosts.push_back({"/", -1, -1});
+    access.vhosts.push_back({defaults.vhost, -1, -1});
     if (metadata_ != nullptr)
       if (Status s = stored(metadata_->save_vhost(access.vhosts.back()))) return s;
   }
@@ -49,8 +49,8 @@ Status Broker::restore_access(const store::Definitions& definitions,
     vh.restore(definitions);
   }
   if (first_start) {
-    if (Status s = add_user(default_user, default_pass, {"administrator"})) return s;
-    return set_permissions(default_user, "/", {".*", ".*", ".*"});
+    if (Status s = add_user(defaults.user, defaults.pass, defaults.tags)) return s;
+    return set_permissions(defaults.user, defaults.vhost, {".*", ".*", ".*"});
   }
   for (store::UserRecord& u : access.users)
     users_.put(auth::User{u.name, std::move(u.password_hash), std::move(u.tags)});

@@ -1,5 +1,6 @@
 #include "server/amqp_listener.h"
 
+#include <boost/asio/ip/v6_only.hpp>
 #include <spdlog/spdlog.h>
 
 #include "amqp/connection.h"
@@ -12,6 +13,8 @@ AmqpListener::AmqpListener(broker::Broker& broker, const asio::ip::tcp::endpoint
     : broker_(broker), acceptor_(broker.io()), retry_timer_(broker.io()) {
   acceptor_.open(endpoint.protocol());
   acceptor_.set_option(asio::socket_base::reuse_address(true));
+  // An IPv6 listener takes IPv6 only, so an IPv4 one can share its port (127.0.0.1 and ::1).
+  if (endpoint.protocol() == asio::ip::tcp::v6()) acceptor_.set_option(asio::ip::v6_only(true));
   acceptor_.bind(endpoint);
   acceptor_.listen(asio::socket_base::max_listen_connections);
 }

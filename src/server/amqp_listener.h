@@ -12,6 +12,7 @@ namespace warren::server {
 
 class AmqpListener {
  public:
+  // Binds and listens; throws boost::system::system_error when it cannot (at start-up only).
   AmqpListener(broker::Broker& broker, const boost::asio::ip::tcp::endpoint& endpoint);
   uint16_t port() const { return acceptor_.local_endpoint().port(); }
   void start();

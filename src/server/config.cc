@@ -3,26 +3,236 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <sstream>
 
 #include <CLI/CLI.hpp>
 
+#include "server/rabbitmq_conf.h"
+
 namespace warren::server {
+
+namespace {
+
+constexpr uint16_t kDefaultAmqpPort = 5672;
+constexpr uint16_t kDefaultAmqpsPort = 5671;
+
+// What the config file said about listeners, resolved against the flags in resolve_listeners.
+struct FileListeners {
+  std::vector<ListenAddress> tcp;  // listeners.tcp.*, in file order
+};
+
+// Every interface, as RabbitMQ listens for a listener given as a bare port.
+void add_listener(std::vector<ListenAddress>& out, const ConfListener& l) {
+  if (l.address.empty()) {
+    out.push_back({"0.0.0.0", l.port});
+    out.push_back({"::", l.port});
+  } else {
+    out.push_back({l.address, l.port});
+  }
+}
+
+// Applies one `key = value`; an error text ("must be ..., got ...", "unknown key") otherwise.
+std::optional<std::string> apply_entry(const ConfEntry& e, Config& c, FileListeners& files) {
+  const std::string& k = e.key;
+  const std::string& v = e.value;
+  auto bad = [&](const char* what) -> std::optional<std::string> {
+    return "'" + k + "' must be " + what + ", got '" + v + "'";
+  };
+  auto prefixed = [&](std::string_view prefix, std::string* rest) {
+    if (k.size() <= prefix.size() || k.compare(0, prefix.size(), prefix) != 0) return false;
+    *rest = k.substr(prefix.size());
+    return true;
+  };
+  std::string rest;
+  if (prefixed("listeners.tcp.", &rest)) {
+    auto l = conf_listener(v);
+    if (!l) return bad("a port or address:port");
+    add_listener(files.tcp, *l);
+    return std::nullopt;
+  }
+  if (k == "listeners.ssl.default") {
+    auto l = conf_listener(v);
+    if (!l) return bad("a port or address:port");
+    c.tls.port = l->port;
+    return std::nullopt;
+  }
+  if (prefixed("default_user_tags.", &rest)) {
+    auto on = conf_bool(v);
+    if (!on) return bad("true or false");
+    std::erase(c.default_access.tags, rest);
+    if (*on) c.default_access.tags.push_back(rest);
+    return std::nullopt;
+  }
+  if (prefixed("loopback_users.", &rest)) {
+    auto on = conf_bool(v);
+    if (!on) return bad("true or false");
+    std::erase(c.loopback_users, rest);
+    if (*on) c.loopback_users.push_back(rest);
+    return std::nullopt;
+  }
+  if (k == "loopback_users") {
+    if (v != "none") return bad("none (or use loopback_users.<name> = true|false)");
+    c.loopback_users.clear();
+    return std::nullopt;
+  }
+  // Keys with one value each.
+  using Setter = std::function<std::optional<std::string>()>;
+  auto integer = [&](auto& field, int64_t lo, int64_t hi) -> std::optional<std::string> {
+    auto n = conf_integer(v);
+    if (!n || *n < lo || *n > hi)
+      return "'" + k + "' must be an integer from " + std::to_string(lo) + " to " +
+             std::to_string(hi) + ", got '" + v + "'";
+    field = static_cast<std::remove_reference_t<decltype(field)>>(*n);
+    return std::nullopt;
+  };
+  auto text = [&](std::string& field) -> std::optional<std::string> {
+    field = v;
+    return std::nullopt;
+  };
+  auto boolean = [&](bool& field) -> std::optional<std::string> {
+    auto b = conf_bool(v);
+    if (!b) return bad("true or false");
+    field = *b;
+    return std::nullopt;
+  };
+  auto bytes = [&](uint64_t& field) -> std::optional<std::string> {
+    auto b = conf_bytes(v);
+    if (!b) return bad("a size in bytes (e.g. 1073741824, 1GB, 512MiB)");
+    field = *b;
+    return std::nullopt;
+  };
+  auto level = [&](std::string& field) -> std::optional<std::string> {
+    static const char* kLevels[] = {"debug", "info", "warning", "error", "critical", "none",
+                                    "trace", "warn"};
+    for (const char* l : kLevels)
+      if (v == l) {
+        field = v == "warning" ? "warn" : v == "none" ? "off" : v;
+        return std::nullopt;
+      }
+    return bad("debug, info, warning, error, critical or none");
+  };
+  const std::map<std::string, Setter, std::less<>> keys = {
+      {"default_user", [&] { return text(c.default_access.user); }},
+      {"default_pass", [&] { return text(c.default_access.pass); }},
+      {"default_vhost", [&] { return text(c.default_access.vhost); }},
+      {"heartbeat", [&] { return integer(c.limits.heartbeat, 0, 65535); }},
+      {"frame_max", [&] { return integer(c.limits.frame_max, 4096, 16 << 20); }},
+      {"channel_max", [&] { return integer(c.limits.channel_max, 1, 65535); }},
+      {"vm_memory_high_watermark.relative",
+       [&]() -> std::optional<std::string> {
+         auto f = conf_fraction(v);
+         if (!f) return bad("a fraction from 0 to 1");
+         c.vm_memory_high_watermark = *f;
+         c.vm_memory_high_watermark_absolute = 0;
+         return std::nullopt;
+       }},
+      {"vm_memory_high_watermark.absolute",
+       [&] { return bytes(c.vm_memory_high_watermark_absolute); }},
+      {"disk_free_limit.absolute", [&] { return bytes(c.limits.disk_free_limit); }},
+      {"ssl_options.cacertfile", [&] { return text(c.tls.cacertfile); }},
+      {"ssl_options.certfile", [&] { return text(c.tls.certfile); }},
+      {"ssl_options.keyfile", [&] { return text(c.tls.keyfile); }},
+      {"ssl_options.verify",
+       [&]() -> std::optional<std::string> {
+         if (v != "verify_none" && v != "verify_peer") return bad("verify_none or verify_peer");
+         c.tls.verify = v;
+         return std::nullopt;
+       }},
+      {"ssl_options.fail_if_no_peer_cert", [&] { return boolean(c.tls.fail_if_no_peer_cert); }},
+      {"log.level", [&] { return level(c.log_level); }},
+      {"log.file",
+       [&]() -> std::optional<std::string> {
+         c.log_file = v == "false" ? "" : v;
+         return std::nullopt;
+       }},
+      {"log.file.level", [&] { return level(c.log_level); }},
+      {"log.console", [&] { return boolean(c.log_console); }},
+      {"log.console.level", [&] { return level(c.console_level); }},
+      {"management.tcp.port", [&] { return integer(c.management_port, 0, 65535); }},
+      {"data_dir", [&] { return text(c.data_dir); }},
+  };
+  auto it = keys.find(k);
+  if (it == keys.end()) return "unknown key '" + k + "'";
+  return it->second();
+}
+
+bool load_config_file(const std::string& path, Config& c, FileListeners& files,
+                      std::string* error) {
+  std::ifstream in(path);
+  if (!in) {
+    *error = "cannot read config file " + path;
+    return false;
+  }
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  std::string parse_error;
+  auto entries = parse_rabbitmq_conf(buffer.str(), &parse_error);
+  if (!entries) {
+    *error = "config file " + path + " " + parse_error;
+    return false;
+  }
+  for (const ConfEntry& e : *entries) {
+    if (auto bad = apply_entry(e, c, files)) {
+      *error = "config file " + path + " line " + std::to_string(e.line) + ": " + *bad;
+      return false;
+    }
+  }
+  return true;
+}
+
+// The --config path before CLI11 parses the flags: the file's values are defaults that the flags
+// then override.
+std::string config_path_from_argv(int argc, char** argv) {
+  std::string path;
+  for (int i = 1; i < argc; ++i) {
+    std::string_view a = argv[i];
+    if (a == "--config" && i + 1 < argc) path = argv[++i];
+    else if (a.starts_with("--config=")) path = std::string(a.substr(9));
+  }
+  if (path.empty())
+    if (const char* env = std::getenv("RABBITMQ_CONFIG_FILE"); env != nullptr) path = env;
+  return path;
+}
+
+}  // namespace
 
 std::optional<Config> parse_config(int argc, char** argv, int* exit_code) {
   Config c;
-  // Environment first so flags override it (RabbitMQ's Docker image variables are honoured too).
+  // Environment (RabbitMQ's Docker image variables are honoured too).
   for (const char* var : {"RABBITMQ_DEFAULT_USER", "WARREN_DEFAULT_USER"})
-    if (const char* v = std::getenv(var)) c.default_user = v;
+    if (const char* v = std::getenv(var)) c.default_access.user = v;
   for (const char* var : {"RABBITMQ_DEFAULT_PASS", "WARREN_DEFAULT_PASS"})
-    if (const char* v = std::getenv(var)) c.default_pass = v;
+    if (const char* v = std::getenv(var)) c.default_access.pass = v;
+  for (const char* var : {"RABBITMQ_DEFAULT_VHOST", "WARREN_DEFAULT_VHOST"})
+    if (const char* v = std::getenv(var)) c.default_access.vhost = v;
   if (const char* v = std::getenv("WARREN_DATA_DIR")) c.data_dir = v;
 
+  FileListeners files;
+  c.config_file = config_path_from_argv(argc, argv);
+  if (!c.config_file.empty()) {
+    std::string error;
+    if (!load_config_file(c.config_file, c, files, &error)) {
+      std::fprintf(stderr, "warren-server: %s\n", error.c_str());
+      *exit_code = 1;
+      return std::nullopt;
+    }
+  }
+
+  std::vector<std::string> binds;
+  uint16_t amqp_port = kDefaultAmqpPort;
+  uint16_t amqps_port = kDefaultAmqpsPort;
   CLI::App app{"Warren: an AMQP 0-9-1 message broker compatible with RabbitMQ clients",
                "warren-server"};
-  app.set_config("--config", "", "Read options from this file (key = value, same names as flags)");
-  app.add_option("--amqp-port", c.amqp_port, "AMQP listener port (0 = any free port)")
-      ->capture_default_str();
-  app.add_option("--bind", c.bind, "Address to listen on")->capture_default_str();
+  app.add_option("--config", c.config_file,
+                 "rabbitmq.conf-style file (key = value); env RABBITMQ_CONFIG_FILE");
+  app.add_option("--amqp-port", amqp_port, "AMQP listener port (0 = any free port)")
+      ->default_str("5672");
+  app.add_option("--bind", binds,
+                 "Addresses to listen on, repeatable or comma-separated (default 127.0.0.1,::1)")
+      ->delimiter(',');
   app.add_option("--management-port", c.management_port,
                  "Management HTTP port (0 = any free port); the HTTP API is not served yet")
       ->capture_default_str();
@@ -30,11 +240,15 @@ std::optional<Config> parse_config(int argc, char** argv, int* exit_code) {
       ->capture_default_str();
   app.add_option("--log-level", c.log_level, "trace, debug, info, warn, error")
       ->capture_default_str();
-  app.add_option("--default-user", c.default_user,
-                 "First user (env WARREN_DEFAULT_USER / RABBITMQ_DEFAULT_USER)")
+  app.add_option("--log-file", c.log_file, "Also write the log to this file");
+  app.add_option("--default-user", c.default_access.user,
+                 "First user (env RABBITMQ_DEFAULT_USER / WARREN_DEFAULT_USER)")
       ->capture_default_str();
-  app.add_option("--default-pass", c.default_pass,
-                 "Its password (env WARREN_DEFAULT_PASS / RABBITMQ_DEFAULT_PASS)");
+  app.add_option("--default-pass", c.default_access.pass,
+                 "Its password (env RABBITMQ_DEFAULT_PASS / WARREN_DEFAULT_PASS)");
+  app.add_option("--default-vhost", c.default_access.vhost,
+                 "First vhost (env RABBITMQ_DEFAULT_VHOST / WARREN_DEFAULT_VHOST)")
+      ->capture_default_str();
   app.add_option("--frame-max", c.limits.frame_max, "Largest frame offered in connection.tune")
       ->capture_default_str()
       ->check(CLI::Range(4096u, 16u << 20));
@@ -60,12 +274,38 @@ std::optional<Config> parse_config(int argc, char** argv, int* exit_code) {
   app.add_option("--segment-size", c.segment_size,
                  "Message journal segment file size in bytes (default 64 MiB)")
       ->check(CLI::Range(uint32_t{4096}, uint32_t{1} << 30));
+  app.add_option("--amqps-port", amqps_port,
+                 "AMQP over TLS port (default 5671 once a certificate is set; 0 = any free port)");
+  app.add_option("--ssl-certfile", c.tls.certfile, "Server certificate (PEM)");
+  app.add_option("--ssl-keyfile", c.tls.keyfile, "Its private key (PEM)");
+  app.add_option("--ssl-cacertfile", c.tls.cacertfile, "CA certificates that sign client certs");
+  app.add_option("--ssl-verify", c.tls.verify, "verify_none or verify_peer")
+      ->check(CLI::IsMember({"verify_none", "verify_peer"}));
+  app.add_option("--ssl-fail-if-no-peer-cert", c.tls.fail_if_no_peer_cert,
+                 "With verify_peer: refuse clients without a certificate");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     *exit_code = app.exit(e);
     return std::nullopt;
   }
+
+  // Listeners: flags win over the file; the file over the default (loopback, both families).
+  const bool port_flag = app.count("--amqp-port") > 0;
+  if (!binds.empty() || port_flag || files.tcp.empty()) {
+    if (binds.empty()) {
+      for (const ListenAddress& l : files.tcp) binds.push_back(l.address);
+      if (binds.empty()) binds = {"127.0.0.1", "::1"};
+    }
+    uint16_t port = port_flag || files.tcp.empty() ? amqp_port : files.tcp.front().port;
+    for (const std::string& b : binds)
+      if (!b.empty()) c.amqp_listeners.push_back({b, port});
+  } else {
+    c.amqp_listeners = files.tcp;
+  }
+  if (app.count("--amqps-port") > 0) c.tls.port = amqps_port;
+  else if (!c.tls.port && !c.tls.certfile.empty()) c.tls.port = kDefaultAmqpsPort;
+
   if (c.vm_memory_high_watermark_absolute > 0) {
     c.limits.memory_high_watermark = c.vm_memory_high_watermark_absolute;
   } else {

@@ -1,31 +1,54 @@
-// Server configuration: command-line flags, an optional config file (same keys, INI/TOML syntax)
-// and environment variables for the first user.
+// Server configuration: defaults, then environment variables, then a rabbitmq.conf file
+// (--config FILE, or RABBITMQ_CONFIG_FILE), then command-line flags; each later source overrides
+// the earlier ones key by key.
 #pragma once
 
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "broker/broker.h"
 
 namespace warren::server {
 
+// One address and port to listen on ("0.0.0.0" / "::" = every interface).
+struct ListenAddress {
+  std::string address;
+  uint16_t port = 0;
+};
+
+// The amqps listener (listeners.ssl.default, ssl_options.*).
+struct TlsConfig {
+  std::optional<uint16_t> port;
+  std::string certfile, keyfile, cacertfile;
+  std::string verify = "verify_none";
+  bool fail_if_no_peer_cert = false;
+};
+
 struct Config {
-  std::string bind = "127.0.0.1";
-  uint16_t amqp_port = 5672;
+  // AMQP listeners, resolved from --bind/--amqp-port and listeners.tcp.*: loopback on IPv4 and
+  // IPv6 by default.
+  std::vector<ListenAddress> amqp_listeners;
   uint16_t management_port = 15672;
   std::string data_dir = "./data";
+  std::string config_file;
   std::string log_level = "info";
-  std::string default_user = "guest";
-  std::string default_pass = "guest";
+  std::string log_file;       // "" = none
+  bool log_console = true;    // log.console
+  std::string console_level;  // log.console.level; "" = log_level
+  broker::DefaultAccess default_access;
+  std::vector<std::string> loopback_users = {"guest"};
   double vm_memory_high_watermark = 0.4;  // fraction of physical memory, as RabbitMQ
   uint64_t vm_memory_high_watermark_absolute = 0;  // bytes; overrides the fraction when set
   uint32_t segment_size = 0;  // message journal segment size in bytes; 0 = the store's default
   broker::Limits limits;
+  TlsConfig tls;
 };
 
-// Parses argv (and the --config file it names). Returns nullopt after printing help or an error;
-// *exit_code says how to exit then.
+// Parses argv, the environment and the config file. Returns nullopt after printing help or an
+// error (a bad flag, or a config file line with an unknown key or a bad value); *exit_code says
+// how to exit then.
 std::optional<Config> parse_config(int argc, char** argv, int* exit_code);
 
 }  // namespace warren::server

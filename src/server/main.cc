@@ -5,14 +5,16 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <memory>
 #include <functional>
 #include <spdlog/spdlog.h>
 
 #include "broker/broker.h"
-#include "server/amqp_listener.h"
+#include "server/amqp_listeners.h"
 #include "server/config.h"
+#include "server/logging.h"
 #include "server/control_server.h"
 #include "server/data_dir.h"
 #include "store/metadata_store.h"
@@ -23,11 +25,14 @@ int main(int argc, char** argv) {
   int exit_code = 0;
   auto config = server::parse_config(argc, argv, &exit_code);
   if (!config) return exit_code;
-  spdlog::set_level(spdlog::level::from_str(config->log_level));
-  spdlog::set_pattern("%Y-%m-%d %H:%M:%S.%e [%l] %v");
+  std::string error;
+  if (!server::set_up_logging(*config, &error)) {
+    std::fprintf(stderr, "warren-server: %s\n", error.c_str());
+    return 1;
+  }
+  if (!config->config_file.empty()) spdlog::info("config file {}", config->config_file);
 
   server::DataDirLock lock;
-  std::string error;
   if (!lock.acquire(config->data_dir, &error)) {
     spdlog::critical("{}", error);
     return 1;
@@ -55,9 +60,9 @@ int main(int argc, char** argv) {
   }
   boost::asio::io_context io(1);  // one thread, no internal locking
   broker::Broker broker(io, config->limits, auth::UserStore{}, &*metadata);
+  broker.users().set_loopback_users(config->loopback_users);
   // Users, vhosts (each with its definitions) and permissions; the default user on first start.
-  if (broker::Status s =
-          broker.restore_access(*definitions, config->default_user, config->default_pass)) {
+  if (broker::Status s = broker.restore_access(*definitions, config->default_access)) {
     spdlog::critical("cannot restore users and vhosts: {}", s->text);
     return 1;
   }
@@ -77,17 +82,12 @@ int main(int argc, char** argv) {
   // signal that arrives before the handler below is waited for is queued by Asio.
   boost::asio::signal_set signals(io, SIGINT, SIGTERM);
 
-  std::unique_ptr<server::AmqpListener> listener;
-  try {
-    auto address = boost::asio::ip::make_address(config->bind);
-    listener = std::make_unique<server::AmqpListener>(
-        broker, boost::asio::ip::tcp::endpoint(address, config->amqp_port));
-  } catch (const std::exception& e) {
-    spdlog::critical("cannot listen for AMQP on {}:{}: {}", config->bind, config->amqp_port,
-                     e.what());
+  server::AmqpListeners listeners;
+  if (!listeners.open(broker, config->amqp_listeners, &error)) {
+    spdlog::critical("{}", error);
     return 1;
   }
-  listener->start();
+  listeners.start();
   // warrenctl's control socket (DATA_DIR/warren.sock, 0600).
   server::ControlServer control(broker, config->data_dir);
   if (!control.start(&error)) {
@@ -95,7 +95,8 @@ int main(int argc, char** argv) {
     return 1;
   }
   spdlog::info("Warren {} starting, data directory {}", "0.1.0", config->data_dir);
-  spdlog::info("AMQP listening on {}:{}", config->bind, listener->port());
+  // Tests and scripts read the first of these lines to find the port.
+  for (const std::string& where : listeners.describe()) spdlog::info("AMQP listening on {}", where);
   spdlog::info("management HTTP API is not implemented yet; --management-port {} is reserved",
                config->management_port);
 
@@ -113,7 +114,7 @@ int main(int argc, char** argv) {
   };
   signals.async_wait([&](boost::system::error_code, int sig) {
     spdlog::info("signal {} received, stopping", sig);
-    listener->stop();
+    listeners.stop();
     broker.close_all_connections("shutdown");
     deadline = std::chrono::steady_clock::now() + std::chrono::seconds(3);
     wait_for_clients();

@@ -41,7 +41,7 @@ class BrokerAccessTest : public ::testing::Test {
     auto defs = store_->load();
     EXPECT_TRUE(defs.ok());
     broker_ = std::make_unique<Broker>(io_, Limits{}, auth::UserStore{}, store_.get());
-    EXPECT_FALSE(broker_->restore_access(*defs, "guest", "guest"));
+    EXPECT_FALSE(broker_->restore_access(*defs, DefaultAccess{}));
     return *broker_;
   }
 
