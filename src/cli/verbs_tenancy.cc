@@ -17,6 +17,8 @@ const std::vector<Verb>& tenancy_verbs() {
       {"delete_user", "delete_user <username>", "Removes a user from the internal database"},
       {"change_password", "change_password <username> <password>", "Changes the user password"},
       {"set_user_tags", "set_user_tags <username> <tag> [...]", "Sets user tags"},
+      {"clear_password", "clear_password <username>",
+       "Clears (resets) password and disables password login for a user"},
       {"add_vhost", "add_vhost <vhost>", "Creates a virtual host"},
       {"delete_vhost", "delete_vhost <vhost>", "Deletes a virtual host"},
       {"set_permissions", "set_permissions [--vhost <vhost>] <username> <conf> <write> <read>",
@@ -96,6 +98,11 @@ int run_tenancy_verb(const Options& o, const Verb& v) {
     if (!need_args(o, v, 2)) return kExitUsage;
     return simple(o, {{"verb", name}, {"user", a[0]}, {"password", a[1]}},
                   "Changing password for user " + quoted(a[0]) + " ...");
+  }
+  if (name == "clear_password") {
+    if (!need_args(o, v, 1)) return kExitUsage;
+    return simple(o, {{"verb", name}, {"user", a[0]}},
+                  "Clearing password for user " + quoted(a[0]) + " ...");
   }
   if (name == "set_user_tags") {
     if (a.empty()) {

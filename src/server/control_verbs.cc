@@ -375,10 +375,19 @@ void run_control_verb(ControlContext& ctx, json::object& req, ControlReply& repl
   }
   if (verb == "authenticate_user") {
     std::string user = str(req, "user");
-    if (ctx.broker.users().authenticate(user, str(req, "password")) == nullptr)
-      return reply.error("Error: failed to authenticate user \"" + user + "\"\nuser '" + user +
-                             "' - invalid credentials",
+    std::string password = str(req, "password");
+    std::string prefix = "Error: failed to authenticate user \"" + user + "\"\nuser '" + user + "'";
+    // rabbit_auth_backend_internal refuses a blank password before looking at the user.
+    if (password.empty())
+      return reply.error(prefix +
+                             " attempted to log in with a blank password, which is prohibited by "
+                             "the internal authN backend. To use TLS/x509 certificate-based "
+                             "authentication, see the rabbitmq_auth_mechanism_ssl plugin and "
+                             "configure the client to use the EXTERNAL authentication mechanism. "
+                             "Alternatively change the password for the user to be non-blank.",
                          65);
+    if (ctx.broker.users().authenticate(user, password) == nullptr)
+      return reply.error(prefix + " - invalid credentials", 65);
     return reply.ok();
   }
   if (verb == "export_definitions" || verb == "import_definitions")

@@ -108,6 +108,14 @@ bool run_tenancy_verb(ControlContext& ctx, const std::string& verb, const json::
     }
     return true;
   }
+  if (verb == "clear_password") {
+    if (!user_exists(ctx, user)) {
+      reply.error("{:no_such_user, \"" + user + "\"}", kUnavailable);
+      return true;
+    }
+    finish(reply, b.clear_password(user));
+    return true;
+  }
   if (verb == "add_vhost") {
     finish(reply, b.create_vhost(vhost));  // an existing vhost is success, as rabbitmqctl
     return true;

@@ -2,7 +2,7 @@
 definitions with users/vhosts/permissions/policies/limits.
 
 Expected outputs are rabbitmqctl 3.10.8's, captured from a real node (data/rabbitmqctl-3.10.8-
-outputs.txt from "add_user u1 p1" on, data/rabbitmqctl-3.10.8-policy-outputs.txt): every
+outputs.txt from "add_user u1 p1" on, data/rabbitmqctl-3.10.8-admin-outputs.txt): every
 command's exit code, stdout and stderr are compared exactly. The seeds' operator sequence
 (test_seed_sequence) runs against the real rabbitmqctl too: set WARREN_TEST_RABBITMQCTL=1 and
 RABBITMQ_NODENAME (and ERL_EPMD_PORT) for a fresh RabbitMQ node."""
@@ -56,10 +56,10 @@ def normalized(cmd, out):
     return out
 
 
-def replay(broker, records):
+def replay(broker, records, shell_quoted):
     for r in records:
-        # The first capture file names its commands unquoted; the policy file quotes as a shell.
-        args = shlex.split(r["cmd"]) if "'" in r["cmd"] else r["cmd"].split()
+        # The first capture file names its commands unquoted; the admin file quotes as a shell.
+        args = shlex.split(r["cmd"]) if shell_quoted else r["cmd"].split()
         rc, out, err = ctl(broker, *args)
         assert (rc, normalized(r["cmd"], out), err) == (
             r["rc"], normalized(r["cmd"], r["stdout"]), r["stderr"]), r["cmd"]
@@ -68,12 +68,12 @@ def replay(broker, records):
 def test_users_vhosts_permissions_limits_as_rabbitmqctl(warren_factory):
     b = warren_factory()
     replay(b, golden(os.path.join(DATA, "rabbitmqctl-3.10.8-outputs.txt"),
-                     "add_user u1 p1", "list_permissions --formatter json"))
+                     "add_user u1 p1", "list_permissions --formatter json"), False)
 
 
-def test_policies_and_errors_as_rabbitmqctl(warren_factory):
+def test_policies_passwords_and_errors_as_rabbitmqctl(warren_factory):
     b = warren_factory()
-    replay(b, golden(os.path.join(DATA, "rabbitmqctl-3.10.8-policy-outputs.txt")))
+    replay(b, golden(os.path.join(DATA, "rabbitmqctl-3.10.8-admin-outputs.txt")), True)
 
 
 @pytest.fixture
