@@ -79,31 +79,39 @@ bool is_loopback(const asio::ip::address& a) {
 
 }  // namespace
 
-Connection::Connection(asio::ip::tcp::socket socket, broker::Broker& broker)
-    : socket_(std::move(socket)),
+namespace {
+Transport make_transport(asio::ip::tcp::socket socket, TlsContext* tls) {
+  if (tls != nullptr) return Transport(std::move(socket), tls->ssl());
+  return Transport(std::move(socket));
+}
+}  // namespace
+
+Connection::Connection(asio::ip::tcp::socket socket, broker::Broker& broker, TlsContext* tls)
+    : transport_(make_transport(std::move(socket), tls)),
+      tls_(tls),
       broker_(broker),
       id_(broker.next_connection_id()),
       channel_max_(broker.limits().channel_max),
       // The flow is owned by this connection alone (queues hold it weakly), so its callback
       // never outlives the connection.
       flow_(std::make_shared<broker::PublisherFlow>(broker.io(), id_, [this] { resume_reading(); })),
-      heartbeat_timer_(socket_.get_executor()),
-      close_timer_(socket_.get_executor()) {
+      heartbeat_timer_(transport_.get_executor()),
+      close_timer_(transport_.get_executor()) {
   in_.resize(std::max<size_t>(kReadBufferMin, broker.limits().frame_max + kFrameOverhead));
   boost::system::error_code ec;
-  auto ep = socket_.remote_endpoint(ec);
+  auto ep = transport_.socket().remote_endpoint(ec);
   if (!ec) {
     peer_ = ep.address().to_string() + ":" + std::to_string(ep.port());
     peer_is_loopback_ = is_loopback(ep.address());
     peer_host_ = ep.address().to_string();
     peer_port_ = ep.port();
   }
-  auto local = socket_.local_endpoint(ec);
+  auto local = transport_.socket().local_endpoint(ec);
   if (!ec) {
     local_host_ = local.address().to_string();
     local_port_ = local.port();
   }
-  socket_.set_option(asio::ip::tcp::no_delay(true), ec);
+  transport_.socket().set_option(asio::ip::tcp::no_delay(true), ec);
 }
 
 Connection::~Connection() = default;
@@ -112,6 +120,39 @@ void Connection::start() {
   last_recv_ = last_send_ = Clock::now();
   broker_.register_connection(shared_from_this());
   spdlog::debug("accepted AMQP connection {} from {}", id_, peer_);
+  if (transport_.is_tls()) {
+    start_tls_handshake();
+    return;
+  }
+  start_amqp();
+}
+
+void Connection::start_tls_handshake() {
+  // A client that does not finish the TLS handshake in time (one that sends nothing, or speaks
+  // plain AMQP to the TLS port and waits) is dropped; others are not affected.
+  heartbeat_timer_.expires_after(tls_->handshake_timeout());
+  heartbeat_timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
+    if (!ec && self->state_ == State::kHeader && !self->tls_handshake_done_) {
+      spdlog::warn("connection {} from {}: TLS handshake timed out", self->id_, self->peer_);
+      self->close_socket("tls handshake timeout");
+    }
+  });
+  transport_.async_handshake([self = shared_from_this()](boost::system::error_code ec) {
+    if (self->state_ == State::kClosed) return;
+    self->heartbeat_timer_.cancel();
+    if (ec) {
+      spdlog::warn("connection {} from {}: TLS handshake failed: {}", self->id_, self->peer_,
+                   ec.message());
+      self->close_socket("tls handshake failed");
+      return;
+    }
+    self->tls_handshake_done_ = true;
+    self->peer_cert_user_ = self->transport_.verified_peer_common_name();
+    self->start_amqp();
+  });
+}
+
+void Connection::start_amqp() {
   // A client that never finishes the handshake is dropped (RabbitMQ: handshake_timeout 10 s).
   close_timer_.expires_after(std::chrono::seconds(10));
   close_timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
@@ -127,7 +168,7 @@ void Connection::read_some() {
   if (state_ == State::kClosed || read_in_flight_) return;
   if (reading_paused()) return;  // flow control: resume_reading() restarts
   read_in_flight_ = true;
-  socket_.async_read_some(
+  transport_.async_read_some(
       asio::buffer(in_.data() + in_len_, in_.size() - in_len_),
       [self = shared_from_this()](boost::system::error_code ec, size_t n) {
         self->read_in_flight_ = false;
@@ -204,7 +245,9 @@ bool Connection::handle_protocol_header() {
 
 void Connection::send_start() {
   write_method(out_, 0,
-               ConnectionStart{0, 9, server_properties(), "PLAIN AMQPLAIN", "en_US"});
+               ConnectionStart{0, 9, server_properties(),
+                               peer_cert_user_ ? "PLAIN AMQPLAIN EXTERNAL" : "PLAIN AMQPLAIN",
+                               "en_US"});
   write_now();
 }
 
@@ -318,10 +361,14 @@ bool Connection::handle_connection_method(uint16_t class_id, uint16_t method_id,
               client_supports_blocked_ = cb->as_bool().value_or(false);
           }
       }
-      if (m.mechanism != "PLAIN" && m.mechanism != "AMQPLAIN")
+      // EXTERNAL is offered (and so accepted) only over TLS with a verified client
+      // certificate, as rabbit_auth_mechanism_ssl:should_offer.
+      if (m.mechanism != "PLAIN" && m.mechanism != "AMQPLAIN" &&
+          !(m.mechanism == "EXTERNAL" && peer_cert_user_))
         return fail(amqp_error(kCommandInvalid, "unknown authentication mechanism '{}'",
                                m.mechanism));
       if (!authenticate(m.mechanism, m.response)) return false;
+      auth_mechanism_ = m.mechanism;
       write_method(out_, 0, ConnectionTune{broker_.limits().channel_max,
                                            broker_.limits().frame_max, broker_.limits().heartbeat});
       write_now();
@@ -427,10 +474,19 @@ bool Connection::update_secret(Reader& r) {
 }
 
 bool Connection::authenticate(std::string_view mechanism, std::string_view response) {
-  auto creds = mechanism == "PLAIN" ? auth::parse_plain(response) : auth::parse_amqplain(response);
-  const auth::User* user =
-      creds ? broker_.users().authenticate(creds->user, creds->password) : nullptr;
-  std::string name = creds ? creds->user : std::string();
+  const auth::User* user = nullptr;
+  std::string name;
+  if (mechanism == "EXTERNAL") {
+    // The certificate names the user; it must exist, and no password is checked (the
+    // internal backend's check_user_login with no credentials).
+    name = *peer_cert_user_;
+    user = broker_.users().find(name);
+  } else {
+    auto creds =
+        mechanism == "PLAIN" ? auth::parse_plain(response) : auth::parse_amqplain(response);
+    user = creds ? broker_.users().authenticate(creds->user, creds->password) : nullptr;
+    name = creds ? creds->user : std::string();
+  }
   std::string reason;
   if (user == nullptr) {
     reason = "invalid credentials";
@@ -624,7 +680,7 @@ void Connection::write_now() {
   writing_.swap(out_);
   write_in_flight_ = true;
   last_send_ = Clock::now();
-  asio::async_write(socket_, asio::buffer(writing_),
+  transport_.async_write(asio::buffer(writing_),
                     [self = shared_from_this()](boost::system::error_code ec, size_t) {
                       self->write_in_flight_ = false;
                       self->writing_.clear();
@@ -712,7 +768,7 @@ void Connection::alarms_cleared() {
 void Connection::resume_reading() {
   if (state_ == State::kClosed || read_in_flight_) return;
   // Frames already buffered are handled first; on_read re-arms the socket read.
-  asio::post(socket_.get_executor(), [self = shared_from_this()] {
+  asio::post(transport_.get_executor(), [self = shared_from_this()] {
     if (!self->reading_paused() && !self->read_in_flight_ && self->state_ != State::kClosed)
       self->on_read(0);
   });
@@ -767,9 +823,7 @@ void Connection::close_socket(const char* why) {
   release_resources();
   heartbeat_timer_.cancel();
   close_timer_.cancel();
-  boost::system::error_code ec;
-  socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ec);
-  socket_.close(ec);
+  transport_.close();
   spdlog::debug("connection {} from {} closed ({})", id_, peer_, why);
 }
 
@@ -787,6 +841,8 @@ broker::ConnectionInfo Connection::info() const {
             : (state_ == State::kClosing || state_ == State::kClosed) ? "closing"
                                                                       : "starting";
   i.client_name = client_name_;
+  i.auth_mechanism = auth_mechanism_;
+  i.ssl = transport_.is_tls();
   i.channel_max = channel_max_;
   i.frame_max = frame_max_;
   i.heartbeat = heartbeat_;

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -14,6 +15,8 @@
 
 #include "amqp/frame.h"
 #include "amqp/amqp_error.h"
+#include "amqp/tls_context.h"
+#include "amqp/transport.h"
 #include "broker/broker.h"
 #include "broker/publisher_flow.h"
 
@@ -25,7 +28,9 @@ class Connection : public broker::OutputFlusher,
                    public broker::ClientConnection,
                    public std::enable_shared_from_this<Connection> {
  public:
-  Connection(boost::asio::ip::tcp::socket socket, broker::Broker& broker);
+  // tls: the amqps listener's context, or null for plain AMQP.
+  Connection(boost::asio::ip::tcp::socket socket, broker::Broker& broker,
+             TlsContext* tls = nullptr);
   ~Connection() override;
 
   void start();
@@ -67,6 +72,8 @@ class Connection : public broker::OutputFlusher,
  private:
   enum class State { kHeader, kStartOk, kSecureOk, kTuneOk, kOpen, kRunning, kClosing, kClosed };
 
+  void start_tls_handshake();
+  void start_amqp();
   void read_some();
   void resume_reading();
   // Reading stops while a queue we publish to is full, the memory alarm blocks us, or our own
@@ -100,7 +107,12 @@ class Connection : public broker::OutputFlusher,
   Channel* find_channel(uint16_t id);
   void destroy_channel(uint16_t id);
 
-  boost::asio::ip::tcp::socket socket_;
+  Transport transport_;
+  TlsContext* tls_;
+  // The verified client certificate's CN, the user name of the EXTERNAL mechanism.
+  std::optional<std::string> peer_cert_user_;
+  bool tls_handshake_done_ = false;
+  std::string auth_mechanism_;
   broker::Broker& broker_;
   broker::VHost* vhost_ = nullptr;
   uint64_t id_;

@@ -28,6 +28,8 @@ struct ConnectionInfo {
   uint16_t peer_port = 0, port = 0;
   std::string state;  // "starting", "running", "closing" (RabbitMQ's names)
   std::string client_name;  // client property connection_name, if sent
+  std::string auth_mechanism;  // PLAIN, AMQPLAIN or EXTERNAL
+  bool ssl = false;
   uint16_t channel_max = 0, heartbeat = 0;
   uint32_t frame_max = 0;
   std::vector<ChannelInfo> channels;

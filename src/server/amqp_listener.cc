@@ -9,8 +9,9 @@ namespace warren::server {
 
 namespace asio = boost::asio;
 
-AmqpListener::AmqpListener(broker::Broker& broker, const asio::ip::tcp::endpoint& endpoint)
-    : broker_(broker), acceptor_(broker.io()), retry_timer_(broker.io()) {
+AmqpListener::AmqpListener(broker::Broker& broker, const asio::ip::tcp::endpoint& endpoint,
+                           amqp::TlsContext* tls)
+    : broker_(broker), tls_(tls), acceptor_(broker.io()), retry_timer_(broker.io()) {
   acceptor_.open(endpoint.protocol());
   acceptor_.set_option(asio::socket_base::reuse_address(true));
   // An IPv6 listener takes IPv6 only, so an IPv4 one can share its port (127.0.0.1 and ::1).
@@ -31,7 +32,7 @@ void AmqpListener::accept() {
   acceptor_.async_accept([this](boost::system::error_code ec, asio::ip::tcp::socket socket) {
     if (ec == asio::error::operation_aborted) return;
     if (!ec) {
-      std::make_shared<amqp::Connection>(std::move(socket), broker_)->start();
+      std::make_shared<amqp::Connection>(std::move(socket), broker_, tls_)->start();
       accept();
       return;
     }

@@ -19,7 +19,8 @@ bool ipv6_unavailable(const asio::ip::address& a, const boost::system::error_cod
 }  // namespace
 
 bool AmqpListeners::open(broker::Broker& broker, const std::vector<ListenAddress>& addresses,
-                         std::string* error) {
+                         std::string* error, amqp::TlsContext* tls) {
+  const char* what = tls != nullptr ? "AMQPS" : "AMQP";
   // A free port chosen for the first port-0 listener is reused by the others; if another
   // family's address has it taken, start over with a new one (a few times).
   for (int attempt = 0; attempt < 5; ++attempt) {
@@ -30,13 +31,14 @@ bool AmqpListeners::open(broker::Broker& broker, const std::vector<ListenAddress
       boost::system::error_code parse_ec;
       auto address = asio::ip::make_address(l.address, parse_ec);
       if (parse_ec) {
-        *error = "cannot listen for AMQP on " + l.address + ": not an IP address";
+        *error = std::string("cannot listen for ") + what + " on " + l.address +
+                 ": not an IP address";
         return false;
       }
       uint16_t port = l.port == 0 ? shared_port : l.port;
       try {
         auto listener =
-            std::make_unique<AmqpListener>(broker, asio::ip::tcp::endpoint(address, port));
+            std::make_unique<AmqpListener>(broker, asio::ip::tcp::endpoint(address, port), tls);
         if (l.port == 0 && shared_port == 0) shared_port = listener->port();
         bound_.push_back({l.address, std::move(listener)});
       } catch (const boost::system::system_error& e) {
@@ -49,19 +51,19 @@ bool AmqpListeners::open(broker::Broker& broker, const std::vector<ListenAddress
           retry = true;
           break;
         }
-        *error = "cannot listen for AMQP on " + l.address + ":" + std::to_string(l.port) + ": " +
-                 e.code().message();
+        *error = std::string("cannot listen for ") + what + " on " + l.address + ":" +
+                 std::to_string(l.port) + ": " + e.code().message();
         return false;
       }
     }
     if (retry) continue;
     if (bound_.empty()) {
-      *error = "no AMQP listener could be opened";
+      *error = std::string("no ") + what + " listener could be opened";
       return false;
     }
     return true;
   }
-  *error = "cannot find a free port shared by every AMQP listen address";
+  *error = std::string("cannot find a free port shared by every ") + what + " listen address";
   return false;
 }
 

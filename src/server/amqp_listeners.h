@@ -16,8 +16,9 @@ class AmqpListeners {
  public:
   // Binds every address. An IPv6 address the host does not have (IPv6 disabled) is skipped with
   // a warning while another listener is up; any other failure is an error.
+  // tls: for amqps listeners (outlives them), else null.
   bool open(broker::Broker& broker, const std::vector<ListenAddress>& addresses,
-            std::string* error);
+            std::string* error, amqp::TlsContext* tls = nullptr);
   void start();
   void stop();
   // "address:port" of each bound listener, in configuration order.

@@ -142,6 +142,7 @@ std::optional<std::string> apply_entry(const ConfEntry& e, Config& c, FileListen
          return std::nullopt;
        }},
       {"ssl_options.fail_if_no_peer_cert", [&] { return boolean(c.tls.fail_if_no_peer_cert); }},
+      {"ssl_handshake_timeout", [&] { return integer(c.tls.handshake_timeout_ms, 1, 3'600'000); }},
       {"log.level", [&] { return level(c.log_level); }},
       {"log.file",
        [&]() -> std::optional<std::string> {
@@ -283,6 +284,10 @@ std::optional<Config> parse_config(int argc, char** argv, int* exit_code) {
       ->check(CLI::IsMember({"verify_none", "verify_peer"}));
   app.add_option("--ssl-fail-if-no-peer-cert", c.tls.fail_if_no_peer_cert,
                  "With verify_peer: refuse clients without a certificate");
+  app.add_option("--ssl-handshake-timeout", c.tls.handshake_timeout_ms,
+                 "Milliseconds a client has to finish the TLS handshake")
+      ->capture_default_str()
+      ->check(CLI::Range(1u, 3'600'000u));
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

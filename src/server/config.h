@@ -24,6 +24,7 @@ struct TlsConfig {
   std::string certfile, keyfile, cacertfile;
   std::string verify = "verify_none";
   bool fail_if_no_peer_cert = false;
+  uint32_t handshake_timeout_ms = 5000;  // ssl_handshake_timeout
 };
 
 struct Config {

@@ -193,8 +193,8 @@ void list_connections(ControlContext& ctx, ControlReply& reply) {
     o["timeout"] = c.heartbeat;
     o["protocol"] = "{0,9,1}";
     o["type"] = "network";
-    o["ssl"] = false;
-    o["auth_mechanism"] = "PLAIN";
+    o["ssl"] = c.ssl;
+    o["auth_mechanism"] = c.auth_mechanism;
     json::object props;
     if (!c.client_name.empty()) props["connection_name"] = c.client_name;
     o["client_properties"] = std::move(props);

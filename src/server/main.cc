@@ -88,6 +88,31 @@ int main(int argc, char** argv) {
     return 1;
   }
   listeners.start();
+  // amqps: the same addresses on the TLS port.
+  std::unique_ptr<amqp::TlsContext> tls;
+  server::AmqpListeners tls_listeners;
+  if (config->tls.port) {
+    amqp::TlsOptions options;
+    options.certfile = config->tls.certfile;
+    options.keyfile = config->tls.keyfile;
+    options.cacertfile = config->tls.cacertfile;
+    options.verify_peer = config->tls.verify == "verify_peer";
+    options.fail_if_no_peer_cert = config->tls.fail_if_no_peer_cert;
+    options.handshake_timeout = std::chrono::milliseconds(config->tls.handshake_timeout_ms);
+    tls = amqp::TlsContext::create(options, &error);
+    if (!tls) {
+      spdlog::critical("{}", error);
+      return 1;
+    }
+    std::vector<server::ListenAddress> addresses;
+    for (const server::ListenAddress& l : config->amqp_listeners)
+      addresses.push_back({l.address, *config->tls.port});
+    if (!tls_listeners.open(broker, addresses, &error, tls.get())) {
+      spdlog::critical("{}", error);
+      return 1;
+    }
+    tls_listeners.start();
+  }
   // warrenctl's control socket (DATA_DIR/warren.sock, 0600).
   server::ControlServer control(broker, config->data_dir);
   if (!control.start(&error)) {
@@ -97,6 +122,8 @@ int main(int argc, char** argv) {
   spdlog::info("Warren {} starting, data directory {}", "0.1.0", config->data_dir);
   // Tests and scripts read the first of these lines to find the port.
   for (const std::string& where : listeners.describe()) spdlog::info("AMQP listening on {}", where);
+  for (const std::string& where : tls_listeners.describe())
+    spdlog::info("AMQPS listening on {}", where);
   spdlog::info("management HTTP API is not implemented yet; --management-port {} is reserved",
                config->management_port);
 
@@ -115,6 +142,7 @@ int main(int argc, char** argv) {
   signals.async_wait([&](boost::system::error_code, int sig) {
     spdlog::info("signal {} received, stopping", sig);
     listeners.stop();
+    tls_listeners.stop();
     broker.close_all_connections("shutdown");
     deadline = std::chrono::steady_clock::now() + std::chrono::seconds(3);
     wait_for_clients();
