@@ -123,6 +123,21 @@ bool Connection::open(Clock::duration timeout) {
                       });
   if (!wait([this] { return connected_; }, deadline, "the TCP connection")) return false;
   socket_.set_option(asio::ip::tcp::no_delay(true), ec);
+  if (params_.tls) {
+    tls_context_ = std::make_unique<asio::ssl::context>(asio::ssl::context::tls_client);
+    tls_context_->set_verify_mode(asio::ssl::verify_none);
+    tls_ = std::make_unique<asio::ssl::stream<asio::ip::tcp::socket&>>(socket_, *tls_context_);
+    bool shaken = false;
+    tls_->async_handshake(asio::ssl::stream_base::client, [this, &shaken](const error_code& ec) {
+      if (ec) {
+        fail("TLS handshake failed: " + ec.message());
+        end();
+        return;
+      }
+      shaken = true;
+    });
+    if (!wait([&shaken] { return shaken; }, deadline, "the TLS handshake")) return false;
+  }
 
   state_ = State::kStart;
   out_.append(amqp::kProtocolHeader);
@@ -222,8 +237,10 @@ void Connection::on_channel_close(const amqp::ChannelClose& m) {
 
 void Connection::start_read() {
   if (rlen_ == rbuf_.size()) rbuf_.resize(rbuf_.size() * 2);
-  socket_.async_read_some(asio::buffer(rbuf_.data() + rlen_, rbuf_.size() - rlen_),
-                          [this](const error_code& ec, size_t n) { on_read(ec, n); });
+  auto buffer = asio::buffer(rbuf_.data() + rlen_, rbuf_.size() - rlen_);
+  auto handler = [this](const error_code& ec, size_t n) { on_read(ec, n); };
+  if (tls_) tls_->async_read_some(buffer, handler);
+  else socket_.async_read_some(buffer, handler);
 }
 
 void Connection::on_read(const error_code& ec, size_t n) {
@@ -361,7 +378,7 @@ void Connection::flush() {
   if (writing_ || out_.empty() || ended_ || !connected_) return;
   writing_ = true;
   inflight_.swap(out_);
-  asio::async_write(socket_, asio::buffer(inflight_), [this](const error_code& ec, size_t) {
+  auto written = [this](const error_code& ec, size_t) {
     writing_ = false;
     inflight_.clear();
     if (ended_) return;
@@ -377,7 +394,9 @@ void Connection::flush() {
     }
     flush();
     if (closing_ == Closing::kNo) on_write_done();
-  });
+  };
+  if (tls_) asio::async_write(*tls_, asio::buffer(inflight_), written);
+  else asio::async_write(socket_, asio::buffer(inflight_), written);
 }
 
 void Connection::arm_heartbeat() {

@@ -9,8 +9,10 @@
 #pragma once
 
 #include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
 
 #include <chrono>
+#include <memory>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -41,6 +43,7 @@ struct ConnParams {
   uint32_t frame_max = 0;  // 0: accept the server's proposal
   uint16_t heartbeat = 0;  // seconds; 0: no heartbeats
   std::string name;        // connection_name client property
+  bool tls = false;        // TLS without certificate verification (a benchmark, not a client)
 };
 
 class Connection {
@@ -126,6 +129,9 @@ class Connection {
   ConnParams params_;
   asio::io_context io_;
   asio::ip::tcp::socket socket_;
+  // With params.tls: TLS over socket_ (reads and writes go through it).
+  std::unique_ptr<asio::ssl::context> tls_context_;
+  std::unique_ptr<asio::ssl::stream<asio::ip::tcp::socket&>> tls_;
   asio::steady_timer heartbeat_timer_;
   asio::steady_timer close_timer_;
 

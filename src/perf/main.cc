@@ -533,6 +533,7 @@ int main_impl(int argc, char** argv) {
   run.params.user = uri->user;
   run.params.password = uri->password;
   run.params.vhost = uri->vhost;
+  run.params.tls = uri->tls;
   run.params.frame_max = o.frame_max;
   run.params.heartbeat = o.heartbeat;
   if (o.queues == 1) {

@@ -33,16 +33,17 @@ std::optional<std::string> percent_decode(std::string_view s) {
 
 std::optional<AmqpUri> parse_amqp_uri(std::string_view uri, std::string* error) {
   AmqpUri u;
-  constexpr std::string_view kScheme = "amqp://";
+  std::string_view rest;
   if (uri.substr(0, 8) == "amqps://") {
-    *error = "amqps:// (TLS) is not supported by warren-perf";
+    u.tls = true;
+    u.port = 5671;
+    rest = uri.substr(8);
+  } else if (uri.substr(0, 7) == "amqp://") {
+    rest = uri.substr(7);
+  } else {
+    *error = "URI must start with amqp:// or amqps://";
     return std::nullopt;
   }
-  if (uri.substr(0, kScheme.size()) != kScheme) {
-    *error = "URI must start with amqp://";
-    return std::nullopt;
-  }
-  std::string_view rest = uri.substr(kScheme.size());
   size_t slash = rest.find('/');
   std::string_view authority = rest.substr(0, slash);
   std::string_view path = slash == std::string_view::npos ? std::string_view{} : rest.substr(slash);

@@ -14,9 +14,10 @@ struct AmqpUri {
   std::string user = "guest";
   std::string password = "guest";
   std::string vhost = "/";
+  bool tls = false;  // amqps:// (default port 5671)
 };
 
-// Parses an amqp:// URI (user, password and vhost are percent-decoded; an empty path or "/" means
+// Parses an amqp:// or amqps:// URI (user, password and vhost are percent-decoded; an empty path or "/" means
 // the default vhost "/", "%2f" spells it explicitly). nullopt with *error set when malformed.
 std::optional<AmqpUri> parse_amqp_uri(std::string_view uri, std::string* error);
 
