@@ -17,7 +17,7 @@
 #include <spdlog/spdlog.h>
 
 #include "broker/policy.h"
-#include "server/control_json.h"
+#include "broker/field_table_json.h"
 #include "server/control_server.h"
 #include "store/metadata_store.h"
 

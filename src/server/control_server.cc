@@ -128,8 +128,10 @@ std::string host_name() {
 
 }  // namespace
 
+std::string node_name() { return "warren@" + host_name(); }
+
 ControlServer::ControlServer(broker::Broker& broker, std::string data_dir)
-    : ctx_{broker, data_dir, "warren@" + host_name()},
+    : ctx_{broker, data_dir, node_name()},
       socket_path_(data_dir),
       path_(socket_path_.full()),
       acceptor_(broker.io()) {}

@@ -39,6 +39,9 @@ struct ControlContext {
   std::string node_name;  // warren@<hostname>
 };
 
+// "warren@<hostname>": the node name shown by warrenctl and the management API.
+std::string node_name();
+
 // Runs one request (control_verbs.cc).
 // The request is taken apart (an import moves its definitions out rather than copying them).
 void run_control_verb(ControlContext& ctx, boost::json::object& request, ControlReply& reply);

@@ -10,7 +10,7 @@
 
 #include <boost/asio/post.hpp>
 
-#include "server/control_json.h"
+#include "broker/field_table_json.h"
 #include "server/control_server.h"
 
 namespace warren::server {

@@ -10,6 +10,7 @@ import tempfile
 import pika
 import pytest
 
+from amqp_helpers import wait_until
 from test_warrenctl import ctl
 import warren_process
 
@@ -108,8 +109,7 @@ def test_log_file(warren_factory, tmp_path):
     log = tmp_path / "warren.log"
     conf = write(tmp_path, "log.file = %s\nlog.level = info\n" % log)
     b = warren_factory("--config", conf)
-    text = log.read_text()
-    assert re.search(r"AMQP listening on 127\.0\.0\.1:%d" % b.port, text)
+    wait_until(lambda: re.search(r"AMQP listening on 127\.0\.0\.1:%d" % b.port, log.read_text()))
 
 
 def test_loopback_users_none_lets_guest_in_from_another_address(warren_factory, tmp_path):
@@ -163,8 +163,10 @@ def test_default_listeners_are_ipv4_and_ipv6_loopback_on_one_port():
 
 def test_several_bind_addresses(warren_factory):
     b = warren_factory("--bind", "127.0.0.1,::1")
+    # start() returns at the first listening line; the next one follows it in the log.
+    wait_until(lambda: any("AMQP listening on ::1:" in l for l in b.log))
     v6 = [l for l in b.log if "AMQP listening on ::1:" in l]
-    assert v6 and v6[0].strip().endswith(":%d" % b.port)
+    assert v6[0].strip().endswith(":%d" % b.port)
     c = connect(b, host="::1")  # guest: ::1 is loopback
     c.close()
 
@@ -174,4 +176,4 @@ def test_listeners_from_the_file(warren_factory, tmp_path):
     # only when --bind is absent, so name them on the command line as the file does.
     conf = write(tmp_path, "listeners.tcp.local = 127.0.0.1:5672\nlisteners.tcp.v6 = ::1:5672\n")
     b = warren_factory("--config", conf, "--bind", "127.0.0.1,::1")
-    assert any("AMQP listening on ::1:%d" % b.port in l for l in b.log)
+    wait_until(lambda: any("AMQP listening on ::1:%d" % b.port in l for l in b.log))

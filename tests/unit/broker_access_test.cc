@@ -126,8 +126,8 @@ TEST_F(BrokerAccessTest, DeletingAVhostDeletesItsDefinitionsAndPermissionsOnly) 
   ASSERT_FALSE(b.create_vhost("v"));
   for (const char* name : {"v", "/"}) {
     VHost* v = b.find_vhost(name);
-    ASSERT_TRUE(v->declare_exchange(ExchangeDeclare{"x", "fanout", false, true}) == std::nullopt);
-    ASSERT_TRUE(v->declare_queue(QueueDeclare{"q", false, true}, 1).ok());
+    ASSERT_TRUE(v->declare_exchange(ExchangeDeclare{"x", "fanout", false, true, false, false, {}}) == std::nullopt);
+    ASSERT_TRUE(v->declare_queue(QueueDeclare{"q", false, true, false, false, {}}, 1).ok());
     ASSERT_TRUE(v->bind_queue("q", "x", "k", FieldTable{}, 1) == std::nullopt);
   }
   ASSERT_FALSE(b.set_permissions("guest", "v", {".*", ".*", ".*"}));

@@ -1,7 +1,7 @@
 // Loader for the shared matching cases (see matching_cases.h).
 #include "matching_cases.h"
 
-// Boost.JSON's implementation comes from warren_server (src/server/control_json.cc).
+// Boost.JSON's implementation comes from warren_core (src/broker/policy_json_impl.cc).
 #include <boost/json.hpp>
 
 #include <cstdint>

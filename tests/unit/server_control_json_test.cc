@@ -2,7 +2,7 @@
 // RabbitMQ's JSON and back (integers as signed 64-bit, strings, booleans, nested tables, arrays).
 #include <gtest/gtest.h>
 
-#include "server/control_json.h"
+#include "broker/field_table_json.h"
 
 namespace warren::server {
 namespace {

@@ -1,12 +1,12 @@
-// Field tables (queue/exchange/binding arguments) as JSON, the way RabbitMQ's definitions and
-// rabbitmqctl's JSON formatter show them.
+// Field tables (queue/exchange/binding arguments) as JSON, the way RabbitMQ's definitions, its
+// HTTP API and rabbitmqctl's JSON formatter show them.
 #pragma once
 
 #include <boost/json.hpp>
 
 #include "common/field_table.h"
 
-namespace warren::server {
+namespace warren {
 
 boost::json::value to_json(const FieldValue& v);
 boost::json::object to_json(const FieldTable& t);
@@ -14,4 +14,4 @@ boost::json::object to_json(const FieldTable& t);
 FieldValue field_from_json(const boost::json::value& v);
 FieldTable table_from_json(const boost::json::value& v);  // non-objects: empty
 
-}  // namespace warren::server
+}  // namespace warren

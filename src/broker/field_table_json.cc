@@ -1,8 +1,8 @@
-#include "server/control_json.h"
+#include "broker/field_table_json.h"
 
 // Boost.JSON's implementation is compiled once, in warren_core (broker/policy_json_impl.cc).
 
-namespace warren::server {
+namespace warren {
 
 namespace json = boost::json;
 
@@ -69,4 +69,4 @@ FieldTable table_from_json(const json::value& v) {
   return t;
 }
 
-}  // namespace warren::server
+}  // namespace warren

@@ -1,0 +1,176 @@
+"""The management HTTP API (first endpoints): authentication and tags, /api/overview, /api/whoami,
+/api/vhosts, /api/users, /api/queues with pagination, PUT/DELETE of queues, aliveness and alarm
+health checks. Statuses, error bodies and field names as RabbitMQ 3.10.8 answers them (checked
+against a real node with the management plugin)."""
+
+import base64
+import json
+import re
+import time
+import urllib.error
+import urllib.request
+
+import pika
+import pytest
+
+from test_warrenctl import ctl
+
+
+def mgmt_port(broker):
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        for line in list(broker.log):
+            m = re.search(r"management HTTP API listening on 127\.0\.0\.1:(\d+)", line)
+            if m:
+                return int(m.group(1))
+        time.sleep(0.02)
+    raise AssertionError("no management listening line in the log")
+
+
+def call(broker, method, path, body=None, user="guest", password="guest", auth=True):
+    """(status, parsed JSON body or None, headers)."""
+    data = json.dumps(body).encode() if isinstance(body, (dict, list)) else body
+    req = urllib.request.Request("http://127.0.0.1:%d%s" % (mgmt_port(broker), path),
+                                 data=data, method=method)
+    if data is not None:
+        req.add_header("content-type", "application/json")
+    if auth:
+        token = base64.b64encode(("%s:%s" % (user, password)).encode()).decode()
+        req.add_header("authorization", "Basic " + token)
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            raw = resp.read()
+            return resp.status, json.loads(raw) if raw else None, resp.headers
+    except urllib.error.HTTPError as e:
+        raw = e.read()
+        return e.code, json.loads(raw) if raw else None, e.headers
+
+
+@pytest.fixture
+def server(warren_factory):
+    return warren_factory()
+
+
+def test_authentication_and_tags(server):
+    status, body, headers = call(server, "GET", "/api/overview", auth=False)
+    assert (status, body) == (401, None)
+    assert headers["www-authenticate"] == 'Basic realm="RabbitMQ Management"'
+    status, body, _ = call(server, "GET", "/api/whoami", password="wrong")
+    assert (status, body) == (401, {"error": "not_authorized", "reason": "Login failed"})
+    assert call(server, "GET", "/api/whoami")[:2] == (
+        200, {"name": "guest", "tags": ["administrator"]})
+    assert ctl(server, "add_user", "plain", "pw")[0] == 0
+    status, body, _ = call(server, "GET", "/api/whoami", user="plain", password="pw")
+    assert (status, body) == (401, {"error": "not_authorised", "reason": "Not management user"})
+    assert ctl(server, "set_user_tags", "plain", "management")[0] == 0
+    assert call(server, "GET", "/api/whoami", user="plain", password="pw")[0] == 200
+    # management users see only the vhosts they have permissions in, and no users.
+    assert call(server, "GET", "/api/vhosts", user="plain", password="pw")[1] == []
+    status, body, _ = call(server, "GET", "/api/users", user="plain", password="pw")
+    assert (status, body) == (401, {"error": "not_authorised", "reason": "Not administrator user"})
+
+
+def test_overview_counts_objects(server):
+    c = pika.BlockingConnection(pika.ConnectionParameters(host=server.host, port=server.port))
+    ch = c.channel()
+    ch.queue_declare("ov-q")
+    for _ in range(3):
+        ch.basic_publish("", "ov-q", b"m")
+    ch.basic_consume("ov-q", lambda *a: None)
+    status, body, _ = call(server, "GET", "/api/overview")
+    assert status == 200
+    assert body["object_totals"]["queues"] == 1
+    assert body["object_totals"]["connections"] == 1
+    assert body["object_totals"]["channels"] == 1
+    assert body["object_totals"]["consumers"] == 1
+    assert body["queue_totals"]["messages"] == 3
+    assert body["node"].startswith("warren@")
+    assert {"protocol": "amqp", "port": server.port} .items() <= body["listeners"][0].items()
+    c.close()
+
+
+def test_vhosts_and_users_crud(server):
+    assert call(server, "PUT", "/api/vhosts/apiv")[0] == 201
+    assert call(server, "PUT", "/api/vhosts/apiv")[0] == 204
+    status, body, _ = call(server, "GET", "/api/vhosts/apiv")
+    assert status == 200 and body["name"] == "apiv" and body["tracing"] is False
+    assert [v["name"] for v in call(server, "GET", "/api/vhosts")[1]] == ["/", "apiv"]
+    assert call(server, "DELETE", "/api/vhosts/apiv")[0] == 204
+    status, body, _ = call(server, "DELETE", "/api/vhosts/apiv")
+    assert (status, body) == (404, {"error": "Object Not Found", "reason": "Not Found"})
+
+    assert call(server, "PUT", "/api/users/api-u",
+                {"password": "s3", "tags": "monitoring"})[0] == 201
+    status, body, _ = call(server, "GET", "/api/users/api-u")
+    assert body["tags"] == ["monitoring"]
+    assert body["hashing_algorithm"] == "rabbit_password_hashing_sha256"
+    # monitoring may read everything.
+    assert call(server, "GET", "/api/queues", user="api-u", password="s3")[0] == 200
+    # Without a password: created (as RabbitMQ), but no password logs it in.
+    assert call(server, "PUT", "/api/users/api-v", {"tags": "management"})[0] == 201
+    assert call(server, "GET", "/api/whoami", user="api-v", password="")[0] == 401
+    assert call(server, "DELETE", "/api/users/api-u")[0] == 204
+    assert call(server, "GET", "/api/users/api-u")[0] == 404
+
+
+def test_queues_put_get_delete_and_pagination(server):
+    status, _, _ = call(server, "PUT", "/api/queues/%2F/hq",
+                        {"durable": True, "arguments": {"x-max-length": 10}})
+    assert status == 201
+    assert call(server, "PUT", "/api/queues/%2F/hq",
+                {"durable": True, "arguments": {"x-max-length": 10}})[0] == 204
+    status, body, _ = call(server, "PUT", "/api/queues/%2F/hq", {"durable": False})
+    assert status == 400 and body["error"] == "bad_request"
+    assert "inequivalent arg 'durable'" in body["reason"]
+    status, body, _ = call(server, "PUT", "/api/queues/%2F/hq2", b"notjson")
+    assert (status, body) == (400, {"error": "bad_request", "reason": "not_json"})
+    status, body, _ = call(server, "GET", "/api/queues/%2F/hq")
+    assert status == 200
+    assert (body["name"], body["vhost"], body["durable"], body["arguments"]) == (
+        "hq", "/", True, {"x-max-length": 10})
+    assert body["messages"] == 0 and body["consumers"] == 0 and body["type"] == "classic"
+    for i in range(5):
+        call(server, "PUT", "/api/queues/%%2F/page-%d" % i, {"durable": False})
+    status, body, _ = call(server, "GET", "/api/queues?page=2&page_size=2&name=page-")
+    assert status == 200
+    assert (body["filtered_count"], body["total_count"], body["page_count"], body["page"],
+            body["item_count"]) == (5, 6, 3, 2, 2)
+    assert [q["name"] for q in body["items"]] == ["page-2", "page-3"]
+    status, body, _ = call(server, "GET", "/api/queues/%2F?sort=name&sort_reverse=true")
+    assert [q["name"] for q in body][:2] == ["page-4", "page-3"]
+    status, body, _ = call(server, "GET", "/api/queues?page=9&page_size=2")
+    assert (status, body) == (400, {"error": "page_out_of_range",
+                                    "reason": "Page out of range, page: 9 page size: 2, len: 6"})
+    assert call(server, "DELETE", "/api/queues/%2F/hq")[0] == 204
+    assert call(server, "GET", "/api/queues/%2F/hq")[0] == 404
+    assert call(server, "GET", "/api/queues/nosuch")[0] == 404
+
+
+def test_queue_delete_if_empty(server):
+    c = pika.BlockingConnection(pika.ConnectionParameters(host=server.host, port=server.port))
+    ch = c.channel()
+    ch.queue_declare("full")
+    ch.basic_publish("", "full", b"m")
+    c.close()
+    status, body, _ = call(server, "DELETE", "/api/queues/%2F/full?if-empty=true")
+    assert (status, body) == (400, {"error": "bad_request",
+                                    "reason": "queue 'full' in vhost '/' not empty"})
+    assert call(server, "DELETE", "/api/queues/%2F/full")[0] == 204
+
+
+def test_health_checks(server):
+    assert call(server, "GET", "/api/aliveness-test/%2F")[:2] == (200, {"status": "ok"})
+    assert call(server, "GET", "/api/aliveness-test/nosuch")[0] == 404
+    assert call(server, "GET", "/api/health/checks/alarms")[:2] == (200, {"status": "ok"})
+    assert call(server, "GET", "/api/nosuch")[:2] == (
+        404, {"error": "Object Not Found", "reason": "Not Found"})
+
+
+def test_malformed_http_gets_400_and_others_keep_working(server):
+    import socket
+    s = socket.create_connection(("127.0.0.1", mgmt_port(server)), timeout=10)
+    s.sendall(b"NOT HTTP AT ALL\r\n\r\n")
+    reply = s.recv(4096)
+    s.close()
+    assert reply.startswith(b"HTTP/1.1 400")
+    assert call(server, "GET", "/api/whoami")[0] == 200
