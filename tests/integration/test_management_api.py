@@ -174,3 +174,72 @@ def test_malformed_http_gets_400_and_others_keep_working(server):
     s.close()
     assert reply.startswith(b"HTTP/1.1 400")
     assert call(server, "GET", "/api/whoami")[0] == 200
+
+
+def test_exchanges_and_bindings(server):
+    status, body, _ = call(server, "GET", "/api/exchanges/%2F/amq.direct")
+    assert status == 200
+    assert (body["name"], body["type"], body["durable"], body["internal"]) == (
+        "amq.direct", "direct", True, False)
+    assert call(server, "PUT", "/api/exchanges/%2F/hx", {"type": "topic", "durable": True})[0] == 201
+    assert call(server, "PUT", "/api/exchanges/%2F/hx", {"type": "topic", "durable": True})[0] == 204
+    status, body, _ = call(server, "PUT", "/api/exchanges/%2F/bx", {"type": "bogus"})
+    assert (status, body) == (400, {"error": "bad_request",
+                                    "reason": "unknown exchange type 'bogus'"})
+    assert call(server, "PUT", "/api/queues/%2F/hbq", {"durable": True})[0] == 201
+    status, _, headers = call(server, "POST", "/api/bindings/%2F/e/hx/q/hbq",
+                              {"routing_key": "a.#", "arguments": {}})
+    assert status == 201
+    assert headers["location"] == "hbq/a.%2523"
+    status, body, _ = call(server, "GET", "/api/bindings/%2F/e/hx/q/hbq")
+    assert body == [{"source": "hx", "vhost": "/", "destination": "hbq",
+                     "destination_type": "queue", "routing_key": "a.#", "arguments": {},
+                     "properties_key": "a.%23"}]
+    status, body, _ = call(server, "GET", "/api/queues/%2F/hbq/bindings")
+    assert [(b["source"], b["routing_key"]) for b in body] == [("", "hbq"), ("hx", "a.#")]
+    # Routing works through the binding made over HTTP.
+    c = pika.BlockingConnection(pika.ConnectionParameters(host=server.host, port=server.port))
+    ch = c.channel()
+    ch.confirm_delivery()
+    ch.basic_publish("hx", "a.b", b"via http binding")
+    assert ch.basic_get("hbq", auto_ack=True)[2] == b"via http binding"
+    c.close()
+    status, body, _ = call(server, "GET", "/api/exchanges/%2F/hx/bindings/source")
+    assert [b["destination"] for b in body] == ["hbq"]
+    assert call(server, "DELETE", "/api/bindings/%2F/e/hx/q/hbq/a.%23")[0] == 204
+    assert call(server, "GET", "/api/bindings/%2F/e/hx/q/hbq")[1] == []
+    assert call(server, "DELETE", "/api/exchanges/%2F/hx")[0] == 204
+    assert call(server, "GET", "/api/exchanges/%2F/hx")[0] == 404
+
+
+def test_permissions_and_policies(server):
+    assert call(server, "PUT", "/api/users/pu", {"password": "pw", "tags": "management"})[0] == 201
+    assert call(server, "PUT", "/api/permissions/%2F/pu",
+                {"configure": "^pu-", "write": ".*", "read": ".*"})[0] == 201
+    status, body, _ = call(server, "GET", "/api/permissions/%2F/pu")
+    assert body == {"user": "pu", "vhost": "/", "configure": "^pu-", "write": ".*", "read": ".*"}
+    # The management user now sees "/" and may declare only its own queues.
+    assert [v["name"] for v in call(server, "GET", "/api/vhosts", user="pu", password="pw")[1]] \
+        == ["/"]
+    assert call(server, "PUT", "/api/queues/%2F/pu-q", {}, user="pu", password="pw")[0] == 201
+    status, body, _ = call(server, "PUT", "/api/queues/%2F/other", {}, user="pu", password="pw")
+    assert status == 401
+    assert call(server, "PUT", "/api/policies/%2F/pp",
+                {"pattern": "^x"}, user="pu", password="pw")[0] == 401
+    status, _, _ = call(server, "PUT", "/api/policies/%2F/pp",
+                        {"pattern": "^pu-", "definition": {"max-length": 1},
+                         "apply-to": "queues", "priority": 2})
+    assert status == 201
+    status, body, _ = call(server, "GET", "/api/policies/%2F/pp")
+    assert body == {"vhost": "/", "name": "pp", "pattern": "^pu-", "apply-to": "queues",
+                    "definition": {"max-length": 1}, "priority": 2}
+    assert call(server, "GET", "/api/queues/%2F/pu-q")[1]["policy"] == "pp"
+    status, body, _ = call(server, "PUT", "/api/policies/%2F/pp2",
+                           {"pattern": "^x", "definition": {"bogus": 1}})
+    assert (status, body) == (400, {
+        "error": "bad_request",
+        "reason": "Validation failed\n\n[{&lt;&lt;\"bogus\"&gt;&gt;,1}] are not recognised "
+                  "policy settings\n"})
+    assert call(server, "DELETE", "/api/policies/%2F/pp")[0] == 204
+    assert call(server, "DELETE", "/api/permissions/%2F/pu")[0] == 204
+    assert call(server, "GET", "/api/permissions/%2F/pu")[0] == 404

@@ -1,0 +1,247 @@
+// /api/exchanges[/{vhost}[/{name}]] (list, show, declare with PUT, delete) and the bindings:
+// /api/bindings[/{vhost}], /api/exchanges/{vhost}/{name}/bindings/{source|destination},
+// /api/queues/{vhost}/{name}/bindings, /api/bindings/{vhost}/e/{x}/{q|e}/{dest}[/{props}]
+// (list, POST to create with a Location header, GET one, DELETE by properties_key).
+#include <functional>
+
+#include "broker/field_table_json.h"
+#include "broker/queue.h"
+#include "http/api_call.h"
+
+namespace warren::http {
+
+namespace json = boost::json;
+namespace bhttp = boost::beast::http;
+
+namespace {
+
+// RabbitMQ's exchange names for the default exchange in the API: "" (and amq.default in paths).
+std::string exchange_name(const std::string& n) { return n == "amq.default" ? "" : n; }
+
+std::string percent_encode(std::string_view s) {
+  static const char* kHex = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char ch : s) {
+    if (std::isalnum(ch) || ch == '-' || ch == '_' || ch == '.' || ch == '~') {
+      out += static_cast<char>(ch);
+    } else {
+      out += '%';
+      out += kHex[ch >> 4];
+      out += kHex[ch & 15];
+    }
+  }
+  return out;
+}
+
+// A binding's id in URLs: the routing key, percent-encoded, and "~" plus a hash of the
+// arguments when there are any (RabbitMQ's pack_binding_props; the hash is opaque to clients).
+std::string properties_key(const std::string& key, const FieldTable& args) {
+  std::string out = percent_encode(key);
+  if (!args.empty()) {
+    size_t h = std::hash<std::string>{}(json::serialize(to_json(args)));
+    out += "~" + std::to_string(h);
+  }
+  return out;
+}
+
+json::object binding_json(const std::string& vhost, const std::string& source,
+                          const std::string& dest, bool to_queue, const std::string& key,
+                          const FieldTable& args) {
+  return json::object{{"source", source},
+                      {"vhost", vhost},
+                      {"destination", dest},
+                      {"destination_type", to_queue ? "queue" : "exchange"},
+                      {"routing_key", key},
+                      {"arguments", to_json(args)},
+                      {"properties_key", properties_key(key, args)}};
+}
+
+// Every binding of a vhost that `keep` accepts: the default exchange's binding of each queue
+// first (as RabbitMQ lists them), then each exchange's.
+void vhost_bindings(
+    const broker::VHost& vh, json::array& out,
+    const std::function<bool(const std::string& source, const std::string& dest, bool to_queue)>&
+        keep) {
+  for (const auto& [qname, q] : vh.queues())
+    if (keep("", qname, true))
+      out.push_back(binding_json(vh.name(), "", qname, true, qname, FieldTable{}));
+  for (const auto& [xname, x] : vh.exchanges()) {
+    if (xname.empty()) continue;
+    for (const broker::Binding& b : x->bindings()) {
+      bool to_queue = b.dest.queue != nullptr;
+      const std::string& dest = to_queue ? b.dest.queue->name() : b.dest.exchange->name();
+      if (keep(xname, dest, to_queue))
+        out.push_back(binding_json(vh.name(), xname, dest, to_queue, b.routing_key, b.arguments));
+    }
+  }
+}
+
+json::object exchange_json(const broker::Exchange& x, const std::string& vhost,
+                           const broker::VHost& vh) {
+  const broker::Policy* p = vh.policy_for_exchange(x.name());
+  return json::object{{"name", x.name()},
+                      {"vhost", vhost},
+                      {"type", std::string(x.type_name())},
+                      {"durable", x.options().durable},
+                      {"auto_delete", x.options().auto_delete},
+                      {"internal", x.options().internal},
+                      {"arguments", to_json(x.options().arguments)},
+                      {"policy", p != nullptr ? json::value(p->name) : json::value(nullptr)},
+                      {"user_who_performed_action", ""}};
+}
+
+void handle_binding_paths(ApiCall& c) {
+  Response& r = c.r;
+  const auto& seg = c.seg();
+  // /api/bindings[/{vhost}]
+  if (seg.size() <= 2) {
+    if (c.method() != bhttp::verb::get) return method_not_allowed(r);
+    if (seg.size() == 2 && (c.broker.find_vhost(seg[1]) == nullptr || !c.visible(seg[1])))
+      return not_found(r);
+    json::array items;
+    for (const std::string& name : c.broker.list_vhosts()) {
+      if ((seg.size() == 2 && name != seg[1]) || !c.visible(name)) continue;
+      vhost_bindings(*c.broker.find_vhost(name), items, [](auto&, auto&, bool) { return true; });
+    }
+    return reply_list(c.target, std::move(items), r);
+  }
+  // /api/bindings/{vhost}/e/{source}/{q|e}/{dest}[/{props}]
+  if (seg.size() < 6 || seg[2] != "e" || (seg[4] != "q" && seg[4] != "e")) return not_found(r);
+  broker::VHost* vh = c.broker.find_vhost(seg[1]);
+  if (vh == nullptr || !c.visible(seg[1])) return not_found(r);
+  const std::string source = exchange_name(seg[3]);
+  const std::string& dest = seg[5];
+  const bool to_queue = seg[4] == "q";
+  if (vh->find_exchange(source) == nullptr ||
+      (to_queue ? vh->find_queue(dest) == nullptr : vh->find_exchange(dest) == nullptr))
+    return not_found(r);
+  json::array matching;
+  vhost_bindings(*vh, matching, [&](const std::string& s, const std::string& d, bool q) {
+    return s == source && d == dest && q == to_queue;
+  });
+  if (seg.size() == 6) {
+    if (c.method() == bhttp::verb::get) return reply_json(r, bhttp::status::ok, matching);
+    if (c.method() != bhttp::verb::post) return method_not_allowed(r);
+    auto body = json_body(c.req, r);
+    if (!body) return;
+    std::string key = json_string(*body, "routing_key");
+    FieldTable args;
+    if (const json::value* a = body->if_contains("arguments")) args = table_from_json(*a);
+    // Write on the destination, read on the source, as queue.bind / exchange.bind.
+    if (auto s = c.broker.check_access(c.user.name, seg[1], auth::Permission::kWrite,
+                                       to_queue ? "queue" : "exchange", dest))
+      return reply_error(r, bhttp::status::unauthorized, "not_authorised", s->text);
+    if (auto s = c.broker.check_access(c.user.name, seg[1], auth::Permission::kRead, "exchange",
+                                       source))
+      return reply_error(r, bhttp::status::unauthorized, "not_authorised", s->text);
+    broker::Status s = to_queue ? vh->bind_queue(dest, source, key, args, 0)
+                                : vh->bind_exchange(dest, source, key, args);
+    if (s) return reply_broker_error(r, *s);
+    // Relative to the request URL, encoded once more as RabbitMQ does.
+    r.set(bhttp::field::location, percent_encode(dest) + "/" +
+                                      percent_encode(properties_key(key, args)));
+    return no_content(r, bhttp::status::created);
+  }
+  if (seg.size() != 7) return not_found(r);
+  for (json::value& b : matching) {
+    json::object& o = b.as_object();
+    // The path segment arrives decoded ("a.#"); the key is kept encoded ("a.%23").
+    if (o.at("properties_key").as_string() != percent_encode(seg[6])) continue;
+    if (c.method() == bhttp::verb::get) return reply_json(r, bhttp::status::ok, o);
+    if (c.method() != bhttp::verb::delete_) return method_not_allowed(r);
+    if (source.empty())
+      return reply_error(r, bhttp::status::bad_request, "bad_request",
+                         "operation not permitted on the default exchange");
+    std::string key(o.at("routing_key").as_string());
+    FieldTable args = table_from_json(o.at("arguments"));
+    if (auto s = c.broker.check_access(c.user.name, seg[1], auth::Permission::kWrite,
+                                       to_queue ? "queue" : "exchange", dest))
+      return reply_error(r, bhttp::status::unauthorized, "not_authorised", s->text);
+    broker::Status s = to_queue ? vh->unbind_queue(dest, source, key, args, 0)
+                                : vh->unbind_exchange(dest, source, key, args);
+    if (s) return reply_broker_error(r, *s);
+    return no_content(r);
+  }
+  not_found(r);
+}
+
+}  // namespace
+
+void handle_bindings(ApiCall& c) { handle_binding_paths(c); }
+
+void handle_queue_bindings(ApiCall& c, broker::VHost& vh, const std::string& queue) {
+  if (c.method() != bhttp::verb::get) return method_not_allowed(c.r);
+  json::array items;
+  vhost_bindings(vh, items, [&](const std::string&, const std::string& d, bool to_queue) {
+    return to_queue && d == queue;
+  });
+  reply_json(c.r, bhttp::status::ok, items);
+}
+
+void handle_exchanges(ApiCall& c) {
+  Response& r = c.r;
+  const auto& seg = c.seg();
+  if (seg.size() <= 2 && c.method() == bhttp::verb::get) {
+    if (seg.size() == 2 && (c.broker.find_vhost(seg[1]) == nullptr || !c.visible(seg[1])))
+      return not_found(r);
+    json::array items;
+    for (const std::string& name : c.broker.list_vhosts()) {
+      if ((seg.size() == 2 && name != seg[1]) || !c.visible(name)) continue;
+      const broker::VHost* vh = c.broker.find_vhost(name);
+      for (const auto& [xname, x] : vh->exchanges()) items.push_back(exchange_json(*x, name, *vh));
+    }
+    return reply_list(c.target, std::move(items), r);
+  }
+  if (seg.size() < 3) return not_found(r);
+  broker::VHost* vh = c.broker.find_vhost(seg[1]);
+  if (vh == nullptr || !c.visible(seg[1])) return not_found(r);
+  const std::string name = exchange_name(seg[2]);
+  // /api/exchanges/{vhost}/{name}/bindings/{source|destination}
+  if (seg.size() == 5 && seg[3] == "bindings" && (seg[4] == "source" || seg[4] == "destination")) {
+    if (vh->find_exchange(name) == nullptr) return not_found(r);
+    bool as_source = seg[4] == "source";
+    json::array items;
+    vhost_bindings(*vh, items, [&](const std::string& s, const std::string& d, bool to_queue) {
+      return as_source ? s == name : (!to_queue && d == name);
+    });
+    return reply_json(r, bhttp::status::ok, items);
+  }
+  if (seg.size() != 3) return not_found(r);
+  if (c.method() == bhttp::verb::get) {
+    broker::Exchange* x = vh->find_exchange(name);
+    if (x == nullptr) return not_found(r);
+    return reply_json(r, bhttp::status::ok, exchange_json(*x, seg[1], *vh));
+  }
+  if (c.method() == bhttp::verb::put || c.method() == bhttp::verb::delete_) {
+    if (name.empty())  // amq.* names are refused by the broker, as for AMQP clients
+      return reply_error(r, bhttp::status::bad_request, "bad_request",
+                         "operation not permitted on the default exchange");
+    if (auto s = c.broker.check_access(c.user.name, seg[1], auth::Permission::kConfigure,
+                                       "exchange", name))
+      return reply_error(r, bhttp::status::unauthorized, "not_authorised", s->text);
+  }
+  if (c.method() == bhttp::verb::put) {
+    auto body = json_body(c.req, r);
+    if (!body) return;
+    std::string type = json_string(*body, "type");
+    broker::ExchangeDeclare d;
+    d.name = name;
+    d.type = type;
+    d.durable = json_bool(*body, "durable", true);
+    d.auto_delete = json_bool(*body, "auto_delete", false);
+    d.internal = json_bool(*body, "internal", false);
+    if (const json::value* a = body->if_contains("arguments")) d.arguments = table_from_json(*a);
+    bool existed = vh->find_exchange(name) != nullptr;
+    if (broker::Status s = vh->declare_exchange(d)) return reply_broker_error(r, *s);
+    return no_content(r, existed ? bhttp::status::no_content : bhttp::status::created);
+  }
+  if (c.method() == bhttp::verb::delete_) {
+    if (vh->find_exchange(name) == nullptr) return not_found(r);
+    if (broker::Status s = vh->delete_exchange(name, c.target.flag("if-unused")))
+      return reply_broker_error(r, *s);
+    return no_content(r);
+  }
+  method_not_allowed(r);
+}
+
+}  // namespace warren::http

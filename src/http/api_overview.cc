@@ -1,0 +1,90 @@
+// /api/overview, /api/whoami, /api/aliveness-test/{vhost}, /api/health/checks/alarms.
+#include "http/api_call.h"
+
+namespace warren::http {
+
+namespace json = boost::json;
+namespace bhttp = boost::beast::http;
+
+void handle_overview(ApiCall& c) {
+  Response& r = c.r;
+  const auto& seg = c.seg();
+  const std::string& node = c.info.node_name;
+  const std::string& what = seg[0];
+  if (what == "whoami" && seg.size() == 1 && c.method() == bhttp::verb::get)
+    return reply_json(r, bhttp::status::ok,
+                      json::object{{"name", c.user.name}, {"tags", tags_json(c.user)}});
+
+  if (what == "overview" && seg.size() == 1 && c.method() == bhttp::verb::get) {
+    size_t queues = 0, exchanges = 0, consumers = 0, ready = 0, unacked = 0, channels = 0;
+    for (const std::string& name : c.broker.list_vhosts()) {
+      if (!c.visible(name)) continue;
+      const broker::VHost* vh = c.broker.find_vhost(name);
+      exchanges += vh->exchanges().size();
+      for (const auto& [qname, q] : vh->queues()) {
+        ++queues;
+        consumers += q->consumer_count();
+        ready += q->message_count();
+        for (const broker::Consumer* consumer : q->consumers()) unacked += consumer->unacked;
+      }
+    }
+    size_t connections = 0;
+    for (const auto& [key, conn] : c.broker.connections()) {
+      broker::ConnectionInfo ci = conn->info();
+      if (!c.monitoring && ci.user != c.user.name) continue;
+      ++connections;
+      channels += ci.channels.size();
+    }
+    json::array listeners{
+        json::object{{"node", node}, {"protocol", "amqp"}, {"port", c.info.amqp_port}},
+        json::object{{"node", node}, {"protocol", "http"}, {"port", c.info.management_port}}};
+    return reply_json(
+        r, bhttp::status::ok,
+        json::object{{"management_version", c.info.product_version},
+                     {"rates_mode", "none"},
+                     {"product_name", "Warren"},
+                     {"product_version", c.info.product_version},
+                     {"rabbitmq_version", "3.10.8"},
+                     {"cluster_name", node},
+                     {"node", node},
+                     {"disable_stats", false},
+                     {"enable_queue_totals", false},
+                     {"exchange_types",
+                      json::array{
+                          json::object{{"name", "direct"}, {"enabled", true}},
+                          json::object{{"name", "fanout"}, {"enabled", true}},
+                          json::object{{"name", "headers"}, {"enabled", true}},
+                          json::object{{"name", "topic"}, {"enabled", true}},
+                          json::object{{"name", "x-delayed-message"}, {"enabled", true}}}},
+                     {"object_totals", json::object{{"channels", channels},
+                                                    {"connections", connections},
+                                                    {"consumers", consumers},
+                                                    {"exchanges", exchanges},
+                                                    {"queues", queues}}},
+                     {"queue_totals", json::object{{"messages", ready + unacked},
+                                                   {"messages_ready", ready},
+                                                   {"messages_unacknowledged", unacked}}},
+                     {"listeners", std::move(listeners)}});
+  }
+
+  if (what == "aliveness-test" && seg.size() == 2 && c.method() == bhttp::verb::get) {
+    if (c.broker.find_vhost(seg[1]) == nullptr || !c.visible(seg[1])) return not_found(r);
+    return reply_json(r, bhttp::status::ok, json::object{{"status", "ok"}});
+  }
+
+  if (what == "health" && seg.size() == 3 && seg[1] == "checks" && seg[2] == "alarms" &&
+      c.method() == bhttp::verb::get) {
+    json::array alarms;
+    if (c.broker.memory_alarm())
+      alarms.push_back(json::object{{"node", node}, {"resource", "memory"}});
+    if (c.broker.disk_alarm()) alarms.push_back(json::object{{"node", node}, {"resource", "disk"}});
+    if (alarms.empty()) return reply_json(r, bhttp::status::ok, json::object{{"status", "ok"}});
+    return reply_json(r, bhttp::status::service_unavailable,
+                      json::object{{"status", "failed"},
+                                   {"reason", "resource alarm(s) in effect in the cluster"},
+                                   {"alarms", std::move(alarms)}});
+  }
+  not_found(r);
+}
+
+}  // namespace warren::http
