@@ -77,5 +77,6 @@ void handle_exchanges(ApiCall& c);    // api_exchanges.cc
 void handle_bindings(ApiCall& c);     // api_exchanges.cc
 void handle_queue_bindings(ApiCall& c, broker::VHost& vh, const std::string& queue);
 void handle_permissions(ApiCall& c);  // permissions, policies (api_permissions.cc)
+void handle_connections(ApiCall& c);  // connections, channels, consumers (api_connections.cc)
 
 }  // namespace warren::http

@@ -243,3 +243,35 @@ def test_permissions_and_policies(server):
     assert call(server, "DELETE", "/api/policies/%2F/pp")[0] == 204
     assert call(server, "DELETE", "/api/permissions/%2F/pu")[0] == 204
     assert call(server, "GET", "/api/permissions/%2F/pu")[0] == 404
+
+
+def test_connections_channels_consumers_and_closing_a_connection(server):
+    import urllib.parse
+    c = pika.BlockingConnection(pika.ConnectionParameters(
+        host=server.host, port=server.port, client_properties={"connection_name": "api-conn"}))
+    ch = c.channel()
+    q = ch.queue_declare("", exclusive=True).method.queue
+    ch.basic_qos(prefetch_count=7)
+    ch.basic_consume(q, lambda *a: None, consumer_tag="ctag1")
+    status, conns, _ = call(server, "GET", "/api/connections")
+    assert status == 200 and len(conns) == 1
+    conn = conns[0]
+    assert (conn["user"], conn["vhost"], conn["state"], conn["channels"], conn["protocol"],
+            conn["user_provided_name"]) == ("guest", "/", "running", 1, "AMQP 0-9-1", "api-conn")
+    assert conn["name"] == "%s:%d -> %s:%d" % (conn["peer_host"], conn["peer_port"],
+                                               conn["host"], conn["port"])
+    status, chans, _ = call(server, "GET", "/api/channels")
+    assert [(x["number"], x["prefetch_count"], x["consumer_count"]) for x in chans] == [(1, 7, 1)]
+    assert chans[0]["connection_details"]["name"] == conn["name"]
+    status, consumers, _ = call(server, "GET", "/api/consumers/%2F")
+    assert [(x["consumer_tag"], x["queue"]["name"], x["channel_details"]["number"],
+             x["ack_required"]) for x in consumers] == [("ctag1", q, 1, True)]
+    name = urllib.parse.quote(conn["name"], safe="")
+    assert call(server, "GET", "/api/connections/" + name)[0] == 200
+    req_status = call(server, "DELETE", "/api/connections/" + name)[0]
+    assert req_status == 204
+    with pytest.raises(pika.exceptions.ConnectionClosedByBroker) as e:
+        for _ in range(50):
+            c.process_data_events(0.1)
+    assert e.value.reply_code == 320
+    assert call(server, "GET", "/api/connections")[1] == []
