@@ -33,6 +33,7 @@ void ManagementApi::handle(const Request& req, const Peer& peer, Response& r) {
     return reply_error(r, bhttp::status::unauthorized, "not_authorised", "Not management user");
 
   const std::string& what = target->segments[0];
+  if ((what == "exchanges" || what == "queues") && handle_messages(call)) return;
   if (what == "overview" || what == "whoami" || what == "aliveness-test" || what == "health")
     return handle_overview(call);
   if (what == "vhosts") return handle_vhosts(call);

@@ -275,3 +275,61 @@ def test_connections_channels_consumers_and_closing_a_connection(server):
             c.process_data_events(0.1)
     assert e.value.reply_code == 320
     assert call(server, "GET", "/api/connections")[1] == []
+
+
+def test_publish_and_get_over_http(server):
+    assert call(server, "PUT", "/api/queues/%2F/mq", {"durable": True})[0] == 201
+    status, body, _ = call(server, "POST", "/api/exchanges/%2F/amq.default/publish",
+                           {"routing_key": "mq", "payload": "aGk=", "payload_encoding": "base64",
+                            "properties": {"delivery_mode": 2, "headers": {"h": 1},
+                                           "content_type": "text/plain"}})
+    assert (status, body) == (200, {"routed": True})
+    status, body, _ = call(server, "POST", "/api/exchanges/%2F/amq.default/publish",
+                           {"routing_key": "nowhere", "payload": "x"})
+    assert body == {"routed": False}
+    # An AMQP consumer sees what HTTP published, properties included.
+    c = pika.BlockingConnection(pika.ConnectionParameters(host=server.host, port=server.port))
+    ch = c.channel()
+    method, props, payload = ch.basic_get("mq", auto_ack=False)
+    assert (payload, props.delivery_mode, props.headers, props.content_type) == (
+        b"hi", 2, {"h": 1}, "text/plain")
+    ch.basic_nack(method.delivery_tag, requeue=True)
+    ch.basic_publish("", "mq", b"\xff\xfe binary")
+    c.close()
+    status, body, _ = call(server, "POST", "/api/queues/%2F/mq/get",
+                           {"count": 5, "ackmode": "ack_requeue_true", "encoding": "auto"})
+    assert status == 200
+    assert [(m["payload"], m["payload_encoding"], m["redelivered"]) for m in body] == [
+        ("hi", "string", True), ("//4gYmluYXJ5", "base64", False)]
+    assert body[0]["properties"] == {"content_type": "text/plain", "headers": {"h": 1},
+                                     "delivery_mode": 2}
+    # Requeued: still there; then taken for good.
+    status, body, _ = call(server, "POST", "/api/queues/%2F/mq/get",
+                           {"count": 1, "ackmode": "ack_requeue_false", "truncate": 1})
+    assert [(m["payload"], m["payload_bytes"], m["message_count"]) for m in body] == [("h", 2, 1)]
+    assert call(server, "DELETE", "/api/queues/%2F/mq/contents")[0] == 204
+    assert call(server, "GET", "/api/queues/%2F/mq")[1]["messages"] == 0
+
+
+def test_rabbitmqadmin(server):
+    """Debian's rabbitmqadmin (RabbitMQ 3.10.8's management CLI) against Warren."""
+    import subprocess
+
+    def admin(*args):
+        p = subprocess.run(["/usr/bin/python3", "/usr/bin/rabbitmqadmin", "-P",
+                            str(mgmt_port(server)), "-f", "tsv"] + list(args),
+                           capture_output=True, text=True, timeout=60)
+        assert p.returncode == 0, p.stderr
+        return p.stdout
+    assert "queue declared" in admin("declare", "queue", "name=adminq", "durable=true")
+    assert "exchange declared" in admin("declare", "exchange", "name=ax", "type=fanout")
+    assert "binding declared" in admin("declare", "binding", "source=ax", "destination=adminq")
+    assert "Message published" in admin("publish", "exchange=ax", "routing_key=k",
+                                        "payload=hello")
+    assert admin("list", "queues", "name", "messages").splitlines()[1:] == ["adminq\t1"]
+    out = admin("get", "queue=adminq", "ackmode=ack_requeue_false")
+    assert "hello" in out
+    assert "guest" in admin("list", "users")
+    assert admin("list", "vhosts", "name").splitlines()[1:] == ["/"]
+    assert "ax" in admin("list", "exchanges", "name")
+    assert "queue deleted" in admin("delete", "queue", "name=adminq")
