@@ -80,5 +80,6 @@ void handle_permissions(ApiCall& c);  // permissions, policies (api_permissions.
 void handle_connections(ApiCall& c);  // connections, channels, consumers (api_connections.cc)
 // .../publish, .../get, .../contents under exchanges and queues; false if not one of those.
 bool handle_messages(ApiCall& c);     // api_messages.cc
+void handle_definitions(ApiCall& c);  // api_definitions.cc
 
 }  // namespace warren::http

@@ -42,6 +42,7 @@ void ManagementApi::handle(const Request& req, const Peer& peer, Response& r) {
   if (what == "exchanges") return handle_exchanges(call);
   if (what == "bindings") return handle_bindings(call);
   if (what == "permissions" || what == "policies") return handle_permissions(call);
+  if (what == "definitions") return handle_definitions(call);
   if (what == "connections" || what == "channels" || what == "consumers")
     return handle_connections(call);
   not_found(r);

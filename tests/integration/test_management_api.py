@@ -333,3 +333,32 @@ def test_rabbitmqadmin(server):
     assert admin("list", "vhosts", "name").splitlines()[1:] == ["/"]
     assert "ax" in admin("list", "exchanges", "name")
     assert "queue deleted" in admin("delete", "queue", "name=adminq")
+
+
+def test_definitions_round_trip(warren_factory, tmp_path):
+    import os
+    import warren_process
+    a = warren_factory()
+    path = os.path.join(warren_process.HERE, "data", "rabbitmq-3.10.8-definitions-tenancy.json")
+    status, body, _ = call(a, "POST", "/api/definitions", open(path, "rb").read())
+    assert status == 204, body
+    # Its users log in with their RabbitMQ passwords.
+    pika.BlockingConnection(pika.ConnectionParameters(
+        host=a.host, port=a.port, virtual_host="prod",
+        credentials=pika.PlainCredentials("jamie", "851230"))).close()
+    status, exported, _ = call(a, "GET", "/api/definitions")
+    assert status == 200
+    # The same JSON as warrenctl's export.
+    out = str(tmp_path / "ctl.json")
+    assert ctl(a, "export_definitions", out)[0] == 0
+    assert json.load(open(out)) == exported
+    b = warren_factory()
+    assert call(b, "POST", "/api/definitions", exported)[0] == 204
+    canon = lambda d: {k: sorted(json.dumps(x, sort_keys=True) for x in d[k])
+                       for k in ("users", "vhosts", "permissions", "policies", "parameters",
+                                 "queues", "exchanges", "bindings")}
+    assert canon(call(b, "GET", "/api/definitions")[1]) == canon(exported)
+    status, body, _ = call(b, "POST", "/api/definitions",
+                           {"permissions": [{"user": "nobody", "vhost": "/", "configure": ".*",
+                                             "write": ".*", "read": ".*"}]})
+    assert status == 400 and "nobody" in body["reason"]
