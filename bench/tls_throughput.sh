@@ -38,7 +38,7 @@ declare -A PLAIN_URI TLS_URI
 for broker in $BENCH_BROKERS; do
   if [ "$broker" = warren ]; then
     mkdir -p "$WORK/warren-data"
-    setsid "$WARREN_SERVER" --amqp-port 0 --amqps-port 0 --bind 127.0.0.1 --management-port 0 \
+    setsid "$WARREN_SERVER" --amqp-port 0 --amqps-port 0 --bind 127.0.0.1 --management-port 0 --prometheus-port 0 \
       --ssl-certfile "$WORK/cert.pem" --ssl-keyfile "$WORK/key.pem" \
       --data-dir "$WORK/warren-data" >"$WORK/warren.log" 2>&1 &
     WARREN_PID=$!

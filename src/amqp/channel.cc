@@ -605,6 +605,7 @@ broker::PublishOutcome Channel::publish(broker::MessageRef msg, bool mandatory) 
   broker::MessageRef kept = mandatory ? msg : broker::MessageRef();
   broker::PublishRequest request{std::move(msg), mandatory, &conn_.flow()};
   broker::PublishOutcome outcome = conn_.vhost().publish(request);
+  conn_.broker().counters().count(outcome);
   if (outcome.returned) {
     std::string& out = conn_.out();
     write_method(out, id_,

@@ -83,6 +83,22 @@ struct VHostLimits {
   std::optional<int64_t> max_connections, max_queues;
 };
 
+// Totals since start, for Prometheus (rabbitmq_global_messages_*_total). Protocol adapters
+// count what their clients publish; a counter increment per message costs nothing measurable.
+struct MessageCounters {
+  uint64_t received = 0;            // publishes accepted from clients
+  uint64_t routed = 0;              // of those, routed to at least one queue (or kept delayed)
+  uint64_t unroutable_dropped = 0;  // routed nowhere, not mandatory
+  uint64_t unroutable_returned = 0; // routed nowhere, mandatory: returned
+
+  void count(const PublishOutcome& o) {
+    ++received;
+    if (o.queues > 0 || o.delayed > 0) ++routed;
+    else if (o.returned) ++unroutable_returned;
+    else ++unroutable_dropped;
+  }
+};
+
 // What a first start creates (rabbitmq.conf default_user, default_pass, default_vhost,
 // default_user_tags.*).
 struct DefaultAccess {
@@ -106,6 +122,7 @@ class Broker : public DispatchScheduler, public DelayTimer {
 
   boost::asio::io_context& io() { return io_; }
   const Limits& limits() const { return limits_; }
+  MessageCounters& counters() { return counters_; }
   auth::UserStore& users() { return users_; }
 
   VHost* find_vhost(std::string_view name);
@@ -237,6 +254,7 @@ class Broker : public DispatchScheduler, public DelayTimer {
   std::unordered_map<ClientConnection*, std::shared_ptr<ClientConnection>> connections_;
   ReplyConsumers reply_consumers_;
   bool drain_scheduled_ = false;
+  MessageCounters counters_;
   bool memory_alarm_ = false;
   boost::asio::steady_timer alarm_timer_;
   boost::asio::steady_timer disk_timer_;

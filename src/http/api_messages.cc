@@ -182,6 +182,7 @@ void publish(ApiCall& c, broker::VHost& vh, const std::string& exchange) {
   msg->expiration_ms = expiration_ms;
   broker::PublishRequest request{std::move(msg)};
   broker::PublishOutcome outcome = vh.publish(request);
+  c.broker.counters().count(outcome);
   reply_json(r, bhttp::status::ok,
              json::object{{"routed", outcome.queues > 0 || outcome.delayed > 0}});
 }

@@ -3,7 +3,8 @@
 // decides it, JSON in and out with RabbitMQ's field names, errors as
 // {"error": ..., "reason": ...} with its status codes.
 //
-// The handlers live in one file per resource (api_*.cc, declared in api_call.h). Served so far: /api/overview, /api/whoami, /api/vhosts[/name] (GET, PUT, DELETE),
+// The handlers live in one file per resource (api_*.cc, declared in api_call.h). Served so far:
+// /api/overview, /api/whoami, /api/vhosts[/name] (GET, PUT, DELETE),
 // /api/users[/name] (GET, PUT, DELETE), /api/queues[/vhost[/name]] (GET with pagination,
 // PUT, DELETE), /api/exchanges, /api/bindings, /api/permissions, /api/policies,
 // /api/aliveness-test/vhost, /api/health/checks/alarms.

@@ -153,6 +153,7 @@ std::optional<std::string> apply_entry(const ConfEntry& e, Config& c, FileListen
       {"log.console", [&] { return boolean(c.log_console); }},
       {"log.console.level", [&] { return level(c.console_level); }},
       {"management.tcp.port", [&] { return integer(c.management_port, 0, 65535); }},
+      {"prometheus.tcp.port", [&] { return integer(c.prometheus_port, 0, 65535); }},
       {"data_dir", [&] { return text(c.data_dir); }},
   };
   auto it = keys.find(k);
@@ -235,7 +236,10 @@ std::optional<Config> parse_config(int argc, char** argv, int* exit_code) {
                  "Addresses to listen on, repeatable or comma-separated (default 127.0.0.1,::1)")
       ->delimiter(',');
   app.add_option("--management-port", c.management_port,
-                 "Management HTTP port (0 = any free port); the HTTP API is not served yet")
+                 "Management HTTP API port (0 = any free port)")
+      ->capture_default_str();
+  app.add_option("--prometheus-port", c.prometheus_port,
+                 "Prometheus metrics port, /metrics (0 = any free port)")
       ->capture_default_str();
   app.add_option("--data-dir", c.data_dir, "Data directory (env WARREN_DATA_DIR)")
       ->capture_default_str();

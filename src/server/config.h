@@ -32,6 +32,7 @@ struct Config {
   // IPv6 by default.
   std::vector<ListenAddress> amqp_listeners;
   uint16_t management_port = 15672;
+  uint16_t prometheus_port = 15692;
   std::string data_dir = "./data";
   std::string config_file;
   std::string log_level = "info";

@@ -68,7 +68,8 @@ void import_chunk(ControlContext& ctx, std::shared_ptr<Import> im, ControlReply&
       continue;
     }
     const json::value& item = (*list)[im->index++];
-    if (item.is_object()) failure = broker::import_definition(ctx.broker, im->section, item.as_object());
+    if (item.is_object())
+      failure = broker::import_definition(ctx.broker, im->section, item.as_object());
     ++done;
   }
   if (batch) {

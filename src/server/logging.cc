@@ -14,8 +14,9 @@ bool set_up_logging(const Config& config, std::string* error) {
   std::vector<spdlog::sink_ptr> sinks;
   if (config.log_console) {
     auto console = std::make_shared<spdlog::sinks::stdout_color_sink_mt>();
-    console->set_level(config.console_level.empty() ? level
-                                                    : spdlog::level::from_str(config.console_level));
+    console->set_level(config.console_level.empty()
+                           ? level
+                           : spdlog::level::from_str(config.console_level));
     sinks.push_back(std::move(console));
   }
   if (!config.log_file.empty()) {

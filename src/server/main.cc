@@ -16,8 +16,10 @@
 #include "broker/broker.h"
 #include "http/http_server.h"
 #include "http/management_api.h"
+#include "http/prometheus.h"
 #include "server/amqp_listeners.h"
 #include "server/config.h"
+#include "server/http_listeners.h"
 #include "server/logging.h"
 #include "server/control_server.h"
 #include "server/data_dir.h"
@@ -124,36 +126,30 @@ int main(int argc, char** argv) {
     management_info.amqp_port = static_cast<uint16_t>(
         std::stoi(first_amqp.front().substr(first_amqp.front().rfind(':') + 1)));
   http::ManagementApi management(broker, management_info);
-  struct ManagementServer {
-    std::string address;
-    std::unique_ptr<http::HttpServer> server;
-  };
-  std::vector<ManagementServer> management_servers;
-  {
-    uint16_t port = config->management_port;
-    for (const server::ListenAddress& l : config->amqp_listeners) {
-      try {
-        auto srv = std::make_unique<http::HttpServer>(
-            io, boost::asio::ip::tcp::endpoint(boost::asio::ip::make_address(l.address), port),
-            [&management](const http::Request& req, const http::Peer& peer, http::Response& res) {
-              management.handle(req, peer, res);
-            });
-        port = srv->port();
-        management_servers.push_back({l.address, std::move(srv)});
-      } catch (const boost::system::system_error& e) {
-        if (!management_servers.empty() && l.address.find(':') != std::string::npos &&
-            e.code() != boost::asio::error::address_in_use) {
-          spdlog::warn("management API not listening on {}: {}", l.address, e.code().message());
-          continue;
-        }
-        spdlog::critical("cannot listen for HTTP on {}:{}: {}", l.address, port,
-                         e.code().message());
-        return 1;
-      }
-    }
-    management.info().management_port = port;
-    for (auto& m : management_servers) m.server->start();
+  server::HttpListeners management_listeners;
+  if (!management_listeners.open(
+          io, config->amqp_listeners, config->management_port,
+          [&management](const http::Request& req, const http::Peer& peer, http::Response& res) {
+            management.handle(req, peer, res);
+          },
+          &error)) {
+    spdlog::critical("management API: {}", error);
+    return 1;
   }
+  management.info().management_port = management_listeners.port();
+  management_listeners.start();
+  http::PrometheusEndpoint prometheus(broker, server::node_name());
+  server::HttpListeners prometheus_listeners;
+  if (!prometheus_listeners.open(
+          io, config->amqp_listeners, config->prometheus_port,
+          [&prometheus](const http::Request& req, const http::Peer& peer, http::Response& res) {
+            prometheus.handle(req, peer, res);
+          },
+          &error)) {
+    spdlog::critical("Prometheus endpoint: {}", error);
+    return 1;
+  }
+  prometheus_listeners.start();
   // warrenctl's control socket (DATA_DIR/warren.sock, 0600).
   server::ControlServer control(broker, config->data_dir);
   if (!control.start(&error)) {
@@ -165,8 +161,10 @@ int main(int argc, char** argv) {
   for (const std::string& where : listeners.describe()) spdlog::info("AMQP listening on {}", where);
   for (const std::string& where : tls_listeners.describe())
     spdlog::info("AMQPS listening on {}", where);
-  for (const auto& m : management_servers)
-    spdlog::info("management HTTP API listening on {}:{}", m.address, m.server->port());
+  for (const std::string& where : management_listeners.describe())
+    spdlog::info("management HTTP API listening on {}", where);
+  for (const std::string& where : prometheus_listeners.describe())
+    spdlog::info("Prometheus metrics listening on {}", where);
 
   // On SIGINT/SIGTERM: stop accepting, close every client with 320 CONNECTION_FORCED (as
   // RabbitMQ does on shutdown), give the close frames up to 3 s to go out, then stop.
@@ -184,7 +182,8 @@ int main(int argc, char** argv) {
     spdlog::info("signal {} received, stopping", sig);
     listeners.stop();
     tls_listeners.stop();
-    for (auto& m : management_servers) m.server->stop();
+    management_listeners.stop();
+    prometheus_listeners.stop();
     broker.close_all_connections("shutdown");
     deadline = std::chrono::steady_clock::now() + std::chrono::seconds(3);
     wait_for_clients();

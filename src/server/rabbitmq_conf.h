@@ -1,5 +1,5 @@
-// rabbitmq.conf, RabbitMQ's "sysctl" configuration format (https://www.rabbitmq.com/configure.html):
-// one `key = value` per line, `#` comments, blank lines; keys are dotted paths. This file reads
+// rabbitmq.conf, RabbitMQ's "sysctl" configuration format
+// (https://www.rabbitmq.com/configure.html): one `key = value` per line, `#` comments, blank lines; keys are dotted paths. This file reads
 // the lines and converts values; config.cc maps the keys Warren has onto its Config.
 #pragma once
 

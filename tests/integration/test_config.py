@@ -74,7 +74,7 @@ def run_server(*args, timeout=20, env=None):
     try:
         return subprocess.run(
             [warren_process.server_binary(), "--data-dir", data, "--amqp-port", "0",
-             "--management-port", "0"] + list(args),
+             "--management-port", "0", "--prometheus-port", "0"] + list(args),
             capture_output=True, text=True, timeout=timeout, env=env)
     finally:
         subprocess.run(["rm", "-rf", data])
@@ -137,7 +137,7 @@ def test_loopback_users_none_lets_guest_in_from_another_address(warren_factory, 
 def test_default_listeners_are_ipv4_and_ipv6_loopback_on_one_port():
     data = tempfile.mkdtemp(prefix="warren-it-config-")
     p = subprocess.Popen([warren_process.server_binary(), "--data-dir", data, "--amqp-port", "0",
-                          "--management-port", "0"],
+                          "--management-port", "0", "--prometheus-port", "0"],
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         lines = []

@@ -123,7 +123,7 @@ def test_second_server_on_the_same_data_dir_refuses_to_start(restartable_broker)
     b = restartable_broker.start()
     proc = subprocess.run(
         [conftest._server_binary(), "--amqp-port", "0", "--management-port", "0",
-         "--data-dir", restartable_broker.data_dir],
+         "--prometheus-port", "0", "--data-dir", restartable_broker.data_dir],
         capture_output=True, timeout=60)
     assert proc.returncode != 0
     assert b"in use by another warren-server" in proc.stdout + proc.stderr

@@ -362,3 +362,47 @@ def test_definitions_round_trip(warren_factory, tmp_path):
                            {"permissions": [{"user": "nobody", "vhost": "/", "configure": ".*",
                                              "write": ".*", "read": ".*"}]})
     assert status == 400 and "nobody" in body["reason"]
+
+
+def prometheus_port(broker):
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        for line in list(broker.log):
+            m = re.search(r"Prometheus metrics listening on 127\.0\.0\.1:(\d+)", line)
+            if m:
+                return int(m.group(1))
+        time.sleep(0.02)
+    raise AssertionError("no Prometheus listening line in the log")
+
+
+def metrics(broker, path="/metrics"):
+    with urllib.request.urlopen("http://127.0.0.1:%d%s" % (prometheus_port(broker), path),
+                                timeout=30) as resp:
+        assert resp.headers["content-type"].startswith("text/plain")
+        values = {}
+        for line in resp.read().decode().splitlines():
+            if line and not line.startswith("#"):
+                name, value = line.rsplit(" ", 1)
+                values[name] = float(value)
+        return values
+
+
+def test_prometheus_metrics(server):
+    c = pika.BlockingConnection(pika.ConnectionParameters(host=server.host, port=server.port))
+    ch = c.channel()
+    ch.queue_declare("pm-q")
+    ch.confirm_delivery()
+    for _ in range(4):
+        ch.basic_publish("", "pm-q", b"m")
+    ch.basic_publish("", "nowhere", b"x")
+    m = metrics(server)
+    assert m["rabbitmq_queue_messages_ready"] == 4
+    assert m["rabbitmq_queues"] == 1
+    assert m["rabbitmq_connections"] == 1 and m["rabbitmq_channels"] == 1
+    assert m['rabbitmq_global_messages_received_total{protocol="amqp091"}'] == 5
+    assert m['rabbitmq_global_messages_routed_total{protocol="amqp091"}'] == 4
+    assert m['rabbitmq_global_messages_unroutable_dropped_total{protocol="amqp091"}'] == 1
+    assert m["rabbitmq_process_resident_memory_bytes"] > 0
+    per = metrics(server, "/metrics/per-object")
+    assert per['rabbitmq_queue_messages_ready{vhost="/",queue="pm-q"}'] == 4
+    c.close()

@@ -1,0 +1,148 @@
+#include "http/prometheus.h"
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+
+#include <fmt/format.h>
+
+#include "broker/queue.h"
+
+namespace warren::http {
+
+namespace bhttp = boost::beast::http;
+
+namespace {
+
+// Label values escape backslash, double quote and newline.
+std::string label(std::string_view v) {
+  std::string out;
+  for (char c : v) {
+    if (c == '\\' || c == '"') out += '\\';
+    if (c == '\n') {
+      out += "\\n";
+      continue;
+    }
+    out += c;
+  }
+  return out;
+}
+
+void header(std::string& out, std::string_view name, std::string_view type,
+            std::string_view help) {
+  fmt::format_to(std::back_inserter(out), "# TYPE {} {}\n# HELP {} {}\n", name, type, name, help);
+}
+
+void metric(std::string& out, std::string_view name, std::string_view type,
+            std::string_view help, uint64_t value, std::string_view labels = "") {
+  header(out, name, type, help);
+  fmt::format_to(std::back_inserter(out), "{}{} {}\n", name, labels, value);
+}
+
+uint64_t resident_bytes() {
+  std::ifstream statm("/proc/self/statm");
+  uint64_t size = 0, resident = 0;
+  statm >> size >> resident;
+  return resident * static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+}
+
+}  // namespace
+
+std::string PrometheusEndpoint::render(bool per_object) {
+  std::string out;
+  out.reserve(4096);
+  struct QueueRow {
+    std::string vhost, name;
+    uint64_t ready, unacked, consumers, bytes;
+  };
+  std::vector<QueueRow> rows;
+  uint64_t ready = 0, unacked = 0, consumers = 0, bytes = 0, queues = 0;
+  for (const std::string& vhost : broker_.list_vhosts()) {
+    for (const auto& [name, q] : broker_.find_vhost(vhost)->queues()) {
+      uint64_t u = 0;
+      for (const broker::Consumer* c : q->consumers()) u += c->unacked;
+      ++queues;
+      ready += q->message_count();
+      unacked += u;
+      consumers += q->consumer_count();
+      bytes += q->message_bytes();
+      if (per_object)
+        rows.push_back({vhost, name, q->message_count(), u, q->consumer_count(),
+                        q->message_bytes()});
+    }
+  }
+  uint64_t connections = 0, channels = 0;
+  for (const auto& [key, c] : broker_.connections()) {
+    ++connections;
+    channels += c->info().channels.size();
+  }
+  auto queue_metric = [&](std::string_view name, std::string_view help, uint64_t total,
+                          uint64_t QueueRow::*field) {
+    header(out, name, "gauge", help);
+    if (!per_object) {
+      fmt::format_to(std::back_inserter(out), "{} {}\n", name, total);
+      return;
+    }
+    for (const QueueRow& r : rows)
+      fmt::format_to(std::back_inserter(out), "{}{{vhost=\"{}\",queue=\"{}\"}} {}\n", name,
+                     label(r.vhost), label(r.name), r.*field);
+  };
+  queue_metric("rabbitmq_queue_messages_ready", "Messages ready to be delivered to consumers",
+               ready, &QueueRow::ready);
+  queue_metric("rabbitmq_queue_messages_unacked",
+               "Messages delivered to consumers but not yet acknowledged", unacked,
+               &QueueRow::unacked);
+  queue_metric("rabbitmq_queue_consumers", "Consumers on a queue", consumers,
+               &QueueRow::consumers);
+  queue_metric("rabbitmq_queue_messages_bytes", "Size in bytes of ready messages", bytes,
+               &QueueRow::bytes);
+  metric(out, "rabbitmq_queues", "gauge", "Queues available", queues);
+  metric(out, "rabbitmq_consumers", "gauge", "Consumers currently connected", consumers);
+  metric(out, "rabbitmq_connections", "gauge", "Connections currently open", connections);
+  metric(out, "rabbitmq_channels", "gauge", "Channels currently open", channels);
+  const broker::MessageCounters& n = broker_.counters();
+  constexpr std::string_view kAmqp = "{protocol=\"amqp091\"}";
+  metric(out, "rabbitmq_global_messages_received_total", "counter",
+         "Total number of messages received from publishers", n.received, kAmqp);
+  metric(out, "rabbitmq_global_messages_routed_total", "counter",
+         "Total number of messages routed to queues or streams", n.routed, kAmqp);
+  metric(out, "rabbitmq_global_messages_unroutable_dropped_total", "counter",
+         "Total number of messages published as non-mandatory into an exchange and dropped as "
+         "unroutable",
+         n.unroutable_dropped, kAmqp);
+  metric(out, "rabbitmq_global_messages_unroutable_returned_total", "counter",
+         "Total number of messages published as mandatory into an exchange and returned to the "
+         "publisher as unroutable",
+         n.unroutable_returned, kAmqp);
+  metric(out, "rabbitmq_process_resident_memory_bytes", "gauge", "Memory used in bytes",
+         resident_bytes());
+  metric(out, "rabbitmq_resident_memory_limit_bytes", "gauge",
+         "Memory high watermark in bytes", broker_.limits().memory_high_watermark);
+  metric(out, "rabbitmq_alarms_memory_used_watermark", "gauge",
+         "is set to 1 if the memory alarm is in effect", broker_.memory_alarm() ? 1 : 0);
+  metric(out, "rabbitmq_alarms_free_disk_space_watermark", "gauge",
+         "is set to 1 if the disk alarm is in effect", broker_.disk_alarm() ? 1 : 0);
+  header(out, "rabbitmq_identity_info", "untyped", "RabbitMQ node & cluster identity info");
+  fmt::format_to(std::back_inserter(out),
+                 "rabbitmq_identity_info{{rabbitmq_node=\"{}\",rabbitmq_cluster=\"{}\"}} 1\n",
+                 label(node_), label(node_));
+  return out;
+}
+
+void PrometheusEndpoint::handle(const Request& req, const Peer&, Response& r) {
+  std::string_view target = req.target();
+  target = target.substr(0, target.find('?'));
+  bool known = target == "/metrics" || target == "/metrics/per-object";
+  if (req.method() != bhttp::verb::get || !known) {
+    r.result(bhttp::status::not_found);
+    r.set(bhttp::field::content_type, "text/plain");
+    r.body() = "Not Found\n";
+    return;
+  }
+  r.result(bhttp::status::ok);
+  r.set(bhttp::field::content_type, "text/plain; version=0.0.4");
+  r.body() = render(target == "/metrics/per-object");
+}
+
+}  // namespace warren::http
