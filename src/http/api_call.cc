@@ -154,6 +154,47 @@ json::array tags_json(const auth::User& u) {
 // ---- pagination (page, page_size, name, use_regex, sort, sort_reverse) ----
 
 // Paged output is {filtered_count, item_count, items, page, page_count, page_size, total_count}.
+namespace {
+
+// columns=name,message_stats.publish: each item keeps only those keys (a dotted key keeps that
+// path of a nested object), as rabbit_mgmt_util:columns.
+void select_columns(const std::string& columns, json::array& items) {
+  std::vector<std::vector<std::string>> paths;
+  std::string_view all = columns;
+  while (!all.empty()) {
+    std::string_view one = all.substr(0, all.find(','));
+    all.remove_prefix(std::min(all.size(), one.size() + 1));
+    std::vector<std::string> path;
+    while (!one.empty()) {
+      std::string_view part = one.substr(0, one.find('.'));
+      one.remove_prefix(std::min(one.size(), part.size() + 1));
+      path.emplace_back(part);
+    }
+    if (!path.empty()) paths.push_back(std::move(path));
+  }
+  for (json::value& item : items) {
+    json::object kept;
+    for (const auto& path : paths) {
+      const json::value* v = &item;
+      for (const std::string& key : path) {
+        v = v->is_object() ? v->as_object().if_contains(key) : nullptr;
+        if (v == nullptr) break;
+      }
+      if (v == nullptr) continue;
+      json::object* into = &kept;
+      for (size_t i = 0; i + 1 < path.size(); ++i) {
+        json::value& next = (*into)[path[i]];
+        if (!next.is_object()) next = json::object();
+        into = &next.as_object();
+      }
+      (*into)[path.back()] = *v;
+    }
+    item = std::move(kept);
+  }
+}
+
+}  // namespace
+
 void reply_list(const Target& t, json::array items, Response& r) {
   size_t total = items.size();
   if (auto name = t.param("name"); name && !name->empty()) {
@@ -189,6 +230,8 @@ void reply_list(const Target& t, json::array items, Response& r) {
     return false;
   });
   if (reverse) std::reverse(items.begin(), items.end());
+  if (auto columns = t.param("columns"); columns && !columns->empty())
+    select_columns(*columns, items);
   auto page_param = t.param("page");
   if (!page_param) {
     reply_json(r, bhttp::status::ok, items);

@@ -1,4 +1,9 @@
 // /api/overview, /api/whoami, /api/aliveness-test/{vhost}, /api/health/checks/alarms.
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
 #include "http/api_call.h"
 
 namespace warren::http {
@@ -6,11 +11,60 @@ namespace warren::http {
 namespace json = boost::json;
 namespace bhttp = boost::beast::http;
 
+namespace {
+
+uint64_t resident_bytes() {
+  std::ifstream statm("/proc/self/statm");
+  uint64_t size = 0, resident = 0;
+  statm >> size >> resident;
+  return resident * static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+}
+
+size_t open_descriptors() {
+  std::error_code ec;
+  size_t n = 0;
+  for (auto it = std::filesystem::directory_iterator("/proc/self/fd", ec);
+       !ec && it != std::filesystem::directory_iterator(); it.increment(ec))
+    ++n;
+  return n;
+}
+
+json::object node_json(ApiCall& c) {
+  auto uptime = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::now() - c.info.started);
+  return json::object{{"name", c.info.node_name},
+                      {"type", "disc"},
+                      {"running", true},
+                      {"os_pid", std::to_string(::getpid())},
+                      {"mem_used", resident_bytes()},
+                      {"mem_limit", c.broker.limits().memory_high_watermark},
+                      {"mem_alarm", c.broker.memory_alarm()},
+                      {"disk_free_limit", c.broker.limits().disk_free_limit},
+                      {"disk_free_alarm", c.broker.disk_alarm()},
+                      {"fd_used", open_descriptors()},
+                      {"sockets_used", c.broker.connection_count()},
+                      {"uptime", uptime.count()},
+                      {"processors", ::sysconf(_SC_NPROCESSORS_ONLN)}};
+}
+
+}  // namespace
+
 void handle_overview(ApiCall& c) {
   Response& r = c.r;
   const auto& seg = c.seg();
   const std::string& node = c.info.node_name;
   const std::string& what = seg[0];
+  if (what == "nodes" && c.method() == bhttp::verb::get) {
+    if (seg.size() == 1) return reply_json(r, bhttp::status::ok, json::array{node_json(c)});
+    if (seg.size() == 2 && seg[1] == c.info.node_name)
+      return reply_json(r, bhttp::status::ok, node_json(c));
+    return not_found(r);
+  }
+  // The UI asks which plugin extensions to load: Warren has none.
+  if (what == "extensions" && seg.size() == 1 && c.method() == bhttp::verb::get)
+    return reply_json(r, bhttp::status::ok, json::array());
+  if (what == "cluster-name" && seg.size() == 1 && c.method() == bhttp::verb::get)
+    return reply_json(r, bhttp::status::ok, json::object{{"name", c.info.node_name}});
   if (what == "whoami" && seg.size() == 1 && c.method() == bhttp::verb::get)
     return reply_json(r, bhttp::status::ok,
                       json::object{{"name", c.user.name}, {"tags", tags_json(c.user)}});

@@ -34,7 +34,8 @@ void ManagementApi::handle(const Request& req, const Peer& peer, Response& r) {
 
   const std::string& what = target->segments[0];
   if ((what == "exchanges" || what == "queues") && handle_messages(call)) return;
-  if (what == "overview" || what == "whoami" || what == "aliveness-test" || what == "health")
+  if (what == "overview" || what == "whoami" || what == "aliveness-test" || what == "health" ||
+      what == "nodes" || what == "extensions" || what == "cluster-name")
     return handle_overview(call);
   if (what == "vhosts") return handle_vhosts(call);
   if (what == "users") return handle_users(call);

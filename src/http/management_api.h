@@ -10,6 +10,7 @@
 // /api/aliveness-test/vhost, /api/health/checks/alarms.
 #pragma once
 
+#include <chrono>
 #include <string>
 
 #include "broker/broker.h"
@@ -22,6 +23,7 @@ struct ManagementInfo {
   std::string product_version;
   uint16_t amqp_port = 0;
   uint16_t management_port = 0;
+  std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
 };
 
 class ManagementApi {

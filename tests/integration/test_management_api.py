@@ -406,3 +406,16 @@ def test_prometheus_metrics(server):
     per = metrics(server, "/metrics/per-object")
     assert per['rabbitmq_queue_messages_ready{vhost="/",queue="pm-q"}'] == 4
     c.close()
+
+
+def test_nodes_columns_extensions(server):
+    status, nodes, _ = call(server, "GET", "/api/nodes")
+    assert status == 200 and len(nodes) == 1
+    node = nodes[0]
+    assert node["name"].startswith("warren@") and node["running"] is True
+    assert node["mem_used"] > 0 and node["fd_used"] > 0 and node["mem_alarm"] is False
+    assert call(server, "GET", "/api/nodes/" + node["name"])[1]["name"] == node["name"]
+    assert call(server, "GET", "/api/extensions")[1] == []
+    call(server, "PUT", "/api/queues/%2F/col-q", {"arguments": {"x-max-length": 3}})
+    status, body, _ = call(server, "GET", "/api/queues?columns=name,arguments.x-max-length")
+    assert body == [{"name": "col-q", "arguments": {"x-max-length": 3}}]
