@@ -393,6 +393,7 @@ Status Channel::on(const BasicGet& m) {
   if (!q) return q.error();
   broker::QueuedMessage qm = (*q)->pop();
   if (!qm.msg) {
+    conn_.broker().count_get_empty(**q, &deliveries_.stats());
     send(BasicGetEmpty{});
     return std::nullopt;
   }
@@ -605,7 +606,7 @@ broker::PublishOutcome Channel::publish(broker::MessageRef msg, bool mandatory) 
   broker::MessageRef kept = mandatory ? msg : broker::MessageRef();
   broker::PublishRequest request{std::move(msg), mandatory, &conn_.flow()};
   broker::PublishOutcome outcome = conn_.vhost().publish(request);
-  conn_.broker().counters().count(outcome);
+  conn_.broker().count_publish(conn_.vhost(), outcome, &deliveries_.stats());
   if (outcome.returned) {
     std::string& out = conn_.out();
     write_method(out, id_,
@@ -629,10 +630,13 @@ void Channel::after_publish() {
 void Channel::write_confirms() {
   if (closing_) return;
   std::string& out = conn_.out();
+  uint64_t before = confirms_.confirmed();
   confirms_.take_due(
       publish_seq_,
       [&](uint64_t tag, bool multiple) { write_method(out, id_, BasicAck{tag, multiple}); },
       [&](uint64_t tag) { write_method(out, id_, BasicNack{tag, false, false}); });
+  if (uint64_t n = confirms_.confirmed() - before)
+    conn_.broker().count_confirms(conn_.vhost(), n, &deliveries_.stats());
 }
 
 bool Channel::journal_synced(const store::Completion& c) {
@@ -739,6 +743,7 @@ broker::ChannelInfo Channel::info() const {
   i.confirm = confirm_mode_;
   i.transactional = tx_mode_;
   i.sink = this;
+  i.stats = &deliveries_.stats();
   return i;
 }
 

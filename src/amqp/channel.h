@@ -31,6 +31,9 @@ class Channel : public broker::DeliverySink, public broker::JournalWaiter {
   uint16_t id() const { return id_; }
   bool closing() const { return closing_; }
   broker::ChannelInfo info() const;  // for warrenctl list_channels
+  void sample_stats(uint64_t now_ms, uint64_t previous_ms, size_t capacity) {
+    deliveries_.stats().sample(now_ms, previous_ms, 0, 0, capacity);
+  }
 
   // Frame handlers; an error is the reply code to close the channel (soft) or connection (hard).
   Status handle_method(uint16_t class_id, uint16_t method_id, Reader& r);

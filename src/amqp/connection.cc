@@ -828,6 +828,10 @@ void Connection::close_socket(const char* why) {
 }
 
 
+void Connection::sample_stats(uint64_t now_ms, uint64_t previous_ms, size_t capacity) {
+  for (const auto& [number, ch] : channels_) ch->sample_stats(now_ms, previous_ms, capacity);
+}
+
 broker::ConnectionInfo Connection::info() const {
   broker::ConnectionInfo i;
   i.id = id_;

@@ -67,6 +67,7 @@ class Connection : public broker::OutputFlusher,
   void alarms_cleared() override;
   void reading_may_resume() override { resume_reading(); }
   broker::ConnectionInfo info() const override;
+  void sample_stats(uint64_t now_ms, uint64_t previous_ms, size_t capacity) override;
   void close_by_operator(std::string_view explanation) override;
 
  private:

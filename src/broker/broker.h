@@ -23,6 +23,7 @@
 #include "broker/message_journal.h"
 #include "broker/queue.h"
 #include "broker/reply_consumers.h"
+#include "broker/stats_sampler.h"
 #include "broker/vhost.h"
 
 namespace warren::broker {
@@ -65,6 +66,8 @@ class ClientConnection {
   virtual void reading_may_resume() = 0;
   // For warrenctl's listings.
   virtual ConnectionInfo info() const { return {}; }
+  // The statistics sampler's tick: samples the connection's channels (stats_sampler.h).
+  virtual void sample_stats(uint64_t now_ms, uint64_t previous_ms, size_t capacity) {}
   // warrenctl close_connection: 320 CONNECTION_FORCED with the operator's text as the reason.
   virtual void close_by_operator(std::string_view explanation) { force_close(explanation); }
 };
@@ -123,6 +126,17 @@ class Broker : public DispatchScheduler, public DelayTimer {
   boost::asio::io_context& io() { return io_; }
   const Limits& limits() const { return limits_; }
   MessageCounters& counters() { return counters_; }
+
+  // Management statistics (message_stats.h). A client's publish through any protocol: the
+  // global totals (Prometheus), the vhost's and the channel's counters (channel: null for the
+  // HTTP API). Confirms sent and basic.get on an empty queue likewise.
+  void count_publish(VHost& vh, const PublishOutcome& o, ObjectStats* channel);
+  void count_confirms(VHost& vh, uint64_t n, ObjectStats* channel);
+  void count_get_empty(Queue& q, ObjectStats* channel);
+  // Starts sampling every interval_ms (rabbitmq.conf collect_statistics_interval).
+  void start_stats_sampling(uint64_t interval_ms);
+  // Null until start_stats_sampling.
+  StatsSampler* stats_sampler() { return stats_sampler_.get(); }
   auth::UserStore& users() { return users_; }
 
   VHost* find_vhost(std::string_view name);
@@ -255,6 +269,7 @@ class Broker : public DispatchScheduler, public DelayTimer {
   ReplyConsumers reply_consumers_;
   bool drain_scheduled_ = false;
   MessageCounters counters_;
+  std::unique_ptr<StatsSampler> stats_sampler_;
   bool memory_alarm_ = false;
   boost::asio::steady_timer alarm_timer_;
   boost::asio::steady_timer disk_timer_;

@@ -27,6 +27,8 @@ class ConfirmTracker {
   // order, for everything decided; last_tag is the newest publish number.
   template <class Ack, class Nack>
   void take_due(uint64_t last_tag, Ack&& ack, Nack&& nack);
+  // Publishes confirmed (acked or nacked) so far.
+  uint64_t confirmed() const { return confirmed_; }
 
  private:
   struct Pending {

@@ -10,6 +10,7 @@
 namespace warren::broker {
 
 class DeliverySink;
+class ObjectStats;
 
 struct ChannelInfo {
   uint16_t number = 0;
@@ -19,6 +20,9 @@ struct ChannelInfo {
   bool confirm = false;
   bool transactional = false;
   const DeliverySink* sink = nullptr;  // matches Consumer::sink, to name a consumer's channel
+  // The channel's counters and samples: valid while the connection is, i.e. within the event-loop
+  // turn that took this info.
+  const ObjectStats* stats = nullptr;
 };
 
 struct ConnectionInfo {

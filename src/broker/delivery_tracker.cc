@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "broker/vhost.h"
+
 namespace warren::broker {
 
 namespace {
@@ -39,6 +41,13 @@ bool DeliveryTracker::can_deliver(const Consumer& c) const {
 
 uint64_t DeliveryTracker::delivered(Consumer* c, Queue* q, QueuedMessage&& m, bool no_ack) {
   uint64_t tag = next_tag_++;
+  bool is_get = c == nullptr;
+  stats_.counts.count_delivery(is_get, no_ack, m.redelivered);
+  if (q != nullptr) {
+    q->stats().counts.count_delivery(is_get, no_ack, m.redelivered);
+    if (VHost* vh = q->owner()) vh->stats().counts.count_delivery(is_get, no_ack, m.redelivered);
+    if (!no_ack) q->delivery_outstanding();
+  }
   if (no_ack) {
     if (q != nullptr) q->discard(m);
     return tag;
@@ -82,6 +91,7 @@ void DeliveryTracker::release_credit(Entry& e) {
 
 void DeliveryTracker::settle_entry(Entry& e, Settlement how, Requeued& requeued) {
   e.done = true;
+  if (e.queue) e.queue->delivery_settled();
   --outstanding_;
   release_credit(e);
   switch (how) {
@@ -92,7 +102,12 @@ void DeliveryTracker::settle_entry(Entry& e, Settlement how, Requeued& requeued)
       if (e.queue) e.queue->reject(std::move(e.message));
       break;
     case Settlement::kAck:
-      if (e.queue) e.queue->discard(e.message);
+      ++stats_.counts.ack;
+      if (e.queue) {
+        ++e.queue->stats().counts.ack;
+        if (VHost* vh = e.queue->owner()) ++vh->stats().counts.ack;
+        e.queue->discard(e.message);
+      }
       break;
   }
   e.message.msg.reset();
@@ -142,7 +157,10 @@ void DeliveryTracker::requeue_all() {
   for (Entry& e : entries_) {
     if (e.done) continue;
     if (e.consumer != nullptr) --e.consumer->unacked;
-    if (e.queue) add_requeued(requeued, e.queue, std::move(e.message));
+    if (e.queue) {
+      e.queue->delivery_settled();
+      add_requeued(requeued, e.queue, std::move(e.message));
+    }
   }
   entries_.clear();
   outstanding_ = 0;

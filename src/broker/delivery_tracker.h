@@ -58,6 +58,10 @@ class DeliveryTracker {
   void consumer_gone(const Consumer* c);
 
   size_t outstanding() const { return outstanding_; }
+  // The channel's message counters (management rates): deliveries, gets and acks are counted
+  // here, publishes and confirms by the protocol (Broker::count_publish, count_confirms).
+  ObjectStats& stats() { return stats_; }
+  const ObjectStats& stats() const { return stats_; }
   // Entries kept, settled ones included (bounded: see compact()).
   size_t tracked_entries() const { return entries_.size(); }
 
@@ -87,6 +91,7 @@ class DeliveryTracker {
   Entries entries_;
   static constexpr size_t kMinCapacity = 64;
   static constexpr size_t kKeptCapacity = 16384;  // about 1 MiB of entries
+  ObjectStats stats_;
   size_t outstanding_ = 0;     // entries not done
   uint64_t next_tag_ = 1;
   uint32_t consumer_prefetch_ = 0;

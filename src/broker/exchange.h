@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "common/field_table.h"
+#include "broker/message_stats.h"
 #include "broker/headers_matcher.h"
 #include "broker/ref.h"
 #include "broker/topic_matcher.h"
@@ -87,12 +88,17 @@ class Exchange {
 
   uint64_t route_mark = 0;  // scratch for cycle detection in exchange-to-exchange routing
 
+  // publish_in / publish_out counters and their samples (management rates).
+  ObjectStats& stats() { return stats_; }
+  const ObjectStats& stats() const { return stats_; }
+
  private:
   void index_add(const Binding& b);
   void index_remove(const Binding& b);
 
   std::string name_;
   ExchangeType type_;
+  ObjectStats stats_;
   Options options_;
   Ref<DelayStore> delay_store_;
   std::string alternate_exchange_;

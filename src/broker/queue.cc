@@ -102,6 +102,7 @@ Queue::Enqueued Queue::enqueue(MessageRef m) {
     }
     return result;
   }
+  ++stats_.counts.publish;
   QueuedMessage qm;
   qm.msg = std::move(m);
   qm.seq = next_seq_++;

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "common/field_table.h"
+#include "broker/message_stats.h"
 #include "broker/message.h"
 #include "broker/queue_settings.h"
 #include "broker/ready_messages.h"
@@ -133,6 +134,14 @@ class Queue {
   bool has_consumer_on(uint64_t connection_id) const;
   // Messages handed out so far (deliveries and gets): lets a paused publisher see progress.
   uint64_t delivered_total() const { return delivered_total_; }
+  // Deliveries and gets of this queue not yet settled, on every channel (messages_unacknowledged).
+  size_t unacked_count() const { return unacked_; }
+  void delivery_outstanding() { ++unacked_; }
+  void delivery_settled() { --unacked_; }
+  // Message counters and samples (management rates); the vhost's are counted alongside.
+  ObjectStats& stats() { return stats_; }
+  const ObjectStats& stats() const { return stats_; }
+  VHost* owner() const { return owner_; }
 
   // Persistence: a durable queue with a journal writes its persistent messages there; any queue
   // with a journal pages transient messages out to it past the RAM budget.
@@ -272,6 +281,8 @@ class Queue {
   size_t ram_messages_ = 0;
   uint64_t ram_bytes_ = 0;
   uint64_t delivered_total_ = 0;
+  size_t unacked_ = 0;
+  ObjectStats stats_;
   std::vector<std::weak_ptr<FlowControlled>> blocked_publishers_;
   std::vector<Consumer*> consumers_;
   size_t rr_next_ = 0;

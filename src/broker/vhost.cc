@@ -60,7 +60,7 @@ VHost::VHost(std::string name, DispatchScheduler* scheduler, store::MetadataStor
     : name_(std::move(name)), scheduler_(scheduler), metadata_(metadata), journal_(journal) {
   Exchange::Options durable;
   durable.durable = true;
-  add_exchange("", ExchangeType::kDirect, durable);
+  default_exchange_ = add_exchange("", ExchangeType::kDirect, durable);
   add_exchange("amq.direct", ExchangeType::kDirect, durable);
   add_exchange("amq.fanout", ExchangeType::kFanout, durable);
   add_exchange("amq.topic", ExchangeType::kTopic, durable);

@@ -153,6 +153,10 @@ class VHost {
     return queues_;
   }
 
+  // Message counters of the vhost's channels and queues, and their samples (management rates).
+  ObjectStats& stats() { return stats_; }
+  const ObjectStats& stats() const { return stats_; }
+
  private:
   template <class HeadersFn>
   void route_from(Exchange* x, std::string_view routing_key, HeadersFn& headers,
@@ -187,6 +191,8 @@ class VHost {
   DelayedRouting* delaying_ = nullptr;
   DelayTimer* delay_timer_ = nullptr;
   std::vector<Policy> policies_;
+  ObjectStats stats_;
+  Exchange* default_exchange_ = nullptr;  // "" (counted without a lookup per publish)
 };
 
 template <class HeadersFn>

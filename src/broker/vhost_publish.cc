@@ -76,6 +76,8 @@ PublishOutcome VHost::publish(PublishRequest& request) {
       return outcome;
     }
     route_default(rk, targets);
+    ++default_exchange_->stats().counts.publish_in;
+    if (!targets.empty()) ++default_exchange_->stats().counts.publish_out;
   } else {
     Exchange* x = find_exchange(exchange);
     if (x == nullptr) {
@@ -90,6 +92,8 @@ PublishOutcome VHost::publish(PublishRequest& request) {
     delaying_ = &delayed;
     route(x, msg->routing_key(), headers_fn, targets);
     delaying_ = nullptr;
+    ++x->stats().counts.publish_in;
+    if (!targets.empty() || !delayed.exchanges.empty()) ++x->stats().counts.publish_out;
     for (Exchange* dx : delayed.exchanges) {
       DelayStore::Added a = dx->delay_store()->add(msg, delayed.delay_ms);
       outcome.journal_failed |= a.journal_failed;

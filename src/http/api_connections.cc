@@ -6,6 +6,7 @@
 #include "broker/field_table_json.h"
 #include "broker/queue.h"
 #include "http/api_call.h"
+#include "http/api_stats.h"
 
 namespace warren::http {
 
@@ -104,6 +105,7 @@ void handle_connections(ApiCall& c) {
     if (seg.size() != 1) return not_found(r);
     if (c.method() != bhttp::verb::get) return method_not_allowed(r);
     json::array items;
+    SampleRange range = SampleRange::of(c.target);
     for (const Conn& conn : visible_connections(c)) {
       std::vector<broker::ChannelInfo> chans = conn.info.channels;
       std::sort(chans.begin(), chans.end(),
@@ -122,6 +124,10 @@ void handle_connections(ApiCall& c) {
         o["messages_unacknowledged"] = ch.messages_unacknowledged;
         o["prefetch_count"] = ch.prefetch_count;
         o["global_prefetch_count"] = 0;
+        if (ch.stats != nullptr) {
+          json::value stats = message_stats_json(*ch.stats, broker::StatsKind::kChannel, range);
+          if (!stats.is_null()) o["message_stats"] = std::move(stats);
+        }
         items.push_back(std::move(o));
       }
     }

@@ -7,6 +7,7 @@
 #include "broker/field_table_json.h"
 #include "broker/queue.h"
 #include "http/api_call.h"
+#include "http/api_stats.h"
 
 namespace warren::http {
 
@@ -77,9 +78,9 @@ void vhost_bindings(
 }
 
 json::object exchange_json(const broker::Exchange& x, const std::string& vhost,
-                           const broker::VHost& vh) {
+                           const broker::VHost& vh, const SampleRange& range) {
   const broker::Policy* p = vh.policy_for_exchange(x.name());
-  return json::object{{"name", x.name()},
+  json::object o{{"name", x.name()},
                       {"vhost", vhost},
                       {"type", std::string(x.type_name())},
                       {"durable", x.options().durable},
@@ -88,6 +89,9 @@ json::object exchange_json(const broker::Exchange& x, const std::string& vhost,
                       {"arguments", to_json(x.options().arguments)},
                       {"policy", p != nullptr ? json::value(p->name) : json::value(nullptr)},
                       {"user_who_performed_action", ""}};
+  json::value stats = message_stats_json(x.stats(), broker::StatsKind::kExchange, range);
+  if (!stats.is_null()) o["message_stats"] = std::move(stats);
+  return o;
 }
 
 void handle_binding_paths(ApiCall& c) {
@@ -185,10 +189,12 @@ void handle_exchanges(ApiCall& c) {
     if (seg.size() == 2 && (c.broker.find_vhost(seg[1]) == nullptr || !c.visible(seg[1])))
       return not_found(r);
     json::array items;
+    SampleRange range = SampleRange::of(c.target);
     for (const std::string& name : c.broker.list_vhosts()) {
       if ((seg.size() == 2 && name != seg[1]) || !c.visible(name)) continue;
       const broker::VHost* vh = c.broker.find_vhost(name);
-      for (const auto& [xname, x] : vh->exchanges()) items.push_back(exchange_json(*x, name, *vh));
+      for (const auto& [xname, x] : vh->exchanges())
+        items.push_back(exchange_json(*x, name, *vh, range));
     }
     return reply_list(c.target, std::move(items), r);
   }
@@ -210,7 +216,7 @@ void handle_exchanges(ApiCall& c) {
   if (c.method() == bhttp::verb::get) {
     broker::Exchange* x = vh->find_exchange(name);
     if (x == nullptr) return not_found(r);
-    return reply_json(r, bhttp::status::ok, exchange_json(*x, seg[1], *vh));
+    return reply_json(r, bhttp::status::ok, exchange_json(*x, seg[1], *vh, SampleRange::of(c.target)));
   }
   if (c.method() == bhttp::verb::put || c.method() == bhttp::verb::delete_) {
     if (name.empty())  // amq.* names are refused by the broker, as for AMQP clients

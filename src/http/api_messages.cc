@@ -182,7 +182,7 @@ void publish(ApiCall& c, broker::VHost& vh, const std::string& exchange) {
   msg->expiration_ms = expiration_ms;
   broker::PublishRequest request{std::move(msg)};
   broker::PublishOutcome outcome = vh.publish(request);
-  c.broker.counters().count(outcome);
+  c.broker.count_publish(vh, outcome, nullptr);
   reply_json(r, bhttp::status::ok,
              json::object{{"routed", outcome.queues > 0 || outcome.delayed > 0}});
 }
@@ -241,6 +241,7 @@ void get(ApiCall& c, broker::VHost& vh, const std::string& queue) {
                                {"payload_encoding", as_string ? "string" : "base64"}});
   }
   if (last_tag != 0) (void)tracker.settle(last_tag, true, how);
+  else c.broker.count_get_empty(**q, nullptr);
   reply_json(r, bhttp::status::ok, out);
 }
 

@@ -5,6 +5,7 @@
 #include <fstream>
 
 #include "http/api_call.h"
+#include "http/api_stats.h"
 
 namespace warren::http {
 
@@ -71,6 +72,9 @@ void handle_overview(ApiCall& c) {
 
   if (what == "overview" && seg.size() == 1 && c.method() == bhttp::verb::get) {
     size_t queues = 0, exchanges = 0, consumers = 0, ready = 0, unacked = 0, channels = 0;
+    // Monitoring users see the broker-wide totals and their samples; a management user the sum
+    // of its vhosts' counters (unsampled).
+    broker::MessageStats own;
     for (const std::string& name : c.broker.list_vhosts()) {
       if (!c.visible(name)) continue;
       const broker::VHost* vh = c.broker.find_vhost(name);
@@ -79,8 +83,9 @@ void handle_overview(ApiCall& c) {
         ++queues;
         consumers += q->consumer_count();
         ready += q->message_count();
-        for (const broker::Consumer* consumer : q->consumers()) unacked += consumer->unacked;
+        unacked += q->unacked_count();
       }
+      if (!c.monitoring) own.add(vh->stats().counts);
     }
     size_t connections = 0;
     for (const auto& [key, conn] : c.broker.connections()) {
@@ -89,13 +94,29 @@ void handle_overview(ApiCall& c) {
       ++connections;
       channels += ci.channels.size();
     }
+    SampleRange range = SampleRange::of(c.target);
+    broker::ObjectStats own_stats;
+    own_stats.counts = own;
+    const broker::StatsSampler* sampler = c.broker.stats_sampler();
+    const broker::ObjectStats& totals =
+        c.monitoring && sampler != nullptr ? sampler->totals() : own_stats;
+    json::value message_stats = message_stats_json(totals, broker::StatsKind::kVHost, range);
+    json::object queue_totals;
+    add_lengths(queue_totals, totals, ready, unacked, range);
     json::array listeners{
         json::object{{"node", node}, {"protocol", "amqp"}, {"port", c.info.amqp_port}},
         json::object{{"node", node}, {"protocol", "http"}, {"port", c.info.management_port}}};
     return reply_json(
         r, bhttp::status::ok,
         json::object{{"management_version", c.info.product_version},
-                     {"rates_mode", "none"},
+                     {"rates_mode", "basic"},
+                     {"statistics_db_event_queue", 0},
+                     {"sample_retention_policies",
+                      json::object{{"global", json::array{600, 3600, 28800, 86400}},
+                                   {"basic", json::array{600, 3600}},
+                                   {"detailed", json::array{600}}}},
+                     {"message_stats", message_stats.is_null() ? json::value(json::object())
+                                                               : std::move(message_stats)},
                      {"product_name", "Warren"},
                      {"product_version", c.info.product_version},
                      {"rabbitmq_version", "3.10.8"},
@@ -115,9 +136,7 @@ void handle_overview(ApiCall& c) {
                                                     {"consumers", consumers},
                                                     {"exchanges", exchanges},
                                                     {"queues", queues}}},
-                     {"queue_totals", json::object{{"messages", ready + unacked},
-                                                   {"messages_ready", ready},
-                                                   {"messages_unacknowledged", unacked}}},
+                     {"queue_totals", std::move(queue_totals)},
                      {"listeners", std::move(listeners)}});
   }
 

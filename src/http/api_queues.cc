@@ -1,5 +1,6 @@
 // /api/queues[/{vhost}[/{name}]]: list (paged), show, declare (PUT), delete.
 #include "http/api_call.h"
+#include "http/api_stats.h"
 
 #include "broker/field_table_json.h"
 #include "broker/queue.h"
@@ -12,9 +13,8 @@ namespace bhttp = boost::beast::http;
 namespace {
 
 json::object queue_json(const broker::Queue& q, const broker::VHost& vh,
-                        const std::string& node) {
-  size_t unacked = 0;
-  for (const broker::Consumer* consumer : q.consumers()) unacked += consumer->unacked;
+                        const std::string& node, const SampleRange& range) {
+  size_t unacked = q.unacked_count();
   const broker::Policy* p = vh.policy_for_queue(q.name());
   json::object o;
   o["name"] = q.name();
@@ -27,9 +27,9 @@ json::object queue_json(const broker::Queue& q, const broker::VHost& vh,
   o["type"] = "classic";
   o["state"] = "running";
   o["consumers"] = q.consumer_count();
-  o["messages"] = q.message_count() + unacked;
-  o["messages_ready"] = q.message_count();
-  o["messages_unacknowledged"] = unacked;
+  add_lengths(o, q.stats(), q.message_count(), unacked, range);
+  json::value stats = message_stats_json(q.stats(), broker::StatsKind::kQueue, range);
+  if (!stats.is_null()) o["message_stats"] = std::move(stats);
   o["message_bytes"] = q.message_bytes();
   o["message_bytes_ready"] = q.message_bytes();
   o["messages_ram"] = q.messages_in_ram();
@@ -51,10 +51,11 @@ void handle_queues(ApiCall& c) {
       if (seg.size() == 2 && (c.broker.find_vhost(seg[1]) == nullptr || !c.visible(seg[1])))
         return not_found(r);
       json::array items;
+      SampleRange range = SampleRange::of(c.target);
       for (const std::string& name : c.broker.list_vhosts()) {
         if ((seg.size() == 2 && name != seg[1]) || !c.visible(name)) continue;
         const broker::VHost* vh = c.broker.find_vhost(name);
-        for (const auto& [qname, q] : vh->queues()) items.push_back(queue_json(*q, *vh, node));
+        for (const auto& [qname, q] : vh->queues()) items.push_back(queue_json(*q, *vh, node, range));
       }
       reply_list(c.target, std::move(items), r);
       return;
@@ -72,7 +73,7 @@ void handle_queues(ApiCall& c) {
     if (c.method() == bhttp::verb::get) {
       broker::Queue* q = vh->find_queue(qname);
       if (q == nullptr) return not_found(r);
-      return reply_json(r, bhttp::status::ok, queue_json(*q, *vh, node));
+      return reply_json(r, bhttp::status::ok, queue_json(*q, *vh, node, SampleRange::of(c.target)));
     }
     if (c.method() == bhttp::verb::put) {
       if (auto s = c.broker.check_access(c.user.name, seg[1], auth::Permission::kConfigure, "queue",

@@ -1,5 +1,6 @@
 // /api/vhosts[/{vhost}]: list, show, create (PUT), delete.
 #include "http/api_call.h"
+#include "http/api_stats.h"
 
 namespace warren::http {
 
@@ -9,25 +10,26 @@ namespace bhttp = boost::beast::http;
 namespace {
 
 json::object vhost_json(broker::Broker& b, const std::string& name,
-                        const std::string& node) {
+                        const std::string& node, const SampleRange& range) {
   const broker::VHost* vh = b.find_vhost(name);
   size_t ready = 0, unacked = 0;
   for (const auto& [qname, q] : vh->queues()) {
     ready += q->message_count();
-    for (const broker::Consumer* consumer : q->consumers()) unacked += consumer->unacked;
+    unacked += q->unacked_count();
   }
   std::string description = name == "/" ? "Default virtual host" : "";
-  return json::object{{"name", name},
+  json::object o{{"name", name},
                       {"description", description},
                       {"tags", json::array()},
                       {"metadata", json::object{{"description", description},
                                                 {"tags", json::array()}}},
                       {"default_queue_type", "undefined"},
                       {"tracing", false},
-                      {"cluster_state", json::object{{node, "running"}}},
-                      {"messages", ready + unacked},
-                      {"messages_ready", ready},
-                      {"messages_unacknowledged", unacked}};
+                      {"cluster_state", json::object{{node, "running"}}}};
+  add_lengths(o, vh->stats(), ready, unacked, range);
+  json::value stats = message_stats_json(vh->stats(), broker::StatsKind::kVHost, range);
+  if (!stats.is_null()) o["message_stats"] = std::move(stats);
+  return o;
 }
 
 }  // namespace
@@ -40,8 +42,9 @@ void handle_vhosts(ApiCall& c) {
   if (what == "vhosts") {
     if (seg.size() == 1 && c.method() == bhttp::verb::get) {
       json::array items;
+      SampleRange range = SampleRange::of(c.target);
       for (const std::string& name : c.broker.list_vhosts())
-        if (c.visible(name)) items.push_back(vhost_json(c.broker, name, node));
+        if (c.visible(name)) items.push_back(vhost_json(c.broker, name, node, range));
       reply_list(c.target, std::move(items), r);
       return;
     }
@@ -49,7 +52,7 @@ void handle_vhosts(ApiCall& c) {
     const std::string& name = seg[1];
     if (c.method() == bhttp::verb::get) {
       if (c.broker.find_vhost(name) == nullptr || !c.visible(name)) return not_found(r);
-      return reply_json(r, bhttp::status::ok, vhost_json(c.broker, name, node));
+      return reply_json(r, bhttp::status::ok, vhost_json(c.broker, name, node, SampleRange::of(c.target)));
     }
     if (!c.administrator) return not_administrator(r);
     if (c.method() == bhttp::verb::put) {

@@ -154,6 +154,8 @@ std::optional<std::string> apply_entry(const ConfEntry& e, Config& c, FileListen
       {"log.console.level", [&] { return level(c.console_level); }},
       {"management.tcp.port", [&] { return integer(c.management_port, 0, 65535); }},
       {"prometheus.tcp.port", [&] { return integer(c.prometheus_port, 0, 65535); }},
+      {"collect_statistics_interval",
+       [&] { return integer(c.collect_statistics_interval_ms, 100, 3'600'000); }},
       {"data_dir", [&] { return text(c.data_dir); }},
   };
   auto it = keys.find(k);
@@ -240,6 +242,10 @@ std::optional<Config> parse_config(int argc, char** argv, int* exit_code) {
       ->capture_default_str();
   app.add_option("--prometheus-port", c.prometheus_port,
                  "Prometheus metrics port, /metrics (0 = any free port)")
+      ->capture_default_str();
+  app.add_option("--collect-statistics-interval", c.collect_statistics_interval_ms,
+                 "Milliseconds between samples of message rates (collect_statistics_interval)")
+      ->check(CLI::Range(100, 3'600'000))
       ->capture_default_str();
   app.add_option("--data-dir", c.data_dir, "Data directory (env WARREN_DATA_DIR)")
       ->capture_default_str();

@@ -82,6 +82,7 @@ int main(int argc, char** argv) {
   }
 
   broker.watch_disk(config->data_dir);
+  broker.start_stats_sampling(config->collect_statistics_interval_ms);
 
   // Signal handling is in place before the listening port is logged: a supervisor (or a test)
   // that sends SIGTERM as soon as it sees the port gets a clean stop, not the default death. A

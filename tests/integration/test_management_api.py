@@ -419,3 +419,82 @@ def test_nodes_columns_extensions(server):
     call(server, "PUT", "/api/queues/%2F/col-q", {"arguments": {"x-max-length": 3}})
     status, body, _ = call(server, "GET", "/api/queues?columns=name,arguments.x-max-length")
     assert body == [{"name": "col-q", "arguments": {"x-max-length": 3}}]
+
+
+def wait_for(predicate, timeout=20, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError("timed out waiting for " + what)
+
+
+def test_message_stats_counts_and_rates(warren_factory):
+    """Counters with RabbitMQ's field sets per object (checked against 3.10.8: a queue, the
+    default exchange, the channel, the vhost and the overview report the same numbers for the
+    same client session), rates that move while messages flow, and sample histories."""
+    server = warren_factory("--collect-statistics-interval", "200")
+    c = pika.BlockingConnection(pika.ConnectionParameters("127.0.0.1", server.port))
+    ch = c.channel()
+    ch.confirm_delivery()
+    ch.queue_declare("ms-q")
+    status, q, _ = call(server, "GET", "/api/queues/%2F/ms-q")
+    assert "message_stats" not in q  # no traffic yet, as RabbitMQ
+    assert q["messages_details"] == {"rate": 0.0}
+    for _ in range(5):
+        ch.basic_publish("", "ms-q", b"x")
+    ch.basic_get("ms-q", auto_ack=False)
+    ch.basic_get("ms-q", auto_ack=True)
+    ch.basic_get("ms-q", auto_ack=False)
+    ch.basic_consume("ms-q", lambda c2, m, p, b: c2.basic_ack(m.delivery_tag))
+    c.process_data_events(0.5)
+    ch.basic_get("ms-q", auto_ack=True)  # empty: get_empty
+    expected_queue = {"ack": 2, "deliver": 2, "deliver_get": 5, "deliver_no_ack": 0, "get": 2,
+                      "get_empty": 1, "get_no_ack": 1, "publish": 5, "redeliver": 0}
+
+    def counts(stats):
+        return {k: v for k, v in stats.items() if not k.endswith("_details")}
+
+    q = call(server, "GET", "/api/queues/%2F/ms-q")[1]
+    assert counts(q["message_stats"]) == expected_queue
+    assert q["messages_unacknowledged"] == 2 and q["messages_ready"] == 0
+    assert set(q["message_stats"]["publish_details"]) == {"rate"}
+    x = call(server, "GET", "/api/exchanges/%2F/amq.default")[1]
+    assert counts(x["message_stats"]) == {"publish_in": 5, "publish_out": 5}
+    channel = call(server, "GET", "/api/channels")[1][0]
+    expected_channel = dict(expected_queue, confirm=5, drop_unroutable=0, return_unroutable=0)
+    assert counts(channel["message_stats"]) == expected_channel
+    vhost = call(server, "GET", "/api/vhosts/%2F")[1]
+    assert counts(vhost["message_stats"]) == expected_channel
+    overview = wait_for(lambda: (lambda o: o if counts(o["message_stats"]) == expected_channel
+                                 else None)(call(server, "GET", "/api/overview")[1]),
+                        what="overview totals")
+    assert overview["queue_totals"]["messages"] == 2
+
+    # Rates move while a publisher runs, and histories come back when asked for.
+    def publishing_rate():
+        for _ in range(50):
+            ch.basic_publish("", "ms-q", b"y")
+        c.process_data_events(0.02)
+        q = call(server, "GET", "/api/queues/%2F/ms-q")[1]
+        o = call(server, "GET", "/api/overview")[1]
+        rates = (q["message_stats"]["publish_details"]["rate"],
+                 o["message_stats"]["publish_details"]["rate"],
+                 q["message_stats"]["deliver_get_details"]["rate"])
+        return rates if all(r > 0 for r in rates) else None
+    wait_for(publishing_rate, what="publish and deliver rates above 0")
+    path = "/api/overview?msg_rates_age=10&msg_rates_incr=1&lengths_age=10&lengths_incr=1"
+    o = call(server, "GET", path)[1]
+    samples = o["message_stats"]["publish_details"]["samples"]
+    assert len(samples) == 11
+    assert samples[0]["timestamp"] > samples[-1]["timestamp"]  # newest first
+    assert samples[0]["timestamp"] % 1000 == 0
+    assert samples[0]["sample"] >= samples[-1]["sample"] and samples[0]["sample"] > 5
+    assert {"avg", "avg_rate", "rate", "samples"} <= set(o["queue_totals"]["messages_details"])
+    ch.close()
+    # Rates fall back to 0 once nothing flows.
+    wait_for(lambda: call(server, "GET", "/api/queues/%2F/ms-q")[1]["message_stats"]
+             ["publish_details"]["rate"] == 0, what="publish rate back to 0")
+    c.close()

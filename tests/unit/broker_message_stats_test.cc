@@ -1,0 +1,92 @@
+// Message counters (message_stats.h): what deliveries, gets and acks count on the queue and the
+// channel, and how samples turn counters into rates.
+#include <gtest/gtest.h>
+
+#include "broker/delivery_tracker.h"
+#include "broker/message_stats.h"
+#include "broker_test_fakes.h"
+
+namespace warren::broker {
+namespace {
+
+using testing::FakeScheduler;
+using testing::make_message;
+
+class CountingSink : public DeliverySink {
+ public:
+  explicit CountingSink(DeliveryTracker& t) : tracker(t) {}
+  bool can_deliver(const Consumer& c) const override { return tracker.can_deliver(c); }
+  void deliver(Consumer& c, Queue* q, QueuedMessage&& m) override {
+    tags.push_back(tracker.delivered(&c, q, std::move(m), c.no_ack));
+  }
+  void cancelled_by_broker(Consumer&) override {}
+  DeliveryTracker& tracker;
+  std::vector<uint64_t> tags;
+};
+
+TEST(MessageStatsTest, QueueAndChannelCountPublishDeliverGetAckRedeliver) {
+  FakeScheduler sched;
+  QueueRef q = Queue::create("/", "q", Queue::Options{}, &sched);
+  DeliveryTracker tracker;
+  CountingSink sink{tracker};
+  for (int i = 0; i < 4; ++i) q->enqueue(make_message("m"));
+  EXPECT_EQ(q->stats().counts.publish, 4u);
+
+  // One get needing an ack, one without.
+  uint64_t tag = tracker.delivered(nullptr, q.get(), q->pop(), false);
+  tracker.delivered(nullptr, q.get(), q->pop(), true);
+  EXPECT_EQ(q->unacked_count(), 1u);
+  // The unacked get goes back and comes again, redelivered, to a consumer.
+  ASSERT_FALSE(tracker.settle(tag, false, Settlement::kRequeue));
+  EXPECT_EQ(q->unacked_count(), 0u);
+  auto c = testing::make_consumer("c", &sink, 0);
+  c->queue = q;
+  q->add_consumer(c.get());
+  sched.run(*q);
+  ASSERT_EQ(sink.tags.size(), 3u);
+  EXPECT_EQ(q->unacked_count(), 3u);
+  ASSERT_FALSE(tracker.settle(0, true, Settlement::kAck));
+  EXPECT_EQ(q->unacked_count(), 0u);
+
+  for (const MessageStats* s : {&q->stats().counts, &tracker.stats().counts}) {
+    EXPECT_EQ(s->get, 1u);
+    EXPECT_EQ(s->get_no_ack, 1u);
+    EXPECT_EQ(s->deliver, 3u);
+    EXPECT_EQ(s->redeliver, 1u);
+    EXPECT_EQ(s->ack, 3u);
+    EXPECT_EQ(s->deliver_get(), 5u);
+  }
+  q->remove_consumer(c.get());
+}
+
+TEST(MessageStatsTest, RateComesFromTheNewestTwoSamples) {
+  ObjectStats s;
+  s.sample(1000, 0, 0, 0, 5);
+  EXPECT_EQ(s.history(), nullptr) << "an object without traffic keeps no samples";
+  s.counts.publish = 50;
+  s.sample(6000, 1000, 0, 0, 5);
+  ASSERT_NE(s.history(), nullptr);
+  auto publish = [](const StatsSample& x) { return x.counts.publish; };
+  EXPECT_DOUBLE_EQ(s.history()->rate(publish), 10.0);  // 50 since the tick at 1000 ms
+  s.counts.publish = 60;
+  s.sample(11000, 6000, 0, 0, 5);
+  EXPECT_DOUBLE_EQ(s.history()->rate(publish), 2.0);
+  s.sample(16000, 11000, 0, 0, 5);
+  EXPECT_DOUBLE_EQ(s.history()->rate(publish), 0.0);
+  for (int i = 0; i < 10; ++i) s.sample(20000 + i * 5000, 0, 0, 0, 5);
+  EXPECT_EQ(s.history()->samples().size(), 5u) << "bounded";
+}
+
+TEST(MessageStatsTest, FieldSetsFollowRabbitMQ) {
+  std::vector<std::string_view> names;
+  for (const StatsField& f : stats_fields(StatsKind::kExchange)) names.push_back(f.name);
+  EXPECT_EQ(names, (std::vector<std::string_view>{"publish_in", "publish_out"}));
+  names.clear();
+  for (const StatsField& f : stats_fields(StatsKind::kQueue)) names.push_back(f.name);
+  EXPECT_EQ(names, (std::vector<std::string_view>{"ack", "deliver", "deliver_get",
+                                                  "deliver_no_ack", "get", "get_empty",
+                                                  "get_no_ack", "publish", "redeliver"}));
+}
+
+}  // namespace
+}  // namespace warren::broker
