@@ -2,7 +2,8 @@
 # Installs every Debian package Warren needs to build, test and benchmark, if any is missing.
 # The integration tests run amqp-tools (test_amqp_tools.py), mount/umount (a tmpfs for the
 # disk-full tests, as root) and ip (iproute2: network namespaces); under CI=true a test that
-# would skip for want of one of them fails instead.
+# would skip for want of one of them fails instead. node and npm build the management web UI
+# (www/, packages from the npm registry); WARREN_WITH_BROWSER=1 adds chromium for its test.
 set -euo pipefail
 PKGS=(
   build-essential cmake ninja-build pkg-config
@@ -10,8 +11,11 @@ PKGS=(
   libgtest-dev libgmock-dev libbenchmark-dev
   amqp-specs python3 python3-pika python3-amqp python3-pytest amqp-tools librabbitmq-dev
   mount iproute2
+  nodejs npm
 )
 if [ "${WARREN_WITH_RABBITMQ:-0}" = 1 ]; then PKGS+=(rabbitmq-server); fi
+# The web UI's browser test (tests/ui) drives Debian's chromium.
+if [ "${WARREN_WITH_BROWSER:-0}" = 1 ]; then PKGS+=(chromium); fi
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -4,7 +4,7 @@
 # With CI=true (set by CI) a skipped integration test fails; see tests/integration/conftest.py.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/build.sh
+WARREN_WITH_BROWSER=1 bash scripts/build.sh
 echo "== unit tests (ctest)"
 # --no-tests=error: a build that discovers no unit test fails instead of passing vacuously.
 ctest --test-dir build --output-on-failure --no-tests=error -j"$(nproc)"

@@ -23,7 +23,11 @@ void ManagementApi::handle(const Request& req, const Peer& peer, Response& r) {
   if (user != nullptr && !peer.loopback && broker_.users().loopback_only(user->name))
     user = nullptr;  // loopback_users, as for AMQP
   if (user == nullptr) {
-    r.set(bhttp::field::www_authenticate, "Basic realm=\"RabbitMQ Management\"");
+    // The web UI asks with X-Requested-With: a challenge would make the browser open its own
+    // login dialog over the page's form.
+    auto xhr = req.find("x-requested-with");
+    if (xhr == req.end() || xhr->value() != "XMLHttpRequest")
+      r.set(bhttp::field::www_authenticate, "Basic realm=\"RabbitMQ Management\"");
     return reply_error(r, bhttp::status::unauthorized, "not_authorized", "Login failed");
   }
   ApiCall call{broker_, info_, req, *target, *user, false, false, r};

@@ -240,6 +240,9 @@ std::optional<Config> parse_config(int argc, char** argv, int* exit_code) {
   app.add_option("--management-port", c.management_port,
                  "Management HTTP API port (0 = any free port)")
       ->capture_default_str();
+  app.add_option("--management-www", c.management_www,
+                 "Directory of the management web UI's built assets, served at /")
+      ->capture_default_str();
   app.add_option("--prometheus-port", c.prometheus_port,
                  "Prometheus metrics port, /metrics (0 = any free port)")
       ->capture_default_str();

@@ -33,6 +33,8 @@ struct Config {
   std::vector<ListenAddress> amqp_listeners;
   uint16_t management_port = 15672;
   uint16_t prometheus_port = 15692;
+  // The web UI's built assets (www/dist of the source tree unless told otherwise).
+  std::string management_www = WARREN_DEFAULT_WWW_DIR;
   // How often message counters are sampled into rates (RabbitMQ's collect_statistics_interval).
   uint32_t collect_statistics_interval_ms = 5000;
   std::string data_dir = "./data";

@@ -16,6 +16,7 @@
 #include "broker/broker.h"
 #include "http/http_server.h"
 #include "http/management_api.h"
+#include "http/static_files.h"
 #include "http/prometheus.h"
 #include "server/amqp_listeners.h"
 #include "server/config.h"
@@ -127,11 +128,17 @@ int main(int argc, char** argv) {
     management_info.amqp_port = static_cast<uint16_t>(
         std::stoi(first_amqp.front().substr(first_amqp.front().rfind(':') + 1)));
   http::ManagementApi management(broker, management_info);
+  http::StaticFiles web_ui(config->management_www);
   server::HttpListeners management_listeners;
   if (!management_listeners.open(
           io, config->amqp_listeners, config->management_port,
-          [&management](const http::Request& req, const http::Peer& peer, http::Response& res) {
-            management.handle(req, peer, res);
+          [&management, &web_ui](const http::Request& req, const http::Peer& peer,
+                                 http::Response& res) {
+            // /api/... is the HTTP API; everything else the web UI's files.
+            if (req.target().starts_with("/api/") || req.target() == "/api")
+              management.handle(req, peer, res);
+            else
+              web_ui.handle(req, res);
           },
           &error)) {
     spdlog::critical("management API: {}", error);
