@@ -11,8 +11,10 @@ PKGS=(
   libgtest-dev libgmock-dev libbenchmark-dev
   amqp-specs python3 python3-pika python3-amqp python3-pytest amqp-tools librabbitmq-dev
   mount iproute2
-  nodejs npm
 )
+# node and npm: Debian's, unless the machine already has them (a nodejs from elsewhere bundles
+# its own npm, and Debian's npm package would conflict with it).
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then PKGS+=(nodejs npm); fi
 if [ "${WARREN_WITH_RABBITMQ:-0}" = 1 ]; then PKGS+=(rabbitmq-server); fi
 # The web UI's browser test (tests/ui) drives Debian's chromium.
 if [ "${WARREN_WITH_BROWSER:-0}" = 1 ]; then PKGS+=(chromium); fi

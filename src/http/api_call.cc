@@ -276,6 +276,63 @@ void reply_list(const Target& t, json::array items, Response& r) {
                           {"total_count", total}});
 }
 
+void reply_list_by_name(const Target& t, const std::vector<std::string_view>& names,
+                        const std::function<json::value(size_t)>& build, Response& r) {
+  std::string sort = t.param("sort").value_or("name");
+  auto page_param = t.param("page");
+  auto page_size_param = t.param("page_size");
+  auto positive = [](const std::optional<std::string>& s, int64_t def) -> int64_t {
+    if (!s) return def;
+    char* end = nullptr;
+    long long n = std::strtoll(s->c_str(), &end, 10);
+    return s->empty() || *end != 0 ? -1 : n;
+  };
+  int64_t page = positive(page_param, 1), page_size = positive(page_size_param, 100);
+  auto name = t.param("name");
+  bool simple = sort == "name" && page_param && page >= 1 && page_size >= 1 && page_size <= 500 &&
+                !(name && !name->empty() && t.param("use_regex") == std::optional<std::string>("true"));
+  if (!simple) {
+    // Regex filters, other sort keys and unpaged lists: the general path (and its errors).
+    json::array items;
+    items.reserve(names.size());
+    for (size_t i = 0; i < names.size(); ++i) items.push_back(build(i));
+    return reply_list(t, std::move(items), r);
+  }
+  std::vector<size_t> order;
+  order.reserve(names.size());
+  for (size_t i = 0; i < names.size(); ++i)
+    if (!name || name->empty() || names[i].find(*name) != std::string_view::npos)
+      order.push_back(i);
+  std::stable_sort(order.begin(), order.end(),
+                   [&](size_t a, size_t b) { return names[a] < names[b]; });
+  if (t.param("sort_reverse") == std::optional<std::string>("true"))
+    std::reverse(order.begin(), order.end());
+  size_t filtered = order.size();
+  size_t page_count = filtered == 0 ? 0 : (filtered + page_size - 1) / page_size;
+  if (filtered > 0 && static_cast<size_t>(page) > page_count) {
+    reply_error(r, bhttp::status::bad_request, "page_out_of_range",
+                "Page out of range, page: " + std::to_string(page) +
+                    " page size: " + std::to_string(page_size) +
+                    ", len: " + std::to_string(filtered));
+    return;
+  }
+  json::array slice;
+  size_t from = static_cast<size_t>(page - 1) * page_size;
+  for (size_t i = from; i < std::min(filtered, from + page_size); ++i)
+    slice.push_back(build(order[i]));
+  if (auto columns = t.param("columns"); columns && !columns->empty())
+    select_columns(*columns, slice);
+  size_t count = slice.size();
+  reply_json(r, bhttp::status::ok,
+             json::object{{"filtered_count", filtered},
+                          {"item_count", count},
+                          {"items", std::move(slice)},
+                          {"page", page},
+                          {"page_count", page_count},
+                          {"page_size", page_size},
+                          {"total_count", names.size()}});
+}
+
 std::optional<json::object> json_body(const Request& req, Response& r) {
   if (req.body().empty()) return json::object();
   json::error_code ec;

@@ -50,14 +50,20 @@ void handle_queues(ApiCall& c) {
     if (seg.size() <= 2 && c.method() == bhttp::verb::get) {
       if (seg.size() == 2 && (c.broker.find_vhost(seg[1]) == nullptr || !c.visible(seg[1])))
         return not_found(r);
-      json::array items;
       SampleRange range = SampleRange::of(c.target);
+      std::vector<std::pair<const broker::Queue*, const broker::VHost*>> queues;
+      std::vector<std::string_view> names;
       for (const std::string& name : c.broker.list_vhosts()) {
         if ((seg.size() == 2 && name != seg[1]) || !c.visible(name)) continue;
         const broker::VHost* vh = c.broker.find_vhost(name);
-        for (const auto& [qname, q] : vh->queues()) items.push_back(queue_json(*q, *vh, node, range));
+        for (const auto& [qname, q] : vh->queues()) {
+          queues.emplace_back(q.get(), vh);
+          names.push_back(qname);
+        }
       }
-      reply_list(c.target, std::move(items), r);
+      reply_list_by_name(c.target, names, [&](size_t i) -> json::value {
+        return queue_json(*queues[i].first, *queues[i].second, node, range);
+      }, r);
       return;
     }
     if (seg.size() == 4 && seg[3] == "bindings") {
