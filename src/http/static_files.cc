@@ -37,6 +37,8 @@ void StaticFiles::handle(const Request& req, Response& r) const {
   std::string rel(target.substr(target.empty() ? 0 : 1));
   if (rel.empty()) rel = "index.html";
   std::filesystem::path p(rel);
+  // "//etc/passwd" leaves an absolute path, which root_ / p would follow out of the root.
+  if (p.has_root_path()) return plain(r, bhttp::status::not_found, "Not Found\n");
   for (const auto& part : p)
     if (part == ".." || part == ".")
       return plain(r, bhttp::status::not_found, "Not Found\n");
