@@ -27,7 +27,8 @@ def test_static_files_served(warren_factory):
         assert b"app.js" in r.read()
     with urllib.request.urlopen(base + "/app.js") as r:
         assert r.headers["content-type"].startswith("text/javascript")
-    for path in ("/missing.js", "/../CMakeLists.txt", "/%2e%2e/CMakeLists.txt"):
+    for path in ("/missing.js", "/../CMakeLists.txt", "/%2e%2e/CMakeLists.txt", "//etc/passwd",
+                 "/" + os.path.join(ROOT, "CMakeLists.txt")):
         with pytest.raises(urllib.error.HTTPError) as e:
             urllib.request.urlopen(base + path)
         assert e.value.code in (400, 404)
@@ -35,11 +36,26 @@ def test_static_files_served(warren_factory):
     assert call(server, "GET", "/api/nope")[0] == 404
 
 
+def ui_driver_installed():
+    """tests/ui's playwright-core, installed from its lock file when scripts/build.sh did not
+    (it does so only with WARREN_WITH_BROWSER=1)."""
+    if os.path.isdir(os.path.join(UI_TEST, "node_modules", "playwright-core")):
+        return True
+    npm = shutil.which("npm")
+    if npm is None:
+        return False
+    result = subprocess.run([npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"],
+                            cwd=UI_TEST, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, "npm ci in tests/ui failed:\n" + result.stdout + result.stderr
+    return True
+
+
 def test_browser_session(warren_factory):
     node = shutil.which("node")
-    if node is None or not os.path.exists("/usr/bin/chromium") or \
-            not os.path.isdir(os.path.join(UI_TEST, "node_modules", "playwright-core")):
-        pytest.skip("node, /usr/bin/chromium or tests/ui/node_modules missing (run scripts/build.sh)")
+    if node is None or not os.path.exists("/usr/bin/chromium"):
+        pytest.skip("node or /usr/bin/chromium missing (WARREN_WITH_BROWSER=1 scripts/install-deps.sh)")
+    if not ui_driver_installed():
+        pytest.skip("npm missing: cannot install tests/ui (run scripts/build.sh)")
     server = warren_factory("--collect-statistics-interval", "500")
     # A client to show on the connections and channels pages.
     conn = pika.BlockingConnection(pika.ConnectionParameters("127.0.0.1", server.port))

@@ -1,6 +1,7 @@
 // Drives Warren's management UI in Debian's chromium (playwright-core, headless, no sandbox):
 // log in, declare a queue with a message TTL through the form, publish and get a message, watch
-// the rate chart's figures move, delete the queue, log out; a screenshot of every page.
+// the queue's and the overview's rate figures and charts move, delete the queue, log out; a
+// screenshot of every page.
 // Usage: node run.mjs --url http://127.0.0.1:15672/ --out DIR [--user guest --pass guest]
 import { chromium } from 'playwright-core';
 import { mkdirSync } from 'node:fs';
@@ -26,6 +27,17 @@ try {
   const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
   page.on('pageerror', (e) => { console.error('page error: ' + e.message); failed = true; });
   const shot = (name) => page.screenshot({ path: `${opt.out}/${name}.png`, fullPage: true });
+  const logIn = async (p) => {
+    await p.goto(`${base}/?refresh=1000#/login`);
+    await p.fill('#login-user', opt.user);
+    await p.fill('#login-pass', opt.pass);
+    await p.click('#login-submit');
+    await p.waitForSelector('#total-queues');
+    await p.waitForSelector(`#who >> text=${opt.user}`);
+  };
+  // The highest value a LiveChart has drawn for its first series (publish).
+  const chartPeak = (p, id) => p.evaluate(
+    (canvasId) => JSON.parse(document.getElementById(canvasId)?.dataset.peak || '[0]')[0], id);
 
   step('login');
   await page.goto(`${base}/?refresh=1000#/login`);
@@ -34,10 +46,8 @@ try {
   await page.click('#login-submit');
   await page.waitForSelector('#login-msg.error');
   await shot('login-failed');
-  await page.fill('#login-pass', opt.pass);
-  await page.click('#login-submit');
-  await page.waitForSelector('#total-queues');
-  await page.waitForSelector(`#who >> text=${opt.user}`);
+  await logIn(page);
+  if (await page.inputValue('#refresh-select') !== '1000') throw new Error('refresh selector does not show 1 s');
 
   step('declare a queue with a TTL through the form');
   await page.click('#tab-queues');
@@ -75,6 +85,7 @@ try {
   if (!(await rateShown())) throw new Error('the publish rate never rose above 0');
   await page.waitForFunction((n) => document.getElementById('queue-published')?.textContent === String(n),
     published, { timeout: 30000 });
+  if (!(await chartPeak(page, 'chart-queue-rates') > 0)) throw new Error('the queue rate chart stayed at 0');
   await shot('queue-detail');
 
   step('get a message');
@@ -83,11 +94,33 @@ try {
   const payload = await page.textContent('[data-testid=payload]');
   if (payload !== 'hello from the browser 0') throw new Error('got payload ' + JSON.stringify(payload));
 
-  step('overview');
+  step('overview rate moves while a second tab publishes through the default exchange');
   await page.click('#tab-overview');
+  await page.waitForSelector('#rate-publish');
+  const other = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+  other.on('pageerror', (e) => { console.error('page error (second tab): ' + e.message); failed = true; });
+  await logIn(other);  // sessionStorage is per tab: this one logs in on its own
+  await other.goto(`${base}/?refresh=1000#/exchanges/%2F/amq.default`);
+  await other.waitForSelector('#exchange-details');
+  await other.fill('#exchange-publish input[name=routing_key]', queue);
+  const overviewRate = () => page.evaluate(
+    () => parseFloat(document.getElementById('rate-publish')?.textContent) > 0);
+  let more = 0;
+  for (; more < 200 && !(more >= 3 && await overviewRate()); more++) {
+    await other.fill('#exchange-publish textarea[name=payload]', `from the exchange page ${more}`);
+    await other.click('#exchange-publish button');
+    await other.waitForSelector('#exchange-publish-msg.ok');
+    await other.evaluate(() => { document.getElementById('exchange-publish-msg').className = ''; });
+    await other.waitForTimeout(100);
+  }
+  await other.close();
+  if (!(await overviewRate())) throw new Error('the overview publish rate never rose above 0');
+  if (!(await chartPeak(page, 'chart-rates') > 0)) throw new Error('the overview rate chart stayed at 0');
   // The queued-messages chart shows the messages left in the queue.
   await page.waitForFunction((n) => Number(document.getElementById('total-ready')?.textContent) === n,
-    published - 1, { timeout: 30000 });
+    published + more - 1, { timeout: 30000 });
+  await page.waitForFunction(() => JSON.parse(document.getElementById('chart-queued')?.dataset.peak || '[0]')[0] > 0,
+    null, { timeout: 30000 });
   await page.waitForTimeout(1500);  // a few chart points
   await shot('overview');
 

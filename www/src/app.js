@@ -9,8 +9,14 @@ import {
 Chart.register(Colors, LineController, LineElement, PointElement, LinearScale, CategoryScale, Legend, Tooltip);
 
 const main = document.getElementById('main');
-const REFRESH_MS = Number(new URLSearchParams(location.search).get('refresh')) || 5000;
 const HISTORY_POINTS = 60;
+// Refresh period: ?refresh=MS in the URL wins (tests use it), then the header's selector (kept
+// for the browser tab), else 5 s as RabbitMQ's UI.
+const REFRESH_CHOICES = [1000, 5000, 10000, 30000];
+function refreshMs() {
+  return Number(new URLSearchParams(location.search).get('refresh')) ||
+    Number(sessionStorage.getItem('warren-refresh')) || 5000;
+}
 
 // ---- API access ----
 
@@ -36,7 +42,9 @@ const enc = encodeURIComponent;
 const xname = (name) => enc(name === '' ? 'amq.default' : name);
 const esc = (s) => String(s ?? '').replace(/[&<>"']/g,
   (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' }[c]));
-const rate = (stats, field) => (stats && stats[field + '_details'] ? stats[field + '_details'].rate : 0);
+// Any figure the broker leaves out (an older broker, an object without traffic yet) shows as 0.
+const num = (v) => (typeof v === 'number' && Number.isFinite(v) ? v : 0);
+const rate = (stats, field) => num(stats && stats[field + '_details'] && stats[field + '_details'].rate);
 const fmtRate = (r) => (Math.round(r * 10) / 10).toFixed(1) + '/s';
 
 // ---- page frame ----
@@ -50,10 +58,27 @@ function frame(active) {
   document.getElementById('tabs').innerHTML = TABS.map(([id, title]) =>
     `<a href="#/${id}" id="tab-${id}" class="${id === active ? 'active' : ''}">${title}</a>`).join('');
   const user = sessionStorage.getItem('warren-user');
+  const period = refreshMs();
+  const choices = REFRESH_CHOICES.includes(period) ? REFRESH_CHOICES : [period, ...REFRESH_CHOICES];
   document.getElementById('who').innerHTML = user
-    ? `User <b>${esc(user)}</b><button id="logout">Log out</button>` : '';
+    ? `<label for="refresh-select" class="inline">Refresh every</label> <select id="refresh-select">${choices.map((ms) =>
+      `<option value="${ms}" ${ms === period ? 'selected' : ''}>${ms / 1000} s</option>`).join('')}</select>
+       User <b>${esc(user)}</b><button id="logout">Log out</button>` : '';
   const button = document.getElementById('logout');
   if (button) button.onclick = logout;
+  const select = document.getElementById('refresh-select');
+  if (select) select.onchange = () => setRefresh(Number(select.value));
+}
+
+// A new period applies at once, keeping the page (and its charts' history).
+function setRefresh(ms) {
+  sessionStorage.setItem('warren-refresh', String(ms));
+  const url = new URL(location.href);
+  if (url.searchParams.has('refresh')) {
+    url.searchParams.set('refresh', String(ms));
+    history.replaceState(null, '', url);
+  }
+  if (currentRefresh) { clearInterval(refreshTimer); refreshTimer = setInterval(currentRefresh, refreshMs()); }
 }
 
 function logout() {
@@ -76,9 +101,11 @@ function table(headers, rows, id) {
     `<tbody>${rows.map((r) => `<tr>${r.map((c) => `<td>${c}</td>`).join('')}</tr>`).join('')}</tbody></table>`;
 }
 
-// A line chart fed one point per refresh.
+// A line chart fed one point per refresh. The canvas carries each series' highest value shown
+// (data-peak, a JSON array) so a test can tell what the chart draws without reading pixels.
 class LiveChart {
   constructor(canvas, series) {
+    this.canvas = canvas;
     this.chart = new Chart(canvas, {
       type: 'line',
       data: { labels: [], datasets: series.map((label) => ({ label, data: [], tension: 0.2, pointRadius: 0 })) },
@@ -90,7 +117,7 @@ class LiveChart {
     d.labels.push(new Date().toLocaleTimeString());
     values.forEach((v, i) => d.datasets[i].data.push(v));
     if (d.labels.length > HISTORY_POINTS) { d.labels.shift(); d.datasets.forEach((s) => s.data.shift()); }
-    this.chart.update();
+    this.update();
   }
   // Starts from the broker's sample history: points = [[timestamp_ms, [values...]], ...] oldest first.
   seed(points) {
@@ -99,18 +126,65 @@ class LiveChart {
       d.labels.push(new Date(at).toLocaleTimeString());
       values.forEach((v, i) => d.datasets[i].data.push(v));
     }
+    this.update();
+  }
+  update() {
     this.chart.update();
+    this.canvas.dataset.peak = JSON.stringify(this.chart.data.datasets.map((s) => Math.max(0, ...s.data)));
   }
   destroy() { this.chart.destroy(); }
+}
+
+// ---- the broker's sample history (RabbitMQ's msg_rates_age / lengths_age parameters) ----
+
+const HISTORY = '?msg_rates_age=300&msg_rates_incr=5&lengths_age=300&lengths_incr=5';
+const RATE_FIELDS = ['publish', 'deliver_get', 'ack'];
+// One field's samples, oldest first (the API lists them newest first).
+const samples = (field, stats) => (((stats || {})[field + '_details'] || {}).samples || []).slice().reverse();
+// Chart points [timestamp, [rate per field]] from counter samples: the rise between two
+// samples over the time between them.
+function ratePoints(stats, fields) {
+  const series = fields.map((f) => samples(f, stats));
+  const points = [];
+  for (let i = 1; i < series[0].length; i++) {
+    const dt = (series[0][i].timestamp - series[0][i - 1].timestamp) / 1000;
+    points.push([series[0][i].timestamp, series.map((s) => (s[i] && s[i - 1] && dt > 0
+      ? Math.max(0, (num(s[i].sample) - num(s[i - 1].sample)) / dt) : 0))]);
+  }
+  return points;
 }
 
 // ---- router ----
 
 let refreshTimer = null;
+let currentRefresh = null;
 let cleanups = [];
+
+// A refresh that fails (broker restarting, object deleted) says so on the page and tries again
+// at the next tick instead of leaving an unhandled rejection.
+function guarded(refresh) {
+  return async () => {
+    try {
+      await refresh();
+      const el = document.getElementById('refresh-error');
+      if (el) el.remove();
+    } catch (e) {
+      if (!credentials()) return;
+      let el = document.getElementById('refresh-error');
+      if (!el) {
+        el = document.createElement('p');
+        el.id = 'refresh-error';
+        el.className = 'error';
+        main.prepend(el);
+      }
+      el.textContent = 'Could not refresh: ' + (e.message || e);
+    }
+  };
+}
 
 function route() {
   clearInterval(refreshTimer);
+  currentRefresh = null;
   cleanups.forEach((f) => f());
   cleanups = [];
   const parts = location.hash.replace(/^#\/?/, '').split('/').map(decodeURIComponent);
@@ -121,8 +195,9 @@ function route() {
   const render = pages[page] || overview;
   const refresh = render(...parts.slice(1));
   if (typeof refresh === 'function') {
-    refresh();
-    refreshTimer = setInterval(refresh, REFRESH_MS);
+    currentRefresh = guarded(refresh);
+    currentRefresh();
+    refreshTimer = setInterval(currentRefresh, refreshMs());
   }
 }
 window.addEventListener('hashchange', route);
@@ -164,49 +239,42 @@ function overview() {
   cleanups.push(() => { queued.destroy(); rates.destroy(); });
   // The first refresh asks for the broker's last five minutes of samples to start the charts.
   let seeded = false;
-  const HISTORY = '?msg_rates_age=300&msg_rates_incr=5&lengths_age=300&lengths_incr=5';
   const seed = (o) => {
-    const m = o.message_stats || {}, q = o.queue_totals;
-    const samples = (field, stats) => ((stats[field + '_details'] || {}).samples || []).slice().reverse();
+    const q = o.queue_totals || {};
     const ready = samples('messages_ready', q), unacked = samples('messages_unacknowledged', q);
-    queued.seed(ready.map((s, i) => [s.timestamp, [s.sample, unacked[i] ? unacked[i].sample : 0]]));
-    const series = ['publish', 'deliver_get', 'ack'].map((f) => samples(f, m));
-    const points = [];
-    for (let i = 1; i < series[0].length; i++) {
-      const dt = (series[0][i].timestamp - series[0][i - 1].timestamp) / 1000;
-      points.push([series[0][i].timestamp, series.map((s) => (s[i] && s[i - 1] && dt > 0
-        ? Math.max(0, (s[i].sample - s[i - 1].sample) / dt) : 0))]);
-    }
-    rates.seed(points);
+    queued.seed(ready.map((s, i) => [s.timestamp, [num(s.sample), num(unacked[i] && unacked[i].sample)]]));
+    rates.seed(ratePoints(o.message_stats, RATE_FIELDS));
   };
   return async () => {
     const o = await api('GET', '/overview' + (seeded ? '' : HISTORY));
     if (!seeded) { seeded = true; seed(o); }
-    const t = o.object_totals, q = o.queue_totals, m = o.message_stats || {};
+    const t = o.object_totals || {}, q = o.queue_totals || {}, m = o.message_stats || {};
     document.getElementById('totals').innerHTML = [
       ['Connections', t.connections], ['Channels', t.channels], ['Exchanges', t.exchanges],
       ['Queues', t.queues], ['Consumers', t.consumers], ['Ready', q.messages_ready],
       ['Unacked', q.messages_unacknowledged], ['Total', q.messages],
-    ].map(([k, v]) => `<span>${k}: <b id="total-${k.toLowerCase()}">${v}</b></span>`).join('');
+    ].map(([k, v]) => `<span>${k}: <b id="total-${k.toLowerCase()}">${num(v)}</b></span>`).join('');
     const r = [rate(m, 'publish'), rate(m, 'deliver_get'), rate(m, 'ack')];
     document.getElementById('rates').innerHTML =
       `Publish <b id="rate-publish">${fmtRate(r[0])}</b> · Deliver/get <b id="rate-deliver">${fmtRate(r[1])}</b> · Ack <b id="rate-ack">${fmtRate(r[2])}</b>`;
-    queued.push([q.messages_ready, q.messages_unacknowledged]);
+    queued.push([num(q.messages_ready), num(q.messages_unacknowledged)]);
     rates.push(r);
     document.getElementById('node').innerHTML = `<p>${esc(o.product_name)} ${esc(o.product_version)} on node ${esc(o.node)}</p>`;
   };
 }
 
 function connections() {
-  main.innerHTML = '<h2>Connections</h2><div id="list"></div>';
+  main.innerHTML = '<h2>Connections</h2><p id="connections-msg"></p><div id="list"></div>';
   return async () => {
     const list = await api('GET', '/connections');
     document.getElementById('list').innerHTML = table(
       ['Name', 'User', 'Vhost', 'State', 'Protocol', 'Channels', ''],
       list.map((c) => [esc(c.name), esc(c.user), esc(c.vhost), esc(c.state), esc(c.protocol),
-        c.channels, `<button data-close="${esc(c.name)}">Close</button>`]), 'connections-table');
+        num(c.channels), `<button data-close="${esc(c.name)}">Close</button>`]), 'connections-table');
     document.querySelectorAll('[data-close]').forEach((b) => {
-      b.onclick = async () => { await api('DELETE', '/connections/' + enc(b.dataset.close)); };
+      b.onclick = async () => {
+        try { await api('DELETE', '/connections/' + enc(b.dataset.close)); } catch (e) { showError('connections-msg', e); }
+      };
     });
   };
 }
@@ -217,8 +285,8 @@ function channels() {
     const list = await api('GET', '/channels');
     document.getElementById('list').innerHTML = table(
       ['Channel', 'User', 'Vhost', 'Consumers', 'Prefetch', 'Unacked', 'Confirm', 'Publish', 'Deliver / get', 'Ack'],
-      list.map((c) => [esc(c.name), esc(c.user), esc(c.vhost), c.consumer_count, c.prefetch_count,
-        c.messages_unacknowledged, c.confirm ? '●' : '', fmtRate(rate(c.message_stats, 'publish')),
+      list.map((c) => [esc(c.name), esc(c.user), esc(c.vhost), num(c.consumer_count), num(c.prefetch_count),
+        num(c.messages_unacknowledged), c.confirm ? '●' : '', fmtRate(rate(c.message_stats, 'publish')),
         fmtRate(rate(c.message_stats, 'deliver_get')), fmtRate(rate(c.message_stats, 'ack'))]),
       'channels-table');
   };
@@ -370,7 +438,7 @@ function queues(vhost, name) {
       list.map((q) => [esc(q.vhost), `<a href="#/queues/${enc(q.vhost)}/${enc(q.name)}">${esc(q.name)}</a>`,
         [q.durable ? 'D' : '', q.auto_delete ? 'AD' : '', q.exclusive ? 'Excl' : '',
           ...Object.keys(q.arguments || {}).map((k) => esc(k.replace(/^x-/, '')))].filter(Boolean).join(' '),
-        q.messages_ready, q.messages_unacknowledged, q.messages,
+        num(q.messages_ready), num(q.messages_unacknowledged), num(q.messages),
         fmtRate(rate(q.message_stats, 'publish')), fmtRate(rate(q.message_stats, 'deliver_get')),
         fmtRate(rate(q.message_stats, 'ack'))]), 'queues-table');
   };
@@ -414,16 +482,18 @@ function queueDetail(vhost, name) {
   document.getElementById('delete-queue').onclick = async () => {
     try { await api('DELETE', path); location.hash = '#/queues'; } catch (e) { showError('delete-queue-msg', e); }
   };
+  let seeded = false;
   return async () => {
-    const q = await api('GET', path);
+    const q = await api('GET', path + (seeded ? '' : HISTORY));
+    if (!seeded) { seeded = true; chart.seed(ratePoints(q.message_stats, RATE_FIELDS)); }
     document.getElementById('details').innerHTML = table(
       ['Durable', 'Auto delete', 'Exclusive', 'Arguments', 'Policy', 'Consumers', 'Ready', 'Unacked', 'Total'],
       [[q.durable, q.auto_delete, q.exclusive, esc(JSON.stringify(q.arguments)), esc(q.policy || ''),
-        q.consumers, q.messages_ready, q.messages_unacknowledged, q.messages]], 'queue-details');
+        num(q.consumers), num(q.messages_ready), num(q.messages_unacknowledged), num(q.messages)]], 'queue-details');
     const m = q.message_stats;
     const r = [rate(m, 'publish'), rate(m, 'deliver_get'), rate(m, 'ack')];
     document.getElementById('queue-rates').innerHTML =
-      `Publish <b id="queue-rate-publish">${fmtRate(r[0])}</b> · Deliver/get <b id="queue-rate-deliver">${fmtRate(r[1])}</b> · Ack <b>${fmtRate(r[2])}</b> · Published in total <b id="queue-published">${m ? m.publish : 0}</b>`;
+      `Publish <b id="queue-rate-publish">${fmtRate(r[0])}</b> · Deliver/get <b id="queue-rate-deliver">${fmtRate(r[1])}</b> · Ack <b>${fmtRate(r[2])}</b> · Published in total <b id="queue-published">${num(m && m.publish)}</b>`;
     chart.push(r);
     const consumers = await api('GET', `/consumers/${enc(vhost)}`);
     document.getElementById('consumers').innerHTML = table(['Channel', 'Tag', 'Ack required', 'Prefetch'],
@@ -436,7 +506,7 @@ function queueDetail(vhost, name) {
 }
 
 function admin() {
-  main.innerHTML = `<h2>Admin</h2>
+  main.innerHTML = `<h2>Admin</h2><p id="admin-msg"></p>
     <h3>Users</h3><div id="users"></div>
     <form class="box" id="add-user">
       <div><label>Username</label><input name="name"></div>
@@ -464,7 +534,7 @@ function admin() {
   const submit = (id, fn) => {
     document.getElementById(id).onsubmit = async (ev) => {
       ev.preventDefault();
-      try { await fn(new FormData(ev.target)); showOk(`${id}-msg`, 'Done'); refresh(); } catch (e) { showError(`${id}-msg`, e); }
+      try { await fn(new FormData(ev.target)); showOk(`${id}-msg`, 'Done'); await refresh(); } catch (e) { showError(`${id}-msg`, e); }
     };
   };
   submit('add-user', (f) => api('PUT', `/users/${enc(f.get('name'))}`, { password: f.get('password'), tags: f.get('tags') }));
@@ -476,7 +546,9 @@ function admin() {
     definition: JSON.parse(f.get('definition')),
   }));
   const del = (attr, pathOf) => document.querySelectorAll(`[${attr}]`).forEach((b) => {
-    b.onclick = async () => { await api('DELETE', pathOf(b.getAttribute(attr))); refresh(); };
+    b.onclick = async () => {
+      try { await api('DELETE', pathOf(b.getAttribute(attr))); await refresh(); } catch (e) { showError('admin-msg', e); }
+    };
   });
   const refresh = async () => {
     const users = await api('GET', '/users');
@@ -484,7 +556,7 @@ function admin() {
       [esc(u.name), esc([].concat(u.tags).join(', ')), `<button data-del-user="${esc(u.name)}">Delete</button>`]), 'users-table');
     const vhosts = await api('GET', '/vhosts');
     document.getElementById('vhosts').innerHTML = table(['Name', 'Ready', 'Unacked', 'Total', ''], vhosts.map((v) =>
-      [esc(v.name), v.messages_ready, v.messages_unacknowledged, v.messages, `<button data-del-vhost="${esc(v.name)}">Delete</button>`]), 'vhosts-table');
+      [esc(v.name), num(v.messages_ready), num(v.messages_unacknowledged), num(v.messages), `<button data-del-vhost="${esc(v.name)}">Delete</button>`]), 'vhosts-table');
     const perms = await api('GET', '/permissions');
     document.getElementById('permissions').innerHTML = table(['User', 'Vhost', 'Configure', 'Write', 'Read'],
       perms.map((p) => [esc(p.user), esc(p.vhost), esc(p.configure), esc(p.write), esc(p.read)]), 'permissions-table');
