@@ -2,6 +2,8 @@
 // (server/config.h): every key, units, listeners, precedence, and errors naming the line.
 #include "server/rabbitmq_conf.h"
 
+#include <unistd.h>
+
 #include <gtest/gtest.h>
 
 #include <cstdlib>
@@ -69,7 +71,8 @@ class ConfigFile : public ::testing::Test {
  protected:
   std::optional<Config> parse(const std::string& text, std::vector<std::string> extra = {},
                               int* exit_code = nullptr) {
-    path_ = ::testing::TempDir() + "/warren-test-rabbitmq.conf";
+    // One file per process: ctest runs these tests in parallel processes.
+    path_ = ::testing::TempDir() + "/warren-test-rabbitmq-" + std::to_string(::getpid()) + ".conf";
     std::ofstream(path_) << text;
     std::vector<std::string> args = {"warren-server", "--config", path_};
     args.insert(args.end(), extra.begin(), extra.end());
