@@ -86,22 +86,6 @@ struct VHostLimits {
   std::optional<int64_t> max_connections, max_queues;
 };
 
-// Totals since start, for Prometheus (rabbitmq_global_messages_*_total). Protocol adapters
-// count what their clients publish; a counter increment per message costs nothing measurable.
-struct MessageCounters {
-  uint64_t received = 0;            // publishes accepted from clients
-  uint64_t routed = 0;              // of those, routed to at least one queue (or kept delayed)
-  uint64_t unroutable_dropped = 0;  // routed nowhere, not mandatory
-  uint64_t unroutable_returned = 0; // routed nowhere, mandatory: returned
-
-  void count(const PublishOutcome& o) {
-    ++received;
-    if (o.queues > 0 || o.delayed > 0) ++routed;
-    else if (o.returned) ++unroutable_returned;
-    else ++unroutable_dropped;
-  }
-};
-
 // What a first start creates (rabbitmq.conf default_user, default_pass, default_vhost,
 // default_user_tags.*).
 struct DefaultAccess {
@@ -125,10 +109,13 @@ class Broker : public DispatchScheduler, public DelayTimer {
 
   boost::asio::io_context& io() { return io_; }
   const Limits& limits() const { return limits_; }
-  MessageCounters& counters() { return counters_; }
+  // Every client publish since start, whatever vhost it went to (Prometheus'
+  // rabbitmq_global_messages_*_total: publish, return_unroutable, drop_unroutable; the rest
+  // were routed).
+  const MessageStats& client_publishes() const { return client_publishes_; }
 
   // Management statistics (message_stats.h). A client's publish through any protocol: the
-  // global totals (Prometheus), the vhost's and the channel's counters (channel: null for the
+  // broker-wide totals above, the vhost's and the channel's counters (channel: null for the
   // HTTP API). Confirms sent and basic.get on an empty queue likewise.
   void count_publish(VHost& vh, const PublishOutcome& o, ObjectStats* channel);
   void count_confirms(VHost& vh, uint64_t n, ObjectStats* channel);
@@ -268,7 +255,7 @@ class Broker : public DispatchScheduler, public DelayTimer {
   std::unordered_map<ClientConnection*, std::shared_ptr<ClientConnection>> connections_;
   ReplyConsumers reply_consumers_;
   bool drain_scheduled_ = false;
-  MessageCounters counters_;
+  MessageStats client_publishes_;
   std::unique_ptr<StatsSampler> stats_sampler_;
   bool memory_alarm_ = false;
   boost::asio::steady_timer alarm_timer_;

@@ -4,11 +4,11 @@
 namespace warren::broker {
 
 void Broker::count_publish(VHost& vh, const PublishOutcome& o, ObjectStats* channel) {
-  counters_.count(o);
   auto count = [&](MessageStats& s) {
     ++s.publish;
     if (o.queues == 0 && o.delayed == 0) ++(o.returned ? s.return_unroutable : s.drop_unroutable);
   };
+  count(client_publishes_);
   count(vh.stats().counts);
   if (channel != nullptr) count(channel->counts);
 }

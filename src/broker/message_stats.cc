@@ -2,25 +2,28 @@
 
 namespace warren::broker {
 
+namespace {
+
+// Every counter of MessageStats, for what treats them all alike.
+constexpr uint64_t MessageStats::*kCounters[] = {
+    &MessageStats::publish,   &MessageStats::publish_in,        &MessageStats::publish_out,
+    &MessageStats::confirm,   &MessageStats::return_unroutable, &MessageStats::drop_unroutable,
+    &MessageStats::deliver,   &MessageStats::deliver_no_ack,    &MessageStats::get,
+    &MessageStats::get_no_ack, &MessageStats::get_empty,        &MessageStats::redeliver,
+    &MessageStats::ack};
+static_assert(sizeof(kCounters) / sizeof(kCounters[0]) * sizeof(uint64_t) == sizeof(MessageStats),
+              "a counter added to MessageStats must be listed here");
+
+}  // namespace
+
 void MessageStats::add(const MessageStats& o) {
-  publish += o.publish;
-  publish_in += o.publish_in;
-  publish_out += o.publish_out;
-  confirm += o.confirm;
-  return_unroutable += o.return_unroutable;
-  drop_unroutable += o.drop_unroutable;
-  deliver += o.deliver;
-  deliver_no_ack += o.deliver_no_ack;
-  get += o.get;
-  get_no_ack += o.get_no_ack;
-  get_empty += o.get_empty;
-  redeliver += o.redeliver;
-  ack += o.ack;
+  for (uint64_t MessageStats::*c : kCounters) this->*c += o.*c;
 }
 
 bool MessageStats::any() const {
-  return publish | publish_in | publish_out | confirm | return_unroutable | drop_unroutable |
-         deliver | deliver_no_ack | get | get_no_ack | get_empty | redeliver | ack;
+  for (uint64_t MessageStats::*c : kCounters)
+    if (this->*c != 0) return true;
+  return false;
 }
 
 namespace {
@@ -54,16 +57,6 @@ const std::vector<StatsField>& stats_fields(StatsKind kind) {
 }
 
 #undef WARREN_STAT
-
-double SampleHistory::rate(uint64_t (*value)(const StatsSample&)) const {
-  size_t n = samples_.size();
-  if (n < 2) return 0;
-  const StatsSample& a = samples_[n - 2];
-  const StatsSample& b = samples_[n - 1];
-  if (b.at_ms <= a.at_ms) return 0;
-  double delta = static_cast<double>(value(b)) - static_cast<double>(value(a));
-  return delta * 1000.0 / static_cast<double>(b.at_ms - a.at_ms);
-}
 
 void ObjectStats::sample(uint64_t now_ms, uint64_t previous_ms, uint64_t ready, uint64_t unacked,
                          size_t capacity) {

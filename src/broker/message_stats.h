@@ -67,8 +67,16 @@ class SampleHistory {
   explicit SampleHistory(size_t capacity) : samples_(capacity) {}
   void add(const StatsSample& s) { samples_.push_back(s); }
   const boost::circular_buffer<StatsSample>& samples() const { return samples_; }
-  // Per second between the newest two samples (0 with fewer than two).
-  double rate(uint64_t (*value)(const StatsSample&)) const;
+  // Per second between the newest two samples (0 with fewer than two); value(sample) picks the
+  // figure.
+  template <class Value>
+  double rate(Value&& value) const {
+    size_t n = samples_.size();
+    if (n < 2 || samples_[n - 1].at_ms <= samples_[n - 2].at_ms) return 0;
+    double delta = static_cast<double>(value(samples_[n - 1])) -
+                   static_cast<double>(value(samples_[n - 2]));
+    return delta * 1000.0 / static_cast<double>(samples_[n - 1].at_ms - samples_[n - 2].at_ms);
+  }
 
  private:
   boost::circular_buffer<StatsSample> samples_;
@@ -94,10 +102,8 @@ class ObjectStats {
   std::unique_ptr<SampleHistory> history_;
 };
 
-// Samples kept per object: a minute at the default 5 s interval for objects, ten minutes for
-// the totals the overview charts (StatsSampler scales them to its interval).
-constexpr size_t kObjectSamples = 13;
-constexpr size_t kTotalSamples = 121;
+// History kept: a minute per object, ten minutes of the totals the overview charts
+// (StatsSampler turns them into sample counts for its interval).
 constexpr uint64_t kObjectHistoryMs = 60'000;
 constexpr uint64_t kTotalHistoryMs = 600'000;
 

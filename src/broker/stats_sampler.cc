@@ -8,9 +8,11 @@
 namespace warren::broker {
 
 StatsSampler::StatsSampler(Broker& broker, uint64_t interval_ms)
-    : broker_(broker), timer_(broker.io()), interval_ms_(interval_ms == 0 ? 5000 : interval_ms) {
-  object_samples_ = std::clamp<size_t>(kObjectHistoryMs / interval_ms_ + 1, 2, 61);
-  total_samples_ = std::clamp<size_t>(kTotalHistoryMs / interval_ms_ + 1, 2, 1201);
+    : broker_(broker),
+      timer_(broker.io()),
+      interval_ms_(interval_ms == 0 ? 5000 : interval_ms),
+      object_samples_(std::clamp<size_t>(kObjectHistoryMs / interval_ms_ + 1, 2, 61)),
+      total_samples_(std::clamp<size_t>(kTotalHistoryMs / interval_ms_ + 1, 2, 1201)) {
   totals_.keep_history(total_samples_);
 }
 

@@ -34,7 +34,7 @@ class StatsSampler {
   boost::asio::steady_timer timer_;
   uint64_t interval_ms_;
   uint64_t previous_ms_ = 0;
-  size_t object_samples_ = kObjectSamples, total_samples_ = kTotalSamples;
+  size_t object_samples_, total_samples_;
   ObjectStats totals_;
 };
 

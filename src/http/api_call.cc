@@ -193,6 +193,55 @@ void select_columns(const std::string& columns, json::array& items) {
   }
 }
 
+// The page and page size a paged list request asks for; false after replying 400.
+bool read_paging(const Target& t, int64_t* page, int64_t* page_size, Response& r) {
+  auto number = [](const std::optional<std::string>& s, int64_t def) -> std::optional<int64_t> {
+    if (!s) return def;
+    char* end = nullptr;
+    long long n = std::strtoll(s->c_str(), &end, 10);
+    if (s->empty() || *end != 0 || n < 1) return std::nullopt;
+    return n;
+  };
+  auto p = number(t.param("page"), 1), size = number(t.param("page_size"), 100);
+  if (!p || !size || *size > 500) {
+    reply_error(r, bhttp::status::bad_request, "bad_request",
+                !size || (size && *size > 500) ? "Page size must be between 1 and 500"
+                                               : "Page must be a positive integer");
+    return false;
+  }
+  *page = *p;
+  *page_size = *size;
+  return true;
+}
+
+// RabbitMQ's paged reply over `filtered` items, item(i) giving the i-th (only the page's are
+// asked for), with the request's columns; 400 page_out_of_range past the last page.
+void reply_page(const Target& t, int64_t page, int64_t page_size, size_t filtered, size_t total,
+                const std::function<json::value(size_t)>& item, Response& r) {
+  size_t page_count = filtered == 0 ? 0 : (filtered + page_size - 1) / page_size;
+  if (filtered > 0 && static_cast<size_t>(page) > page_count) {
+    reply_error(r, bhttp::status::bad_request, "page_out_of_range",
+                "Page out of range, page: " + std::to_string(page) +
+                    " page size: " + std::to_string(page_size) +
+                    ", len: " + std::to_string(filtered));
+    return;
+  }
+  json::array slice;
+  size_t from = static_cast<size_t>(page - 1) * page_size;
+  for (size_t i = from; i < std::min(filtered, from + page_size); ++i) slice.push_back(item(i));
+  if (auto columns = t.param("columns"); columns && !columns->empty())
+    select_columns(*columns, slice);
+  size_t count = slice.size();
+  reply_json(r, bhttp::status::ok,
+             json::object{{"filtered_count", filtered},
+                          {"item_count", count},
+                          {"items", std::move(slice)},
+                          {"page", page},
+                          {"page_count", page_count},
+                          {"page_size", page_size},
+                          {"total_count", total}});
+}
+
 }  // namespace
 
 void reply_list(const Target& t, json::array items, Response& r) {
@@ -230,66 +279,22 @@ void reply_list(const Target& t, json::array items, Response& r) {
     return false;
   });
   if (reverse) std::reverse(items.begin(), items.end());
-  if (auto columns = t.param("columns"); columns && !columns->empty())
-    select_columns(*columns, items);
-  auto page_param = t.param("page");
-  if (!page_param) {
+  if (!t.param("page")) {
+    if (auto columns = t.param("columns"); columns && !columns->empty())
+      select_columns(*columns, items);
     reply_json(r, bhttp::status::ok, items);
     return;
   }
-  auto number = [](const std::optional<std::string>& s, int64_t def) -> std::optional<int64_t> {
-    if (!s) return def;
-    char* end = nullptr;
-    long long n = std::strtoll(s->c_str(), &end, 10);
-    if (s->empty() || *end != 0 || n < 1) return std::nullopt;
-    return n;
-  };
-  auto page = number(page_param, 1), page_size = number(t.param("page_size"), 100);
-  if (!page || !page_size || *page_size > 500) {
-    reply_error(r, bhttp::status::bad_request, "bad_request",
-                !page_size || (page_size && *page_size > 500)
-                    ? "Page size must be between 1 and 500"
-                    : "Page must be a positive integer");
-    return;
-  }
-  size_t filtered = items.size();
-  size_t page_count = filtered == 0 ? 0 : (filtered + *page_size - 1) / *page_size;
-  if (filtered > 0 && static_cast<size_t>(*page) > page_count) {
-    reply_error(r, bhttp::status::bad_request, "page_out_of_range",
-                "Page out of range, page: " + std::to_string(*page) +
-                    " page size: " + std::to_string(*page_size) +
-                    ", len: " + std::to_string(filtered));
-    return;
-  }
-  json::array slice;
-  size_t from = static_cast<size_t>(*page - 1) * *page_size;
-  for (size_t i = from; i < std::min(filtered, from + *page_size); ++i)
-    slice.push_back(std::move(items[i]));
-  size_t count = slice.size();
-  reply_json(r, bhttp::status::ok,
-             json::object{{"filtered_count", filtered},
-                          {"item_count", count},
-                          {"items", std::move(slice)},
-                          {"page", *page},
-                          {"page_count", page_count},
-                          {"page_size", *page_size},
-                          {"total_count", total}});
+  int64_t page = 0, page_size = 0;
+  if (!read_paging(t, &page, &page_size, r)) return;
+  reply_page(t, page, page_size, items.size(), total,
+             [&](size_t i) { return std::move(items[i]); }, r);
 }
 
 void reply_list_by_name(const Target& t, const std::vector<std::string_view>& names,
                         const std::function<json::value(size_t)>& build, Response& r) {
-  std::string sort = t.param("sort").value_or("name");
-  auto page_param = t.param("page");
-  auto page_size_param = t.param("page_size");
-  auto positive = [](const std::optional<std::string>& s, int64_t def) -> int64_t {
-    if (!s) return def;
-    char* end = nullptr;
-    long long n = std::strtoll(s->c_str(), &end, 10);
-    return s->empty() || *end != 0 ? -1 : n;
-  };
-  int64_t page = positive(page_param, 1), page_size = positive(page_size_param, 100);
   auto name = t.param("name");
-  bool simple = sort == "name" && page_param && page >= 1 && page_size >= 1 && page_size <= 500 &&
+  bool simple = t.param("sort").value_or("name") == "name" && t.param("page") &&
                 !(name && !name->empty() && t.param("use_regex") == std::optional<std::string>("true"));
   if (!simple) {
     // Regex filters, other sort keys and unpaged lists: the general path (and its errors).
@@ -298,6 +303,8 @@ void reply_list_by_name(const Target& t, const std::vector<std::string_view>& na
     for (size_t i = 0; i < names.size(); ++i) items.push_back(build(i));
     return reply_list(t, std::move(items), r);
   }
+  int64_t page = 0, page_size = 0;
+  if (!read_paging(t, &page, &page_size, r)) return;
   std::vector<size_t> order;
   order.reserve(names.size());
   for (size_t i = 0; i < names.size(); ++i)
@@ -307,30 +314,8 @@ void reply_list_by_name(const Target& t, const std::vector<std::string_view>& na
                    [&](size_t a, size_t b) { return names[a] < names[b]; });
   if (t.param("sort_reverse") == std::optional<std::string>("true"))
     std::reverse(order.begin(), order.end());
-  size_t filtered = order.size();
-  size_t page_count = filtered == 0 ? 0 : (filtered + page_size - 1) / page_size;
-  if (filtered > 0 && static_cast<size_t>(page) > page_count) {
-    reply_error(r, bhttp::status::bad_request, "page_out_of_range",
-                "Page out of range, page: " + std::to_string(page) +
-                    " page size: " + std::to_string(page_size) +
-                    ", len: " + std::to_string(filtered));
-    return;
-  }
-  json::array slice;
-  size_t from = static_cast<size_t>(page - 1) * page_size;
-  for (size_t i = from; i < std::min(filtered, from + page_size); ++i)
-    slice.push_back(build(order[i]));
-  if (auto columns = t.param("columns"); columns && !columns->empty())
-    select_columns(*columns, slice);
-  size_t count = slice.size();
-  reply_json(r, bhttp::status::ok,
-             json::object{{"filtered_count", filtered},
-                          {"item_count", count},
-                          {"items", std::move(slice)},
-                          {"page", page},
-                          {"page_count", page_count},
-                          {"page_size", page_size},
-                          {"total_count", names.size()}});
+  reply_page(t, page, page_size, order.size(), names.size(),
+             [&](size_t i) { return build(order[i]); }, r);
 }
 
 std::optional<json::object> json_body(const Request& req, Response& r) {

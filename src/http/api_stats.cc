@@ -21,15 +21,7 @@ template <class Value>
 json::object details(const broker::SampleHistory* h, Value value, uint64_t current,
                      uint64_t age_s, uint64_t incr_s) {
   json::object d;
-  double rate = 0;
-  if (h != nullptr) {
-    const auto& s = h->samples();
-    size_t n = s.size();
-    if (n >= 2 && s[n - 1].at_ms > s[n - 2].at_ms)
-      rate = (static_cast<double>(value(s[n - 1])) - static_cast<double>(value(s[n - 2]))) *
-             1000.0 / static_cast<double>(s[n - 1].at_ms - s[n - 2].at_ms);
-  }
-  d["rate"] = rate;
+  d["rate"] = h != nullptr ? h->rate(value) : 0.0;
   if (age_s == 0 || incr_s == 0) return d;
   // One point per incr back to age: the newest sample taken at or before that time (its
   // value then), 0 before the object had samples; the current value for the newest point when

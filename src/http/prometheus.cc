@@ -101,20 +101,21 @@ std::string PrometheusEndpoint::render(bool per_object) {
   metric(out, "rabbitmq_consumers", "gauge", "Consumers currently connected", consumers);
   metric(out, "rabbitmq_connections", "gauge", "Connections currently open", connections);
   metric(out, "rabbitmq_channels", "gauge", "Channels currently open", channels);
-  const broker::MessageCounters& n = broker_.counters();
+  const broker::MessageStats& n = broker_.client_publishes();
   constexpr std::string_view kAmqp = "{protocol=\"amqp091\"}";
   metric(out, "rabbitmq_global_messages_received_total", "counter",
-         "Total number of messages received from publishers", n.received, kAmqp);
+         "Total number of messages received from publishers", n.publish, kAmqp);
   metric(out, "rabbitmq_global_messages_routed_total", "counter",
-         "Total number of messages routed to queues or streams", n.routed, kAmqp);
+         "Total number of messages routed to queues or streams",
+         n.publish - n.drop_unroutable - n.return_unroutable, kAmqp);
   metric(out, "rabbitmq_global_messages_unroutable_dropped_total", "counter",
          "Total number of messages published as non-mandatory into an exchange and dropped as "
          "unroutable",
-         n.unroutable_dropped, kAmqp);
+         n.drop_unroutable, kAmqp);
   metric(out, "rabbitmq_global_messages_unroutable_returned_total", "counter",
          "Total number of messages published as mandatory into an exchange and returned to the "
          "publisher as unroutable",
-         n.unroutable_returned, kAmqp);
+         n.return_unroutable, kAmqp);
   metric(out, "rabbitmq_process_resident_memory_bytes", "gauge", "Memory used in bytes",
          resident_bytes());
   metric(out, "rabbitmq_resident_memory_limit_bytes", "gauge",

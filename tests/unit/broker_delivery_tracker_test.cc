@@ -9,21 +9,7 @@ namespace {
 
 using testing::FakeScheduler;
 using testing::make_message;
-
-// A sink that records deliveries into a tracker, as the AMQP channel does.
-class TrackingSink : public DeliverySink {
- public:
-  explicit TrackingSink(DeliveryTracker& t) : tracker(t) {}
-  bool can_deliver(const Consumer& c) const override { return tracker.can_deliver(c); }
-  void deliver(Consumer& c, Queue* q, QueuedMessage&& m) override {
-    bodies.emplace_back(m.msg->body());
-    tags.push_back(tracker.delivered(&c, q, std::move(m), c.no_ack));
-  }
-  void cancelled_by_broker(Consumer&) override {}
-  DeliveryTracker& tracker;
-  std::vector<std::string> bodies;
-  std::vector<uint64_t> tags;
-};
+using testing::TrackingSink;
 
 class DeliveryTrackerTest : public ::testing::Test {
  protected:

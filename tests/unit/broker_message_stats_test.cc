@@ -11,24 +11,13 @@ namespace {
 
 using testing::FakeScheduler;
 using testing::make_message;
-
-class CountingSink : public DeliverySink {
- public:
-  explicit CountingSink(DeliveryTracker& t) : tracker(t) {}
-  bool can_deliver(const Consumer& c) const override { return tracker.can_deliver(c); }
-  void deliver(Consumer& c, Queue* q, QueuedMessage&& m) override {
-    tags.push_back(tracker.delivered(&c, q, std::move(m), c.no_ack));
-  }
-  void cancelled_by_broker(Consumer&) override {}
-  DeliveryTracker& tracker;
-  std::vector<uint64_t> tags;
-};
+using testing::TrackingSink;
 
 TEST(MessageStatsTest, QueueAndChannelCountPublishDeliverGetAckRedeliver) {
   FakeScheduler sched;
   QueueRef q = Queue::create("/", "q", Queue::Options{}, &sched);
   DeliveryTracker tracker;
-  CountingSink sink{tracker};
+  TrackingSink sink{tracker};
   for (int i = 0; i < 4; ++i) q->enqueue(make_message("m"));
   EXPECT_EQ(q->stats().counts.publish, 4u);
 

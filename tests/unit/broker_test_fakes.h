@@ -1,4 +1,5 @@
-// Test doubles for the broker model: a DeliverySink that records deliveries (and can refuse them),
+// Test doubles for the broker model: DeliverySinks that record deliveries (one can refuse them,
+// one hands them to a DeliveryTracker as a channel does),
 // a DispatchScheduler that only records requests (tests call Queue::dispatch() themselves), and a
 // FlowControlled publisher that counts unblock notifications.
 #pragma once
@@ -12,6 +13,7 @@
 #include <vector>
 
 #include "common/field_table.h"
+#include "broker/delivery_tracker.h"
 #include "broker/message.h"
 #include "broker/queue.h"
 
@@ -87,6 +89,21 @@ class FakePublisher : public FlowControlled {
   }
   int unblocked = 0;
   Queue* last_queue = nullptr;
+};
+
+// A sink that records deliveries into a DeliveryTracker, as the AMQP channel does.
+class TrackingSink : public DeliverySink {
+ public:
+  explicit TrackingSink(DeliveryTracker& t) : tracker(t) {}
+  bool can_deliver(const Consumer& c) const override { return tracker.can_deliver(c); }
+  void deliver(Consumer& c, Queue* q, QueuedMessage&& m) override {
+    bodies.emplace_back(m.msg->body());
+    tags.push_back(tracker.delivered(&c, q, std::move(m), c.no_ack));
+  }
+  void cancelled_by_broker(Consumer&) override {}
+  DeliveryTracker& tracker;
+  std::vector<std::string> bodies;
+  std::vector<uint64_t> tags;
 };
 
 inline MessageRef make_message(std::string_view body, std::string_view routing_key = "rk",
