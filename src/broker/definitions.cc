@@ -17,6 +17,9 @@ const char* const kDefinitionSections[kDefinitionSectionCount] = {
 
 namespace {
 
+// The default exchange and the amq.* ones every vhost predeclares: not exported or imported as
+// exchanges (as RabbitMQ), though bindings from amq.* exchanges are (rabbit_binding:list_explicit
+// leaves out only the default exchange's implicit ones).
 bool is_default_exchange(std::string_view name) {
   return name.empty() || name.substr(0, 4) == "amq.";
 }
@@ -143,7 +146,7 @@ json::object export_head(Broker& broker, DefinitionsExport* snapshot) {
     ex->vhosts.push_back(name);
     for (const auto& [qname, q] : vh->queues()) ex->queues.emplace_back(index, q);
     for (const auto& [xname, x] : vh->exchanges())
-      if (!is_default_exchange(xname)) ex->exchanges.emplace_back(index, xname);
+      if (!xname.empty()) ex->exchanges.emplace_back(index, xname);
   }
   d["vhosts"] = std::move(vhosts);
   d["permissions"] = std::move(permissions);
@@ -180,13 +183,14 @@ void export_some(Broker& broker, DefinitionsExport& snapshot, size_t max, json::
     VHost* vh = broker.find_vhost(ex->vhosts[vhost_index]);
     Exchange* x = vh != nullptr ? vh->find_exchange(name) : nullptr;
     if (x == nullptr) continue;
-    exchanges.push_back(json::object{{"name", name},
-                                     {"vhost", vh->name()},
-                                     {"type", std::string(x->type_name())},
-                                     {"durable", x->options().durable},
-                                     {"auto_delete", x->options().auto_delete},
-                                     {"internal", x->options().internal},
-                                     {"arguments", to_json(x->options().arguments)}});
+    if (!is_default_exchange(name))
+      exchanges.push_back(json::object{{"name", name},
+                                       {"vhost", vh->name()},
+                                       {"type", std::string(x->type_name())},
+                                       {"durable", x->options().durable},
+                                       {"auto_delete", x->options().auto_delete},
+                                       {"internal", x->options().internal},
+                                       {"arguments", to_json(x->options().arguments)}});
     for (const Binding& b : x->bindings()) {
       bool to_queue = b.dest.queue != nullptr;
       if (to_queue && b.dest.queue->exclusive()) continue;

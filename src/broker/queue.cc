@@ -47,7 +47,23 @@ bool Queue::has_exclusive_consumer() const {
   return consumers_.size() == 1 && consumers_.front()->exclusive;
 }
 
+void Queue::count_into(QueueTotals* totals) {
+  if (totals_ != nullptr) {
+    totals_->unacked -= static_cast<int64_t>(unacked_);
+    totals_->consumers -= static_cast<int64_t>(consumers_.size());
+    totals_->ready_bytes -= static_cast<int64_t>(ready_bytes_);
+  }
+  totals_ = totals;
+  ready_.count_into(totals != nullptr ? &totals->ready : nullptr);
+  if (totals_ != nullptr) {
+    totals_->unacked += static_cast<int64_t>(unacked_);
+    totals_->consumers += static_cast<int64_t>(consumers_.size());
+    totals_->ready_bytes += static_cast<int64_t>(ready_bytes_);
+  }
+}
+
 void Queue::mark_deleted() {
+  count_into(nullptr);  // before the vhost (and its totals) may go
   deleted_ = true;
   release_publishers_if_drained();
 }
@@ -253,22 +269,22 @@ uint64_t Queue::relocate_from(const std::vector<uint32_t>& segments, uint64_t ma
 }
 
 void Queue::account_added(const QueuedMessage& m) {
+  uint64_t bytes = m.msg ? m.msg->body_size() : m.pos.size;
+  ready_bytes_ += bytes;
+  if (totals_ != nullptr) totals_->ready_bytes += static_cast<int64_t>(bytes);
   if (m.msg) {
-    ready_bytes_ += m.msg->body_size();
     ram_bytes_ += m.msg->body_size();
     ++ram_messages_;
-  } else {
-    ready_bytes_ += m.pos.size;
   }
 }
 
 void Queue::account_removed(const QueuedMessage& m) {
+  uint64_t bytes = m.msg ? m.msg->body_size() : m.pos.size;
+  ready_bytes_ -= bytes;
+  if (totals_ != nullptr) totals_->ready_bytes -= static_cast<int64_t>(bytes);
   if (m.msg) {
-    ready_bytes_ -= m.msg->body_size();
     ram_bytes_ -= m.msg->body_size();
     --ram_messages_;
-  } else {
-    ready_bytes_ -= m.pos.size;
   }
 }
 
@@ -374,6 +390,7 @@ size_t Queue::purge() {
   size_t n = ready_.size();
   ready_.for_each([&](const QueuedMessage& m) { discard(m); });
   ready_.clear(scheduler_ != nullptr ? scheduler_->memory_trimmer() : nullptr);  // in steps
+  if (totals_ != nullptr) totals_->ready_bytes -= static_cast<int64_t>(ready_bytes_);
   ready_bytes_ = 0;
   ram_bytes_ = 0;
   ram_messages_ = 0;
@@ -397,6 +414,7 @@ void Queue::add_consumer(Consumer* c) {
     consumers_.insert(at, c);
     if (rr_next_ > idx) ++rr_next_;
   }
+  if (totals_ != nullptr) ++totals_->consumers;
   touch();
   ever_had_consumer_ = true;
   if (!ready_.empty()) request_dispatch();
@@ -407,6 +425,7 @@ bool Queue::remove_consumer(Consumer* c) {
   if (it == consumers_.end()) return false;
   size_t idx = static_cast<size_t>(it - consumers_.begin());
   consumers_.erase(it);
+  if (totals_ != nullptr) --totals_->consumers;
   if (rr_next_ > idx) --rr_next_;
   if (rr_next_ >= consumers_.size()) rr_next_ = 0;
   if (consumers_.empty()) touch();

@@ -11,6 +11,7 @@
 #include "broker/message_stats.h"
 #include "broker/message.h"
 #include "broker/queue_settings.h"
+#include "broker/queue_totals.h"
 #include "broker/ready_messages.h"
 #include "broker/ref.h"
 #include "store/delivery_marks.h"
@@ -112,6 +113,9 @@ class Queue {
   // The vhost that owns the queue (dead-lettering publishes through it; x-expires deletes the
   // queue from it). Null in unit tests of the queue alone.
   void set_owner(VHost* owner) { owner_ = owner; }
+  // Counts the queue's ready and unacked messages and consumers into its vhost's running
+  // totals from now until it is deleted (null: stop counting).
+  void count_into(QueueTotals* totals);
 
   size_t message_count() const { return ready_.size(); }
   uint64_t message_bytes() const { return ready_bytes_; }
@@ -136,8 +140,14 @@ class Queue {
   uint64_t delivered_total() const { return delivered_total_; }
   // Deliveries and gets of this queue not yet settled, on every channel (messages_unacknowledged).
   size_t unacked_count() const { return unacked_; }
-  void delivery_outstanding() { ++unacked_; }
-  void delivery_settled() { --unacked_; }
+  void delivery_outstanding() {
+    ++unacked_;
+    if (totals_ != nullptr) ++totals_->unacked;
+  }
+  void delivery_settled() {
+    --unacked_;
+    if (totals_ != nullptr) --totals_->unacked;
+  }
   // Message counters and samples (management rates); the vhost's are counted alongside.
   ObjectStats& stats() { return stats_; }
   const ObjectStats& stats() const { return stats_; }
@@ -282,6 +292,7 @@ class Queue {
   uint64_t ram_bytes_ = 0;
   uint64_t delivered_total_ = 0;
   size_t unacked_ = 0;
+  QueueTotals* totals_ = nullptr;  // the vhost's running totals while the queue lives in it
   ObjectStats stats_;
   std::vector<std::weak_ptr<FlowControlled>> blocked_publishers_;
   std::vector<Consumer*> consumers_;

@@ -12,7 +12,8 @@ void ReadyMessages::clear(MemoryTrimmer* trimmer) {
   auto old = std::make_shared<std::vector<std::deque<QueuedMessage>>>(std::move(levels_));
   levels_ = std::vector<std::deque<QueuedMessage>>(old->size());
   nonempty_ = {};
-  size_ = mark_ = 0;
+  add_size(-static_cast<int64_t>(size_));
+  mark_ = 0;
   trimmer->dispose([old](uint64_t budget) -> uint64_t {
     // A message costs its slot in the deque, and the message itself while its body is in RAM
     // (counted even when another queue still shares it: the step then frees less).

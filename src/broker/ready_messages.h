@@ -44,12 +44,18 @@ class ReadyMessages {
 
   bool empty() const { return size_ == 0; }
   size_t size() const { return size_; }
+  // Also count the size into *tally (a vhost's running total of ready messages); null stops.
+  void count_into(int64_t* tally) {
+    if (tally_ != nullptr) *tally_ -= static_cast<int64_t>(size_);
+    tally_ = tally;
+    if (tally_ != nullptr) *tally_ += static_cast<int64_t>(size_);
+  }
   uint8_t max_priority() const { return static_cast<uint8_t>(levels_.size() - 1); }
   uint8_t cap(uint8_t priority) const { return std::min(priority, max_priority()); }
 
   void push_back(QueuedMessage m) {
     level(m.priority).push_back(std::move(m));
-    ++size_;
+    add_size(1);
     grew();
   }
   // The next message to deliver: the oldest of the highest non-empty level.
@@ -59,7 +65,7 @@ class ReadyMessages {
     QueuedMessage m = std::move(l.front());
     l.pop_front();
     if (l.empty()) mark_empty(m.priority);
-    --size_;
+    add_size(-1);
     return m;
   }
   // Calls f(level) for the FIFO of each non-empty level, highest first.
@@ -72,7 +78,7 @@ class ReadyMessages {
   void pop_front_of(std::deque<QueuedMessage>& l) {
     uint8_t p = l.front().priority;
     l.pop_front();
-    --size_;
+    add_size(-1);
     if (l.empty()) mark_empty(p);
   }
   // The message with this seq and priority, or null.
@@ -86,7 +92,7 @@ class ReadyMessages {
     auto it = lower(l, seq);
     if (it == l.end() || it->seq != seq) return;
     l.erase(it);
-    --size_;
+    add_size(-1);
     if (l.empty()) mark_empty(priority);
   }
   // Inserts at its seq position (recovery, where records are already in order).
@@ -98,7 +104,7 @@ class ReadyMessages {
     } else {
       l.insert(lower(l, seq), std::move(m));
     }
-    ++size_;
+    add_size(1);
     grew();
   }
   // Puts requeued messages (sorted by seq) back at their positions.
@@ -116,7 +122,7 @@ class ReadyMessages {
   void clear() {
     for (auto& l : levels_) std::deque<QueuedMessage>().swap(l);
     nonempty_ = {};
-    size_ = 0;  // mark_ stays: take_released() reports what this freed
+    add_size(-static_cast<int64_t>(size_));  // mark_ stays: take_released() reports what this freed
   }
 
   // Memory (memory_trimmer.h). A std::deque frees its blocks as it drains, but glibc keeps them
@@ -138,6 +144,10 @@ class ReadyMessages {
   void clear(MemoryTrimmer* trimmer);
 
  private:
+  void add_size(int64_t delta) {
+    size_ = static_cast<size_t>(static_cast<int64_t>(size_) + delta);
+    if (tally_ != nullptr) *tally_ += delta;
+  }
   void grew() {
     if (size_ > mark_) mark_ = size_;
   }
@@ -165,6 +175,7 @@ class ReadyMessages {
   std::array<uint64_t, 4> nonempty_{};  // bit p: level p may hold messages
   size_t size_ = 0;
   size_t mark_ = 0;  // the most messages held since take_released() last reported
+  int64_t* tally_ = nullptr;
 };
 
 inline void ReadyMessages::merge(std::vector<QueuedMessage>& sorted) {
@@ -175,7 +186,7 @@ inline void ReadyMessages::merge(std::vector<QueuedMessage>& sorted) {
     auto& msgs = by_level[p];
     if (msgs.empty()) continue;
     auto& l = level(static_cast<uint8_t>(p));
-    size_ += msgs.size();
+    add_size(static_cast<int64_t>(msgs.size()));
     grew();
     if (l.empty() || msgs.back().seq < l.front().seq) {
       // The common case: everything requeued is older than what is ready.

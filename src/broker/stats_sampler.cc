@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <chrono>
 
+#include <spdlog/spdlog.h>
+
 #include "broker/broker.h"
 
 namespace warren::broker {
@@ -45,6 +47,11 @@ void StatsSampler::sample(uint64_t now_ms) {
     }
     for (const auto& [xname, x] : vh->exchanges())
       x->stats().sample(now_ms, previous_ms_, 0, 0, object_samples_);
+    // The running totals must equal what this walk sums; a drift is a counting bug.
+    const QueueTotals& t = vh->queue_totals();
+    if (static_cast<uint64_t>(t.ready) != ready || static_cast<uint64_t>(t.unacked) != unacked)
+      spdlog::error("vhost '{}': queue totals drifted: running ready {} unacked {}, queues sum "
+                    "ready {} unacked {}", name, t.ready, t.unacked, ready, unacked);
     vh->stats().sample(now_ms, previous_ms_, ready, unacked, object_samples_);
     all.add(vh->stats().counts);
     all_ready += ready;

@@ -108,6 +108,7 @@ void VHost::restore(const store::Definitions& defs) {
     QueueRef q = Queue::create(name_, r.name, std::move(o), scheduler_);
     q->set_journal(journal_);
     q->set_owner(this);
+    q->count_into(&queue_totals_);
     if (!policies_.empty()) apply_policy(*q);
     queues_.emplace(r.name, std::move(q));
     ++queues;
@@ -329,6 +330,7 @@ OpResult<QueueDeclareOk> VHost::declare_queue(const QueueDeclare& declared,
   QueueRef q = Queue::create(name_, name, std::move(o), scheduler_);
   q->set_journal(journal_);
   q->set_owner(this);
+  q->count_into(&queue_totals_);
   if (!policies_.empty()) apply_policy(*q);
   queues_.emplace(name, q);
   // Every queue is bound to the default exchange by its name; that binding is implicit (routing

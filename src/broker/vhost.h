@@ -156,6 +156,8 @@ class VHost {
   // Message counters of the vhost's channels and queues, and their samples (management rates).
   ObjectStats& stats() { return stats_; }
   const ObjectStats& stats() const { return stats_; }
+  // Ready and unacked messages and consumers over every queue, kept as they change.
+  const QueueTotals& queue_totals() const { return queue_totals_; }
 
  private:
   template <class HeadersFn>
@@ -192,6 +194,7 @@ class VHost {
   DelayTimer* delay_timer_ = nullptr;
   std::vector<Policy> policies_;
   ObjectStats stats_;
+  QueueTotals queue_totals_;  // queues point here: a VHost never moves (held by unique_ptr)
   Exchange* default_exchange_ = nullptr;  // "" (counted without a lookup per publish)
 };
 

@@ -193,7 +193,8 @@ void select_columns(const std::string& columns, json::array& items) {
   }
 }
 
-// The page and page size a paged list request asks for; false after replying 400.
+}  // namespace
+
 bool read_paging(const Target& t, int64_t* page, int64_t* page_size, Response& r) {
   auto number = [](const std::optional<std::string>& s, int64_t def) -> std::optional<int64_t> {
     if (!s) return def;
@@ -214,8 +215,6 @@ bool read_paging(const Target& t, int64_t* page, int64_t* page_size, Response& r
   return true;
 }
 
-// RabbitMQ's paged reply over `filtered` items, item(i) giving the i-th (only the page's are
-// asked for), with the request's columns; 400 page_out_of_range past the last page.
 void reply_page(const Target& t, int64_t page, int64_t page_size, size_t filtered, size_t total,
                 const std::function<json::value(size_t)>& item, Response& r) {
   size_t page_count = filtered == 0 ? 0 : (filtered + page_size - 1) / page_size;
@@ -228,7 +227,8 @@ void reply_page(const Target& t, int64_t page, int64_t page_size, size_t filtere
   }
   json::array slice;
   size_t from = static_cast<size_t>(page - 1) * page_size;
-  for (size_t i = from; i < std::min(filtered, from + page_size); ++i) slice.push_back(item(i));
+  for (size_t i = from; i < std::min(filtered, from + page_size); ++i)
+    if (json::value v = item(i); !v.is_null()) slice.push_back(std::move(v));
   if (auto columns = t.param("columns"); columns && !columns->empty())
     select_columns(*columns, slice);
   size_t count = slice.size();
@@ -241,8 +241,6 @@ void reply_page(const Target& t, int64_t page, int64_t page_size, size_t filtere
                           {"page_size", page_size},
                           {"total_count", total}});
 }
-
-}  // namespace
 
 void reply_list(const Target& t, json::array items, Response& r) {
   size_t total = items.size();
@@ -289,33 +287,6 @@ void reply_list(const Target& t, json::array items, Response& r) {
   if (!read_paging(t, &page, &page_size, r)) return;
   reply_page(t, page, page_size, items.size(), total,
              [&](size_t i) { return std::move(items[i]); }, r);
-}
-
-void reply_list_by_name(const Target& t, const std::vector<std::string_view>& names,
-                        const std::function<json::value(size_t)>& build, Response& r) {
-  auto name = t.param("name");
-  bool simple = t.param("sort").value_or("name") == "name" && t.param("page") &&
-                !(name && !name->empty() && t.param("use_regex") == std::optional<std::string>("true"));
-  if (!simple) {
-    // Regex filters, other sort keys and unpaged lists: the general path (and its errors).
-    json::array items;
-    items.reserve(names.size());
-    for (size_t i = 0; i < names.size(); ++i) items.push_back(build(i));
-    return reply_list(t, std::move(items), r);
-  }
-  int64_t page = 0, page_size = 0;
-  if (!read_paging(t, &page, &page_size, r)) return;
-  std::vector<size_t> order;
-  order.reserve(names.size());
-  for (size_t i = 0; i < names.size(); ++i)
-    if (!name || name->empty() || names[i].find(*name) != std::string_view::npos)
-      order.push_back(i);
-  std::stable_sort(order.begin(), order.end(),
-                   [&](size_t a, size_t b) { return names[a] < names[b]; });
-  if (t.param("sort_reverse") == std::optional<std::string>("true"))
-    std::reverse(order.begin(), order.end());
-  reply_page(t, page, page_size, order.size(), names.size(),
-             [&](size_t i) { return build(order[i]); }, r);
 }
 
 std::optional<json::object> json_body(const Request& req, Response& r) {

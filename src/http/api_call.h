@@ -10,6 +10,8 @@
 #include <utility>
 #include <vector>
 
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <boost/json.hpp>
 
 #include "auth/user_store.h"
@@ -31,8 +33,17 @@ std::optional<Target> parse_target(std::string_view target);
 // (user, password) of an "Authorization: Basic ..." header.
 std::optional<std::pair<std::string, std::string>> basic_credentials(std::string_view header);
 
+// Where a handler may go on after it returns: the event loop, to build a long reply a slice per
+// loop turn, and a worker thread, to parse, sort and serialise JSON off the loop.
+struct ApiLoop {
+  boost::asio::io_context& io;
+  boost::asio::thread_pool& worker;
+};
+
 struct ApiCall {
   broker::Broker& broker;
+  ApiLoop& loop;
+  Responder& responder;  // later(): answer after returning; the request stays valid until then
   const ManagementInfo& info;
   const Request& req;
   const Target& target;
@@ -60,12 +71,28 @@ void reply_broker_error(Response& r, const broker::Error& e);
 // Lists: applies name/use_regex filtering, sort/sort_reverse and page/page_size as RabbitMQ
 // does and writes the reply (a plain array without `page`).
 void reply_list(const Target& t, boost::json::array items, Response& r);
-// The same reply for a list whose items are costly to build (queues): with the default sort by
-// name and a page asked for, only the names are filtered and sorted and only the page's items
-// are built, so a page of 100 out of 100,000 queues costs about the names' sort. Any other
-// request builds every item (build(i) for i in order) and answers as reply_list.
-void reply_list_by_name(const Target& t, const std::vector<std::string_view>& names,
-                        const std::function<boost::json::value(size_t)>& build, Response& r);
+// A paged reply (page, page_size, filtered_count, ...) over `filtered` items; item(i) gives the
+// i-th and is asked only for the page's (a null item is left out). 400 past the last page.
+void reply_page(const Target& t, int64_t page, int64_t page_size, size_t filtered, size_t total,
+                const std::function<boost::json::value(size_t)>& item, Response& r);
+// The page and page size a paged list request asks for; false after replying 400.
+bool read_paging(const Target& t, int64_t* page, int64_t* page_size, Response& r);
+
+// A list too long to build in one event-loop turn (100,000 queues), as a snapshot the builder
+// owns: its items are built on the loop a slice at a time.
+struct SlicedList {
+  size_t size = 0;
+  // Item names, for lists sorted by name by default: a page sorted by name is then answered by
+  // sorting the names and building only the page's items. Empty for other lists. The views
+  // must stay valid while `build` lives (the snapshot keeps the named objects).
+  std::vector<std::string_view> names;
+  // The i-th item; null when its object has gone since the snapshot (it is left out). Called
+  // and destroyed on the event loop only.
+  std::function<boost::json::value(size_t)> build;
+};
+// Answers like reply_list without stalling the event loop (api_list_later.cc): items are built
+// about 2 ms of work per loop turn, then filtered, sorted, paged and serialised on the worker.
+void reply_list_later(ApiCall& c, SlicedList list);
 // The request body as a JSON object ({} when empty); nullopt after replying 400 not_json.
 std::optional<boost::json::object> json_body(const Request& req, Response& r);
 bool json_bool(const boost::json::object& o, std::string_view key, bool def);
@@ -76,7 +103,8 @@ bool has_tag(const auth::User& u, std::string_view tag);
 boost::json::array tags_json(const auth::User& u);
 
 // The resource handlers (one file each); each answers every request under its first segment.
-void handle_overview(ApiCall& c);     // overview, whoami, aliveness-test, health (api_overview.cc)
+void handle_overview(ApiCall& c);     // overview, whoami, aliveness-test, nodes (api_overview.cc)
+void handle_health(ApiCall& c);       // health/checks/..., healthchecks/node (api_health.cc)
 void handle_vhosts(ApiCall& c);       // api_vhosts.cc
 void handle_users(ApiCall& c);        // users, permissions (api_users.cc)
 void handle_queues(ApiCall& c);       // api_queues.cc

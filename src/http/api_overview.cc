@@ -1,4 +1,5 @@
-// /api/overview, /api/whoami, /api/aliveness-test/{vhost}, /api/health/checks/alarms.
+// /api/overview, /api/whoami, /api/aliveness-test/{vhost}, /api/nodes, /api/extensions,
+// /api/cluster-name.
 #include <unistd.h>
 
 #include <filesystem>
@@ -79,12 +80,11 @@ void handle_overview(ApiCall& c) {
       if (!c.visible(name)) continue;
       const broker::VHost* vh = c.broker.find_vhost(name);
       exchanges += vh->exchanges().size();
-      for (const auto& [qname, q] : vh->queues()) {
-        ++queues;
-        consumers += q->consumer_count();
-        ready += q->message_count();
-        unacked += q->unacked_count();
-      }
+      queues += vh->queues().size();
+      const broker::QueueTotals& t = vh->queue_totals();
+      consumers += static_cast<size_t>(t.consumers);
+      ready += static_cast<size_t>(t.ready);
+      unacked += static_cast<size_t>(t.unacked);
       if (!c.monitoring) own.add(vh->stats().counts);
     }
     size_t connections = 0;
@@ -103,9 +103,13 @@ void handle_overview(ApiCall& c) {
     json::value message_stats = message_stats_json(totals, broker::StatsKind::kVHost, range);
     json::object queue_totals;
     add_lengths(queue_totals, totals, ready, unacked, range);
-    json::array listeners{
-        json::object{{"node", node}, {"protocol", "amqp"}, {"port", c.info.amqp_port}},
-        json::object{{"node", node}, {"protocol", "http"}, {"port", c.info.management_port}}};
+    json::array listeners;
+    for (const ListenerInfo& l : c.info.listeners)
+      listeners.push_back(json::object{{"node", node},
+                                       {"protocol", l.protocol},
+                                       {"ip_address", l.ip_address},
+                                       {"port", l.port},
+                                       {"socket_opts", json::object()}});
     return reply_json(
         r, bhttp::status::ok,
         json::object{{"management_version", c.info.product_version},
@@ -145,18 +149,6 @@ void handle_overview(ApiCall& c) {
     return reply_json(r, bhttp::status::ok, json::object{{"status", "ok"}});
   }
 
-  if (what == "health" && seg.size() == 3 && seg[1] == "checks" && seg[2] == "alarms" &&
-      c.method() == bhttp::verb::get) {
-    json::array alarms;
-    if (c.broker.memory_alarm())
-      alarms.push_back(json::object{{"node", node}, {"resource", "memory"}});
-    if (c.broker.disk_alarm()) alarms.push_back(json::object{{"node", node}, {"resource", "disk"}});
-    if (alarms.empty()) return reply_json(r, bhttp::status::ok, json::object{{"status", "ok"}});
-    return reply_json(r, bhttp::status::service_unavailable,
-                      json::object{{"status", "failed"},
-                                   {"reason", "resource alarm(s) in effect in the cluster"},
-                                   {"alarms", std::move(alarms)}});
-  }
   not_found(r);
 }
 

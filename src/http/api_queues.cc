@@ -50,20 +50,34 @@ void handle_queues(ApiCall& c) {
     if (seg.size() <= 2 && c.method() == bhttp::verb::get) {
       if (seg.size() == 2 && (c.broker.find_vhost(seg[1]) == nullptr || !c.visible(seg[1])))
         return not_found(r);
-      SampleRange range = SampleRange::of(c.target);
-      std::vector<std::pair<const broker::Queue*, const broker::VHost*>> queues;
-      std::vector<std::string_view> names;
-      for (const std::string& name : c.broker.list_vhosts()) {
+      // A snapshot of references (no allocation per queue): queues deleted meanwhile are left
+      // out, and each item's vhost is looked up again when it is built.
+      struct Snapshot {
+        std::vector<std::string> vhosts;
+        std::vector<std::pair<uint32_t, broker::QueueRef>> queues;
+      };
+      auto snap = std::make_shared<Snapshot>();
+      SlicedList list;
+      for (std::string& name : c.broker.list_vhosts()) {
         if ((seg.size() == 2 && name != seg[1]) || !c.visible(name)) continue;
         const broker::VHost* vh = c.broker.find_vhost(name);
-        for (const auto& [qname, q] : vh->queues()) {
-          queues.emplace_back(q.get(), vh);
-          names.push_back(qname);
+        auto index = static_cast<uint32_t>(snap->vhosts.size());
+        for (const auto& entry : vh->queues()) {
+          const broker::QueueRef& q = entry.second;
+          snap->queues.emplace_back(index, q);
+          list.names.push_back(q->name());  // the queue's own string: the map key may go
         }
+        snap->vhosts.push_back(std::move(name));
       }
-      reply_list_by_name(c.target, names, [&](size_t i) -> json::value {
-        return queue_json(*queues[i].first, *queues[i].second, node, range);
-      }, r);
+      list.size = snap->queues.size();
+      list.build = [snap, &broker = c.broker, node, range = SampleRange::of(c.target)](
+                       size_t i) -> json::value {
+        const auto& [vhost, q] = snap->queues[i];
+        const broker::VHost* vh = broker.find_vhost(snap->vhosts[vhost]);
+        if (q->deleted() || vh == nullptr) return nullptr;
+        return queue_json(*q, *vh, node, range);
+      };
+      reply_list_later(c, std::move(list));
       return;
     }
     if (seg.size() == 4 && seg[3] == "bindings") {

@@ -12,11 +12,8 @@ namespace {
 json::object vhost_json(broker::Broker& b, const std::string& name,
                         const std::string& node, const SampleRange& range) {
   const broker::VHost* vh = b.find_vhost(name);
-  size_t ready = 0, unacked = 0;
-  for (const auto& [qname, q] : vh->queues()) {
-    ready += q->message_count();
-    unacked += q->unacked_count();
-  }
+  auto ready = static_cast<size_t>(vh->queue_totals().ready);
+  auto unacked = static_cast<size_t>(vh->queue_totals().unacked);
   std::string description = name == "/" ? "Default virtual host" : "";
   json::object o{{"name", name},
                       {"description", description},

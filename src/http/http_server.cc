@@ -59,11 +59,27 @@ class Session : public std::enable_shared_from_this<Session> {
       response_.body() = R"({"error":"bad_request","reason":")" + ec.message() + "\"}";
       response_.keep_alive(false);
     } else {
-      Request request = parser_->release();
-      response_.version(request.version());
-      response_.keep_alive(request.keep_alive());
-      (*handler_)(request, peer_, response_);
+      request_ = parser_->release();
+      version_ = request_.version();
+      keep_alive_ = request_.keep_alive();
+      response_.version(version_);
+      response_.keep_alive(keep_alive_);
+      Responder responder([self = shared_from_this()]() -> Finish {
+        return [self](Response res) {
+          res.version(self->version_);
+          res.keep_alive(self->keep_alive_);
+          self->response_ = std::move(res);
+          self->write();
+        };
+      });
+      (*handler_)(request_, peer_, response_, responder);
+      if (responder.deferred()) return;
     }
+    write();
+  }
+
+  void write() {
+    request_ = {};  // a large body (definitions) is not kept while the connection idles
     response_.set(bhttp::field::server, "Warren");
     response_.prepare_payload();
     bhttp::async_write(stream_, response_,
@@ -85,7 +101,10 @@ class Session : public std::enable_shared_from_this<Session> {
   beast::tcp_stream stream_;
   beast::flat_buffer buffer_;
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
+  Request request_;  // valid until its response is written (deferred handlers read it later)
   Response response_;
+  unsigned version_ = 11;
+  bool keep_alive_ = true;
   std::shared_ptr<const Handler> handler_;
   Peer peer_;
 };

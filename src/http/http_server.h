@@ -21,7 +21,26 @@ using Response = boost::beast::http::response<boost::beast::http::string_body>;
 struct Peer {
   bool loopback = false;  // for loopback_users (guest may only log in from localhost)
 };
-using Handler = std::function<void(const Request&, const Peer&, Response&)>;
+// Completes a deferred response: call it once, on the event loop. The session reads no further
+// request until then; the function keeps the session alive.
+using Finish = std::function<void(Response)>;
+// Lets a handler answer after it returns (a long list built over several loop turns): a
+// handler that calls later() leaves its Response unused and answers through the Finish. The
+// Request it was given stays valid until then.
+class Responder {
+ public:
+  explicit Responder(std::function<Finish()> make) : make_(std::move(make)) {}
+  Finish later() {
+    deferred_ = true;
+    return make_();
+  }
+  bool deferred() const { return deferred_; }
+
+ private:
+  std::function<Finish()> make_;
+  bool deferred_ = false;
+};
+using Handler = std::function<void(const Request&, const Peer&, Response&, Responder&)>;
 
 class HttpServer {
  public:

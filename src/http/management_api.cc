@@ -6,7 +6,8 @@ namespace warren::http {
 
 namespace bhttp = boost::beast::http;
 
-void ManagementApi::handle(const Request& req, const Peer& peer, Response& r) {
+void ManagementApi::handle(const Request& req, const Peer& peer, Response& r,
+                           Responder& responder) {
   auto target = parse_target(req.target());
   if (!target || target->segments.empty()) return not_found(r);
 
@@ -30,7 +31,8 @@ void ManagementApi::handle(const Request& req, const Peer& peer, Response& r) {
       r.set(bhttp::field::www_authenticate, "Basic realm=\"RabbitMQ Management\"");
     return reply_error(r, bhttp::status::unauthorized, "not_authorized", "Login failed");
   }
-  ApiCall call{broker_, info_, req, *target, *user, false, false, r};
+  ApiLoop loop{io_, worker_};
+  ApiCall call{broker_, loop, responder, info_, req, *target, *user, false, false, r};
   call.administrator = has_tag(*user, "administrator");
   call.monitoring = call.administrator || has_tag(*user, "monitoring");
   if (!call.monitoring && !has_tag(*user, "management") && !has_tag(*user, "policymaker"))
@@ -38,7 +40,8 @@ void ManagementApi::handle(const Request& req, const Peer& peer, Response& r) {
 
   const std::string& what = target->segments[0];
   if ((what == "exchanges" || what == "queues") && handle_messages(call)) return;
-  if (what == "overview" || what == "whoami" || what == "aliveness-test" || what == "health" ||
+  if (what == "health" || what == "healthchecks") return handle_health(call);
+  if (what == "overview" || what == "whoami" || what == "aliveness-test" ||
       what == "nodes" || what == "extensions" || what == "cluster-name")
     return handle_overview(call);
   if (what == "vhosts") return handle_vhosts(call);

@@ -57,20 +57,20 @@ std::string PrometheusEndpoint::render(bool per_object) {
     uint64_t ready, unacked, consumers, bytes;
   };
   std::vector<QueueRow> rows;
+  // The totals are the vhosts' running sums; only the per-object variant walks the queues.
   uint64_t ready = 0, unacked = 0, consumers = 0, bytes = 0, queues = 0;
   for (const std::string& vhost : broker_.list_vhosts()) {
-    for (const auto& [name, q] : broker_.find_vhost(vhost)->queues()) {
-      uint64_t u = 0;
-      for (const broker::Consumer* c : q->consumers()) u += c->unacked;
-      ++queues;
-      ready += q->message_count();
-      unacked += u;
-      consumers += q->consumer_count();
-      bytes += q->message_bytes();
-      if (per_object)
-        rows.push_back({vhost, name, q->message_count(), u, q->consumer_count(),
-                        q->message_bytes()});
-    }
+    const broker::VHost* vh = broker_.find_vhost(vhost);
+    const broker::QueueTotals& t = vh->queue_totals();
+    queues += vh->queues().size();
+    ready += static_cast<uint64_t>(t.ready);
+    unacked += static_cast<uint64_t>(t.unacked);
+    consumers += static_cast<uint64_t>(t.consumers);
+    bytes += static_cast<uint64_t>(t.ready_bytes);
+    if (!per_object) continue;
+    for (const auto& [name, q] : vh->queues())
+      rows.push_back({vhost, name, q->message_count(), q->unacked_count(), q->consumer_count(),
+                      q->message_bytes()});
   }
   uint64_t connections = 0, channels = 0;
   for (const auto& [key, c] : broker_.connections()) {

@@ -127,16 +127,16 @@ int main(int argc, char** argv) {
   if (!first_amqp.empty())
     management_info.amqp_port = static_cast<uint16_t>(
         std::stoi(first_amqp.front().substr(first_amqp.front().rfind(':') + 1)));
-  http::ManagementApi management(broker, management_info);
+  http::ManagementApi management(io, broker, management_info);
   http::StaticFiles web_ui(config->management_www);
   server::HttpListeners management_listeners;
   if (!management_listeners.open(
           io, config->amqp_listeners, config->management_port,
           [&management, &web_ui](const http::Request& req, const http::Peer& peer,
-                                 http::Response& res) {
+                                 http::Response& res, http::Responder& responder) {
             // /api/... is the HTTP API; everything else the web UI's files.
             if (req.target().starts_with("/api/") || req.target() == "/api")
-              management.handle(req, peer, res);
+              management.handle(req, peer, res, responder);
             else
               web_ui.handle(req, res);
           },
@@ -150,7 +150,8 @@ int main(int argc, char** argv) {
   server::HttpListeners prometheus_listeners;
   if (!prometheus_listeners.open(
           io, config->amqp_listeners, config->prometheus_port,
-          [&prometheus](const http::Request& req, const http::Peer& peer, http::Response& res) {
+          [&prometheus](const http::Request& req, const http::Peer& peer, http::Response& res,
+                        http::Responder&) {
             prometheus.handle(req, peer, res);
           },
           &error)) {
@@ -158,6 +159,22 @@ int main(int argc, char** argv) {
     return 1;
   }
   prometheus_listeners.start();
+  // What /api/overview and the health checks list as this node's listeners.
+  auto add_listeners = [&management](const std::vector<std::string>& bound,
+                                     const std::string& protocol, const std::string& certfile,
+                                     const std::string& cacertfile) {
+    for (const std::string& where : bound) {
+      size_t colon = where.rfind(':');
+      management.info().listeners.push_back(
+          {protocol, where.substr(0, colon),
+           static_cast<uint16_t>(std::stoi(where.substr(colon + 1))), certfile, cacertfile});
+    }
+  };
+  add_listeners(listeners.describe(), "amqp", "", "");
+  add_listeners(tls_listeners.describe(), "amqp/ssl", config->tls.certfile,
+                config->tls.cacertfile);
+  add_listeners(management_listeners.describe(), "http", "", "");
+  add_listeners(prometheus_listeners.describe(), "http/prometheus", "", "");
   // warrenctl's control socket (DATA_DIR/warren.sock, 0600).
   server::ControlServer control(broker, config->data_dir);
   if (!control.start(&error)) {

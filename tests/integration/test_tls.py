@@ -199,3 +199,20 @@ def test_bad_certificate_file_stops_the_start(certs, tmp_path):
         warren_process.start(["--amqps-port", "0", "--ssl-certfile", str(tmp_path / "missing.pem"),
                               "--ssl-keyfile", str(certs / "server.key")], startup_timeout=20)
     assert "missing.pem" in str(e.value)
+
+
+def test_certificate_expiration_health_check(warren_factory, certs):
+    from test_management_api import call
+    b = warren_factory(*tls_args(certs))
+    # The test certificates are valid for two days.
+    assert call(b, "GET", "/api/health/checks/certificate-expiration/1/days")[:2] == (
+        200, {"status": "ok"})
+    status, body, _ = call(b, "GET", "/api/health/checks/certificate-expiration/1/weeks")
+    assert (status, body["status"], body["reason"]) == (503, "failed", "Certificates expiring")
+    [listener] = body["expired"]
+    assert (listener["protocol"], listener["port"]) == ("amqp/ssl", amqps_port(b))
+    assert listener["certfile"] == str(certs / "server.pem")
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d{1,2}:\d\d:\d\d", listener["certfile_expires_on"][0])
+    assert len(listener["cacertfile_expires_on"]) == 1
+    status, body, _ = call(b, "GET", "/api/health/checks/protocol-listener/amqps")
+    assert status == 200 and "amqp/ssl" in body["protocols"]
