@@ -68,6 +68,11 @@ VHost::VHost(std::string name, DispatchScheduler* scheduler, store::MetadataStor
   add_exchange("amq.match", ExchangeType::kHeaders, durable);
 }
 
+void VHost::add_queue(QueueRef q) {
+  auto [it, added] = queues_.emplace(q->name(), std::move(q));
+  if (added) queue_names_.insert(it->first);  // a view of the map's key: stable until erased
+}
+
 VHost::~VHost() {
   for (auto& [name, q] : queues_) q->mark_deleted();
 }
@@ -110,7 +115,7 @@ void VHost::restore(const store::Definitions& defs) {
     q->set_owner(this);
     q->count_into(&queue_totals_);
     if (!policies_.empty()) apply_policy(*q);
-    queues_.emplace(r.name, std::move(q));
+    add_queue(std::move(q));
     ++queues;
   }
   for (const store::BindingRecord& r : defs.bindings) {
@@ -332,7 +337,7 @@ OpResult<QueueDeclareOk> VHost::declare_queue(const QueueDeclare& declared,
   q->set_owner(this);
   q->count_into(&queue_totals_);
   if (!policies_.empty()) apply_policy(*q);
-  queues_.emplace(name, q);
+  add_queue(q);
   // Every queue is bound to the default exchange by its name; that binding is implicit (routing
   // to "" looks the queue up by name) and cannot be changed.
   return QueueDeclareOk{name, 0, 0};
@@ -359,6 +364,7 @@ void VHost::remove_queue(Queue* q) {
     c->sink->cancelled_by_broker(*c);
   }
   q->purge();
+  queue_names_.erase(it->first);
   queues_.erase(it);
   auto_delete_unused(sources);
 }

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <set>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -152,6 +153,10 @@ class VHost {
   const std::unordered_map<std::string, QueueRef, StringHash, std::equal_to<>>& queues() const {
     return queues_;
   }
+  // The queues' names in byte order (the management API's default sort): a page of 100 out of
+  // 100,000 queues, or a list built over many loop turns resuming after the last name listed,
+  // needs no sort.
+  const std::set<std::string_view>& queue_names() const { return queue_names_; }
 
   // Message counters of the vhost's channels and queues, and their samples (management rates).
   ObjectStats& stats() { return stats_; }
@@ -164,6 +169,7 @@ class VHost {
   void route_from(Exchange* x, std::string_view routing_key, HeadersFn& headers,
                   std::vector<Queue*>& out, uint64_t mark);
   Exchange* add_exchange(std::string name, ExchangeType type, Exchange::Options options);
+  void add_queue(QueueRef q);  // into queues_ and queue_names_
   // Enqueues a routed message on each target (the tail of publish() and publish_delayed()).
   void enqueue_routed(const std::vector<Queue*>& targets, PublishRequest& request,
                       PublishOutcome& outcome);
@@ -186,6 +192,7 @@ class VHost {
   MessageJournal* journal_;
   std::unordered_map<std::string, std::unique_ptr<Exchange>, StringHash, std::equal_to<>> exchanges_;
   std::unordered_map<std::string, QueueRef, StringHash, std::equal_to<>> queues_;
+  std::set<std::string_view> queue_names_;  // views of queues_' keys
   uint64_t route_epoch_ = 0;
   ReplyConsumers* reply_consumers_ = nullptr;
   std::vector<Queue*> route_scratch_;

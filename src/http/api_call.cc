@@ -242,8 +242,8 @@ void reply_page(const Target& t, int64_t page, int64_t page_size, size_t filtere
                           {"total_count", total}});
 }
 
-void reply_list(const Target& t, json::array items, Response& r) {
-  size_t total = items.size();
+void reply_list(const Target& t, json::array items, Response& r, size_t left_out) {
+  size_t total = items.size() + left_out;
   if (auto name = t.param("name"); name && !name->empty()) {
     bool regex = t.param("use_regex") == std::optional<std::string>("true");
     std::optional<auth::ErlangRegex> re;

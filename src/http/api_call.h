@@ -3,6 +3,7 @@
 // helpers for RabbitMQ's reply shapes (errors, 201/204, pagination of lists).
 #pragma once
 
+#include <chrono>
 #include <functional>
 #include <optional>
 #include <string>
@@ -70,7 +71,8 @@ void no_content(Response& r,
 void reply_broker_error(Response& r, const broker::Error& e);
 // Lists: applies name/use_regex filtering, sort/sort_reverse and page/page_size as RabbitMQ
 // does and writes the reply (a plain array without `page`).
-void reply_list(const Target& t, boost::json::array items, Response& r);
+// `left_out`: items already dropped by the name filter (they count in total_count).
+void reply_list(const Target& t, boost::json::array items, Response& r, size_t left_out = 0);
 // A paged reply (page, page_size, filtered_count, ...) over `filtered` items; item(i) gives the
 // i-th and is asked only for the page's (a null item is left out). 400 past the last page.
 void reply_page(const Target& t, int64_t page, int64_t page_size, size_t filtered, size_t total,
@@ -78,21 +80,20 @@ void reply_page(const Target& t, int64_t page, int64_t page_size, size_t filtere
 // The page and page size a paged list request asks for; false after replying 400.
 bool read_paging(const Target& t, int64_t* page, int64_t* page_size, Response& r);
 
-// A list too long to build in one event-loop turn (100,000 queues), as a snapshot the builder
-// owns: its items are built on the loop a slice at a time.
-struct SlicedList {
-  size_t size = 0;
-  // Item names, for lists sorted by name by default: a page sorted by name is then answered by
-  // sorting the names and building only the page's items. Empty for other lists. The views
-  // must stay valid while `build` lives (the snapshot keeps the named objects).
-  std::vector<std::string_view> names;
-  // The i-th item; null when its object has gone since the snapshot (it is left out). Called
-  // and destroyed on the event loop only.
-  std::function<boost::json::value(size_t)> build;
+// Builds a list too long for one event-loop turn (100,000 queues): each call appends items to
+// `out.items` (or counts in `out.left_out` those it already found not to match the name filter)
+// until `deadline` and says whether the list is complete. It runs on the event loop, and
+// must not keep iterators across calls (the broker changes in between): resume by name.
+struct ListOut {
+  boost::json::array items;
+  size_t left_out = 0;
 };
-// Answers like reply_list without stalling the event loop (api_list_later.cc): items are built
-// about 2 ms of work per loop turn, then filtered, sorted, paged and serialised on the worker.
-void reply_list_later(ApiCall& c, SlicedList list);
+using ListStep =
+    std::function<bool(ListOut& out, std::chrono::steady_clock::time_point deadline)>;
+// Answers like reply_list without stalling the event loop (api_list_later.cc): `step` is called
+// once per loop turn with about 2 ms to spend; filtering, sorting, paging and serialisation run
+// on the worker thread.
+void reply_list_later(ApiCall& c, ListStep step);
 // The request body as a JSON object ({} when empty); nullopt after replying 400 not_json.
 std::optional<boost::json::object> json_body(const Request& req, Response& r);
 bool json_bool(const boost::json::object& o, std::string_view key, bool def);

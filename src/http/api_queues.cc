@@ -1,4 +1,8 @@
 // /api/queues[/{vhost}[/{name}]]: list (paged), show, declare (PUT), delete.
+#include <chrono>
+#include <optional>
+#include <set>
+
 #include "http/api_call.h"
 #include "http/api_stats.h"
 
@@ -39,6 +43,82 @@ json::object queue_json(const broker::Queue& q, const broker::VHost& vh,
   return o;
 }
 
+using Deadline = std::chrono::steady_clock::time_point;
+
+// The queues of some vhosts in name order (each vhost's queue_names()), over several loop
+// turns: a turn ends after a queue, and the next resumes after that name, so queues declared or
+// deleted in between are simply seen or not.
+struct QueueWalk {
+  std::vector<std::string> vhosts;
+  size_t vhost = 0;
+  std::optional<std::string> after;  // the last name listed in this vhost
+
+  // Calls f(queue, vhost) until the deadline; true once every vhost is done.
+  template <class F>
+  bool step(broker::Broker& broker, Deadline deadline, F&& f) {
+    for (; vhost < vhosts.size(); ++vhost, after.reset()) {
+      const broker::VHost* vh = broker.find_vhost(vhosts[vhost]);
+      if (vh == nullptr) continue;
+      const auto& names = vh->queue_names();
+      size_t n = 0;
+      for (auto it = after ? names.upper_bound(*after) : names.begin(); it != names.end(); ++it) {
+        f(*vh->queues().find(*it)->second, *vh);
+        if ((++n & 15) == 0 && std::chrono::steady_clock::now() > deadline) {
+          after = std::string(*it);
+          return false;
+        }
+      }
+    }
+    return true;
+  }
+};
+
+// A page in the default order (by name) without a filter: a merge of the vhosts' name indexes up
+// to the page, so a page of 100 out of 100,000 queues builds 100 items and sorts nothing. Ties
+// between vhosts go in vhost order (reversed with sort_reverse), as a stable sort would.
+void reply_page_by_name(ApiCall& c, const std::vector<std::string>& vhost_names,
+                        const SampleRange& range) {
+  int64_t page = 0, page_size = 0;
+  if (!read_paging(c.target, &page, &page_size, c.r)) return;
+  bool reverse = c.target.flag("sort_reverse");
+  struct Cursor {
+    const broker::VHost* vh;
+    std::set<std::string_view>::const_iterator next, end;            // forward
+    std::set<std::string_view>::const_reverse_iterator rnext, rend;  // sort_reverse
+    bool done() const { return rnext == rend && next == end; }
+    std::string_view name(bool reverse) const { return reverse ? *rnext : *next; }
+  };
+  std::vector<Cursor> cursors;
+  size_t total = 0;
+  for (const std::string& name : vhost_names) {
+    const broker::VHost* vh = c.broker.find_vhost(name);
+    const auto& names = vh->queue_names();
+    total += names.size();
+    if (reverse)
+      cursors.push_back({vh, names.end(), names.end(), names.rbegin(), names.rend()});
+    else
+      cursors.push_back({vh, names.begin(), names.end(), names.rend(), names.rend()});
+  }
+  size_t from = static_cast<size_t>(page - 1) * static_cast<size_t>(page_size);
+  std::vector<std::pair<const broker::VHost*, std::string_view>> picked;
+  for (size_t i = 0; i < from + static_cast<size_t>(page_size); ++i) {
+    Cursor* best = nullptr;
+    for (Cursor& cur : cursors) {
+      if (cur.done()) continue;
+      std::string_view n = cur.name(reverse);
+      if (best == nullptr || (reverse ? n >= best->name(true) : n < best->name(false))) best = &cur;
+    }
+    if (best == nullptr) break;
+    if (i >= from) picked.emplace_back(best->vh, best->name(reverse));
+    if (reverse) ++best->rnext; else ++best->next;
+  }
+  const std::string& node = c.info.node_name;
+  reply_page(c.target, page, page_size, total, total, [&](size_t i) -> json::value {
+    const auto& [vh, name] = picked[i - from];
+    return queue_json(*vh->queues().find(name)->second, *vh, node, range);
+  }, c.r);
+}
+
 }  // namespace
 
 void handle_queues(ApiCall& c) {
@@ -50,34 +130,26 @@ void handle_queues(ApiCall& c) {
     if (seg.size() <= 2 && c.method() == bhttp::verb::get) {
       if (seg.size() == 2 && (c.broker.find_vhost(seg[1]) == nullptr || !c.visible(seg[1])))
         return not_found(r);
-      // A snapshot of references (no allocation per queue): queues deleted meanwhile are left
-      // out, and each item's vhost is looked up again when it is built.
-      struct Snapshot {
-        std::vector<std::string> vhosts;
-        std::vector<std::pair<uint32_t, broker::QueueRef>> queues;
-      };
-      auto snap = std::make_shared<Snapshot>();
-      SlicedList list;
-      for (std::string& name : c.broker.list_vhosts()) {
-        if ((seg.size() == 2 && name != seg[1]) || !c.visible(name)) continue;
-        const broker::VHost* vh = c.broker.find_vhost(name);
-        auto index = static_cast<uint32_t>(snap->vhosts.size());
-        for (const auto& entry : vh->queues()) {
-          const broker::QueueRef& q = entry.second;
-          snap->queues.emplace_back(index, q);
-          list.names.push_back(q->name());  // the queue's own string: the map key may go
-        }
-        snap->vhosts.push_back(std::move(name));
-      }
-      list.size = snap->queues.size();
-      list.build = [snap, &broker = c.broker, node, range = SampleRange::of(c.target)](
-                       size_t i) -> json::value {
-        const auto& [vhost, q] = snap->queues[i];
-        const broker::VHost* vh = broker.find_vhost(snap->vhosts[vhost]);
-        if (q->deleted() || vh == nullptr) return nullptr;
-        return queue_json(*q, *vh, node, range);
-      };
-      reply_list_later(c, std::move(list));
+      std::vector<std::string> vhosts;
+      for (std::string& name : c.broker.list_vhosts())
+        if ((seg.size() == 1 || name == seg[1]) && c.visible(name)) vhosts.push_back(std::move(name));
+      SampleRange range = SampleRange::of(c.target);
+      auto name = c.target.param("name");
+      bool filtered = name && !name->empty();
+      if (c.target.param("sort").value_or("name") == "name" && c.target.param("page") && !filtered)
+        return reply_page_by_name(c, vhosts, range);
+      // Everything else builds every (matching) item, a slice per loop turn, and leaves the rest
+      // to reply_list on the worker.
+      std::string substring = filtered && !c.target.flag("use_regex") ? *name : "";
+      reply_list_later(c, [walk = QueueWalk{std::move(vhosts)}, &broker = c.broker, node, range,
+                           substring](ListOut& out, Deadline deadline) mutable {
+        return walk.step(broker, deadline, [&](const broker::Queue& q, const broker::VHost& vh) {
+          if (substring.empty() || q.name().find(substring) != std::string::npos)
+            out.items.push_back(queue_json(q, vh, node, range));
+          else
+            ++out.left_out;
+        });
+      });
       return;
     }
     if (seg.size() == 4 && seg[3] == "bindings") {

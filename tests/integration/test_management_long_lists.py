@@ -191,3 +191,27 @@ def test_health_checks(server):
     ov = call(server, "GET", "/api/overview")[1]
     protocols = {(l["protocol"], l["port"]) for l in ov["listeners"]}
     assert {("amqp", server.port), ("http", mgmt_port(server))} <= protocols
+
+
+def test_pages_by_name_across_vhosts_match_the_full_list(server):
+    for vhost in ("va", "vb"):
+        assert call(server, "PUT", "/api/vhosts/" + vhost)[0] == 201
+        assert call(server, "PUT", "/api/permissions/%s/guest" % vhost,
+                    {"configure": ".*", "write": ".*", "read": ".*"})[0] == 201
+    declare(server, ["m1", "m3", "m5"])
+    declare(server, ["m2", "m3"], vhost="va")
+    declare(server, ["m0", "m3", "m9"], vhost="vb")
+    for reverse in ("false", "true"):
+        full = call(server, "GET", "/api/queues?sort_reverse=" + reverse)[1]
+        pages = []
+        for page in range(1, 9):
+            body = call(server, "GET", "/api/queues?page=%d&page_size=1&sort_reverse=%s"
+                        % (page, reverse))[1]
+            assert (body["total_count"], body["filtered_count"]) == (8, 8)
+            pages += body["items"]
+        key = lambda q: (q["name"], q["vhost"])
+        assert [key(q) for q in pages] == [key(q) for q in full]
+        assert [q["name"] for q in full] == sorted((q["name"] for q in full),
+                                                   reverse=reverse == "true")
+    body = call(server, "GET", "/api/queues/va?page=1&page_size=10")[1]
+    assert [q["name"] for q in body["items"]] == ["m2", "m3"] and body["total_count"] == 2
