@@ -108,10 +108,14 @@ std::optional<std::pair<std::string, std::string>> basic_credentials(std::string
 // ---- responses ----
 
 void reply_json(Response& r, bhttp::status status, const json::value& body) {
+  reply_json_text(r, status, json::serialize(body));
+}
+
+void reply_json_text(Response& r, bhttp::status status, std::string body) {
   r.result(status);
   r.set(bhttp::field::content_type, "application/json");
   r.set(bhttp::field::cache_control, "no-cache");
-  r.body() = json::serialize(body);
+  r.body() = std::move(body);
 }
 
 void reply_error(Response& r, bhttp::status status, std::string_view error,
@@ -154,12 +158,9 @@ json::array tags_json(const auth::User& u) {
 // ---- pagination (page, page_size, name, use_regex, sort, sort_reverse) ----
 
 // Paged output is {filtered_count, item_count, items, page, page_count, page_size, total_count}.
-namespace {
 
-// columns=name,message_stats.publish: each item keeps only those keys (a dotted key keeps that
-// path of a nested object), as rabbit_mgmt_util:columns.
-void select_columns(const std::string& columns, json::array& items) {
-  std::vector<std::vector<std::string>> paths;
+Columns parse_columns(const std::string& columns) {
+  Columns paths;
   std::string_view all = columns;
   while (!all.empty()) {
     std::string_view one = all.substr(0, all.find(','));
@@ -172,28 +173,55 @@ void select_columns(const std::string& columns, json::array& items) {
     }
     if (!path.empty()) paths.push_back(std::move(path));
   }
-  for (json::value& item : items) {
-    json::object kept;
-    for (const auto& path : paths) {
-      const json::value* v = &item;
-      for (const std::string& key : path) {
-        v = v->is_object() ? v->as_object().if_contains(key) : nullptr;
-        if (v == nullptr) break;
-      }
-      if (v == nullptr) continue;
-      json::object* into = &kept;
-      for (size_t i = 0; i + 1 < path.size(); ++i) {
-        json::value& next = (*into)[path[i]];
-        if (!next.is_object()) next = json::object();
-        into = &next.as_object();
-      }
-      (*into)[path.back()] = *v;
+  return paths;
+}
+
+void keep_columns(const Columns& paths, json::value& item) {
+  json::object kept;
+  for (const auto& path : paths) {
+    const json::value* v = &item;
+    for (const std::string& key : path) {
+      v = v->is_object() ? v->as_object().if_contains(key) : nullptr;
+      if (v == nullptr) break;
     }
-    item = std::move(kept);
+    if (v == nullptr) continue;
+    json::object* into = &kept;
+    for (size_t i = 0; i + 1 < path.size(); ++i) {
+      json::value& next = (*into)[path[i]];
+      if (!next.is_object()) next = json::object();
+      into = &next.as_object();
+    }
+    (*into)[path.back()] = *v;
   }
+  item = std::move(kept);
+}
+
+namespace {
+
+void select_columns(const std::string& columns, json::array& items) {
+  Columns paths = parse_columns(columns);
+  for (json::value& item : items) keep_columns(paths, item);
 }
 
 }  // namespace
+
+std::optional<NameFilter> name_filter(const Target& t, Response& r) {
+  NameFilter f;
+  f.text = t.param("name").value_or("");
+  if (f.text.empty() || !t.flag("use_regex")) return f;
+  auto compiled = auth::ErlangRegex::compile(f.text);
+  if (auto* e = std::get_if<auth::RegexError>(&compiled)) {
+    reply_error(r, bhttp::status::bad_request, "bad_request", "invalid regex: " + e->message);
+    return std::nullopt;
+  }
+  f.regex = std::get<auth::ErlangRegex>(std::move(compiled));
+  return f;
+}
+
+bool NameFilter::matches(std::string_view name) const {
+  if (text.empty()) return true;
+  return regex ? regex->search(name) : name.find(text) != std::string_view::npos;
+}
 
 bool read_paging(const Target& t, int64_t* page, int64_t* page_size, Response& r) {
   auto number = [](const std::optional<std::string>& s, int64_t def) -> std::optional<int64_t> {
@@ -244,23 +272,14 @@ void reply_page(const Target& t, int64_t page, int64_t page_size, size_t filtere
 
 void reply_list(const Target& t, json::array items, Response& r, size_t left_out) {
   size_t total = items.size() + left_out;
-  if (auto name = t.param("name"); name && !name->empty()) {
-    bool regex = t.param("use_regex") == std::optional<std::string>("true");
-    std::optional<auth::ErlangRegex> re;
-    if (regex) {
-      auto compiled = auth::ErlangRegex::compile(*name);
-      if (auto* e = std::get_if<auth::RegexError>(&compiled)) {
-        reply_error(r, bhttp::status::bad_request, "bad_request", "invalid regex: " + e->message);
-        return;
-      }
-      re = std::get<auth::ErlangRegex>(std::move(compiled));
-    }
+  auto filter = name_filter(t, r);
+  if (!filter) return;
+  if (!filter->empty()) {
     json::array kept;
     for (json::value& v : items) {
       const json::value* n = v.as_object().if_contains("name");
       std::string_view s = n != nullptr && n->is_string() ? std::string_view(n->get_string()) : "";
-      bool match = re ? re->search(s) : s.find(*name) != std::string_view::npos;
-      if (match) kept.push_back(std::move(v));
+      if (filter->matches(s)) kept.push_back(std::move(v));
     }
     items = std::move(kept);
   }

@@ -15,6 +15,7 @@
 #include <boost/asio/thread_pool.hpp>
 #include <boost/json.hpp>
 
+#include "auth/erlang_regex.h"
 #include "auth/user_store.h"
 #include "broker/broker.h"
 #include "http/http_server.h"
@@ -60,6 +61,8 @@ struct ApiCall {
 };
 
 void reply_json(Response& r, boost::beast::http::status status, const boost::json::value& body);
+// The same with a body already serialised.
+void reply_json_text(Response& r, boost::beast::http::status status, std::string body);
 void reply_error(Response& r, boost::beast::http::status status, std::string_view error,
                  std::string_view reason);
 void not_found(Response& r);
@@ -73,6 +76,20 @@ void reply_broker_error(Response& r, const broker::Error& e);
 // does and writes the reply (a plain array without `page`).
 // `left_out`: items already dropped by the name filter (they count in total_count).
 void reply_list(const Target& t, boost::json::array items, Response& r, size_t left_out = 0);
+// A list request's name filter (name, use_regex): a substring, or an Erlang-dialect regex.
+struct NameFilter {
+  std::string text;
+  std::optional<auth::ErlangRegex> regex;
+  bool empty() const { return text.empty(); }
+  bool matches(std::string_view name) const;
+};
+// nullopt after replying 400 to a regex that does not compile.
+std::optional<NameFilter> name_filter(const Target& t, Response& r);
+// columns=name,message_stats.publish: an item keeps only those keys (a dotted key keeps that
+// path of a nested object), as rabbit_mgmt_util:columns.
+using Columns = std::vector<std::vector<std::string>>;
+Columns parse_columns(const std::string& columns);
+void keep_columns(const Columns& columns, boost::json::value& item);
 // A paged reply (page, page_size, filtered_count, ...) over `filtered` items; item(i) gives the
 // i-th and is asked only for the page's (a null item is left out). 400 past the last page.
 void reply_page(const Target& t, int64_t page, int64_t page_size, size_t filtered, size_t total,
@@ -80,6 +97,12 @@ void reply_page(const Target& t, int64_t page, int64_t page_size, size_t filtere
 // The page and page size a paged list request asks for; false after replying 400.
 bool read_paging(const Target& t, int64_t* page, int64_t* page_size, Response& r);
 
+using Deadline = std::chrono::steady_clock::time_point;
+// Answers after work too long for one event-loop turn (api_list_later.cc): `step` is called
+// once per loop turn with about 2 ms to spend until it returns true; then `done` writes the
+// response. Both run on the loop.
+void reply_later(ApiCall& c, std::function<bool(Deadline)> step,
+                 std::function<void(Response&)> done);
 // Builds a list too long for one event-loop turn (100,000 queues): each call appends items to
 // `out.items` (or counts in `out.left_out` those it already found not to match the name filter)
 // until `deadline` and says whether the list is complete. It runs on the event loop, and
@@ -88,8 +111,7 @@ struct ListOut {
   boost::json::array items;
   size_t left_out = 0;
 };
-using ListStep =
-    std::function<bool(ListOut& out, std::chrono::steady_clock::time_point deadline)>;
+using ListStep = std::function<bool(ListOut& out, Deadline deadline)>;
 // Answers like reply_list without stalling the event loop (api_list_later.cc): `step` is called
 // once per loop turn with about 2 ms to spend; filtering, sorting, paging and serialisation run
 // on the worker thread.

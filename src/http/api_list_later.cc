@@ -1,11 +1,11 @@
-// reply_list_later: long lists (100,000 queues) answered without pausing the message path. The
-// event loop only builds items, a slice of about kSliceBudget per turn (deliveries and other
-// requests run between slices); the pure JSON work (filter, sort, page, columns, serialise)
-// runs on the management worker thread, and the finished response goes back to the loop to be
-// written.
+// Long replies (100,000 queues) without pausing the message path. The event loop does the work
+// that reads the broker a slice of about kSliceBudget per turn (deliveries and other requests
+// run between slices); work that needs only JSON (sorting by a field, serialising a list built
+// whole) runs on the management worker thread, and the finished response goes back to the loop
+// to be written.
 //
-// Thread rule: the step function (which reads the broker) is called and destroyed on the loop
-// only. The worker gets the items' JSON and the target, nothing of the broker.
+// Thread rule: steps and completions (which read the broker) are called and destroyed on the
+// loop only. The worker gets the items' JSON and the target, nothing of the broker.
 #include <chrono>
 #include <memory>
 
@@ -22,44 +22,58 @@ namespace {
 
 constexpr auto kSliceBudget = std::chrono::microseconds(2000);
 
-struct ListJob {
-  Target target;
-  ListStep step;
+struct SlicedJob {
+  std::function<bool(Deadline)> step;
+  std::function<void(Finish)> then;  // on the loop, after the last step
   Finish finish;
   asio::io_context& io;
-  asio::thread_pool& worker;
-  ListOut out;
 };
 
-// Loop: one slice of items; then the next turn, or the worker once the list is complete.
-void build_slice(std::unique_ptr<ListJob> job) {
-  if (!job->step(job->out, std::chrono::steady_clock::now() + kSliceBudget)) {
+void run_slice(std::unique_ptr<SlicedJob> job) {
+  if (!job->step(std::chrono::steady_clock::now() + kSliceBudget)) {
     asio::io_context& io = job->io;
-    asio::post(io, [job = std::move(job)]() mutable { build_slice(std::move(job)); });
+    asio::post(io, [job = std::move(job)]() mutable { run_slice(std::move(job)); });
     return;
   }
-  asio::io_context& io = job->io;
-  asio::thread_pool& worker = job->worker;
-  Target target = std::move(job->target);
-  ListOut out = std::move(job->out);
+  auto then = std::move(job->then);
   Finish finish = std::move(job->finish);
-  job.reset();  // the step (and whatever it holds of the broker) goes here, on the loop
-  asio::post(worker, [&io, target = std::move(target), out = std::move(out),
-                      finish = std::move(finish)]() mutable {
-    Response r;
-    reply_list(target, std::move(out.items), r, out.left_out);
-    asio::post(io, [finish = std::move(finish), r = std::move(r)]() mutable {
-      finish(std::move(r));
-    });
-  });
+  job.reset();
+  then(std::move(finish));
+}
+
+void run_sliced(ApiCall& c, std::function<bool(Deadline)> step,
+                std::function<void(Finish)> then) {
+  run_slice(std::make_unique<SlicedJob>(
+      SlicedJob{std::move(step), std::move(then), c.responder.later(), c.loop.io}));
 }
 
 }  // namespace
 
+void reply_later(ApiCall& c, std::function<bool(Deadline)> step,
+                 std::function<void(Response&)> done) {
+  run_sliced(c, std::move(step), [done = std::move(done)](Finish finish) {
+    Response r;
+    done(r);
+    finish(std::move(r));
+  });
+}
+
 void reply_list_later(ApiCall& c, ListStep step) {
-  auto job = std::make_unique<ListJob>(
-      ListJob{c.target, std::move(step), c.responder.later(), c.loop.io, c.loop.worker, {}});
-  build_slice(std::move(job));
+  auto out = std::make_shared<ListOut>();
+  asio::io_context& io = c.loop.io;
+  asio::thread_pool& worker = c.loop.worker;
+  run_sliced(
+      c, [out, step = std::move(step)](Deadline d) { return step(*out, d); },
+      [out, target = c.target, &io, &worker](Finish finish) mutable {
+        asio::post(worker, [&io, target = std::move(target), list = std::move(*out),
+                            finish = std::move(finish)]() mutable {
+          Response r;
+          reply_list(target, std::move(list.items), r, list.left_out);
+          asio::post(io, [finish = std::move(finish), r = std::move(r)]() mutable {
+            finish(std::move(r));
+          });
+        });
+      });
 }
 
 }  // namespace warren::http

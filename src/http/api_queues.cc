@@ -5,6 +5,7 @@
 
 #include "http/api_call.h"
 #include "http/api_stats.h"
+#include "http/queue_walk.h"
 
 #include "broker/field_table_json.h"
 #include "broker/queue.h"
@@ -43,80 +44,80 @@ json::object queue_json(const broker::Queue& q, const broker::VHost& vh,
   return o;
 }
 
-using Deadline = std::chrono::steady_clock::time_point;
-
-// The queues of some vhosts in name order (each vhost's queue_names()), over several loop
-// turns: a turn ends after a queue, and the next resumes after that name, so queues declared or
-// deleted in between are simply seen or not.
-struct QueueWalk {
-  std::vector<std::string> vhosts;
-  size_t vhost = 0;
-  std::optional<std::string> after;  // the last name listed in this vhost
-
-  // Calls f(queue, vhost) until the deadline; true once every vhost is done.
-  template <class F>
-  bool step(broker::Broker& broker, Deadline deadline, F&& f) {
-    for (; vhost < vhosts.size(); ++vhost, after.reset()) {
-      const broker::VHost* vh = broker.find_vhost(vhosts[vhost]);
-      if (vh == nullptr) continue;
-      const auto& names = vh->queue_names();
-      size_t n = 0;
-      for (auto it = after ? names.upper_bound(*after) : names.begin(); it != names.end(); ++it) {
-        f(*vh->queues().find(*it)->second, *vh);
-        if ((++n & 15) == 0 && std::chrono::steady_clock::now() > deadline) {
-          after = std::string(*it);
-          return false;
-        }
-      }
-    }
-    return true;
-  }
-};
-
-// A page in the default order (by name) without a filter: a merge of the vhosts' name indexes up
-// to the page, so a page of 100 out of 100,000 queues builds 100 items and sorts nothing. Ties
-// between vhosts go in vhost order (reversed with sort_reverse), as a stable sort would.
-void reply_page_by_name(ApiCall& c, const std::vector<std::string>& vhost_names,
-                        const SampleRange& range) {
+// A page in name order (the default sort): the walk builds only the page's items, and without
+// a name filter stops at the page's end, so a page of 100 out of 100,000 queues sorts nothing
+// and builds 100 items.
+void reply_page_by_name(ApiCall& c, QueueWalk walk, NameFilter filter, const SampleRange& range) {
   int64_t page = 0, page_size = 0;
   if (!read_paging(c.target, &page, &page_size, c.r)) return;
-  bool reverse = c.target.flag("sort_reverse");
-  struct Cursor {
-    const broker::VHost* vh;
-    std::set<std::string_view>::const_iterator next, end;            // forward
-    std::set<std::string_view>::const_reverse_iterator rnext, rend;  // sort_reverse
-    bool done() const { return rnext == rend && next == end; }
-    std::string_view name(bool reverse) const { return reverse ? *rnext : *next; }
+  struct State {
+    QueueWalk walk;
+    NameFilter filter;
+    size_t from, end;
+    size_t matched = 0;
+    json::array items;
   };
-  std::vector<Cursor> cursors;
-  size_t total = 0;
-  for (const std::string& name : vhost_names) {
-    const broker::VHost* vh = c.broker.find_vhost(name);
-    const auto& names = vh->queue_names();
-    total += names.size();
-    if (reverse)
-      cursors.push_back({vh, names.end(), names.end(), names.rbegin(), names.rend()});
-    else
-      cursors.push_back({vh, names.begin(), names.end(), names.rend(), names.rend()});
-  }
   size_t from = static_cast<size_t>(page - 1) * static_cast<size_t>(page_size);
-  std::vector<std::pair<const broker::VHost*, std::string_view>> picked;
-  for (size_t i = 0; i < from + static_cast<size_t>(page_size); ++i) {
-    Cursor* best = nullptr;
-    for (Cursor& cur : cursors) {
-      if (cur.done()) continue;
-      std::string_view n = cur.name(reverse);
-      if (best == nullptr || (reverse ? n >= best->name(true) : n < best->name(false))) best = &cur;
-    }
-    if (best == nullptr) break;
-    if (i >= from) picked.emplace_back(best->vh, best->name(reverse));
-    if (reverse) ++best->rnext; else ++best->next;
-  }
-  const std::string& node = c.info.node_name;
-  reply_page(c.target, page, page_size, total, total, [&](size_t i) -> json::value {
-    const auto& [vh, name] = picked[i - from];
-    return queue_json(*vh->queues().find(name)->second, *vh, node, range);
-  }, c.r);
+  auto st = std::make_shared<State>(
+      State{std::move(walk), std::move(filter), from, from + static_cast<size_t>(page_size)});
+  std::vector<std::string> vhosts;
+  for (const std::string& v : c.broker.list_vhosts())
+    if ((c.seg().size() == 1 || v == c.seg()[1]) && c.visible(v)) vhosts.push_back(v);
+  broker::Broker& broker = c.broker;
+  reply_later(
+      c,
+      [st, &broker, node = c.info.node_name, range](Deadline deadline) {
+        return st->walk.step(broker, deadline, [&](const broker::VHost& vh, const broker::Queue& q) {
+          if (!st->filter.matches(q.name())) return true;
+          size_t i = st->matched++;
+          if (i >= st->from && i < st->end) st->items.push_back(queue_json(q, vh, node, range));
+          return !st->filter.empty() || st->matched < st->end;
+        });
+      },
+      [st, &broker, vhosts = std::move(vhosts), target = c.target, page,
+       page_size](Response& r) {
+        size_t total = 0;
+        for (const std::string& v : vhosts)
+          if (const broker::VHost* vh = broker.find_vhost(v)) total += vh->queues().size();
+        size_t filtered = st->filter.empty() ? total : st->matched;
+        reply_page(target, page, page_size, filtered, total, [&](size_t i) -> json::value {
+          size_t k = i - st->from;
+          return k < st->items.size() ? std::move(st->items[k]) : json::value(nullptr);
+        }, r);
+      });
+}
+
+// The whole list in name order: each item is serialised as it is built, so no tree of 100,000
+// objects is ever held and nothing is left to sort.
+void reply_all_by_name(ApiCall& c, QueueWalk walk, NameFilter filter, const SampleRange& range,
+                       size_t expected) {
+  struct State {
+    QueueWalk walk;
+    NameFilter filter;
+    std::optional<Columns> columns;
+    std::string body = "[";
+  };
+  auto st = std::make_shared<State>(State{std::move(walk), std::move(filter), std::nullopt});
+  if (auto columns = c.target.param("columns"); columns && !columns->empty())
+    st->columns = parse_columns(*columns);
+  st->body.reserve(expected * 460);  // about one queue's JSON
+  broker::Broker& broker = c.broker;
+  reply_later(
+      c,
+      [st, &broker, node = c.info.node_name, range](Deadline deadline) {
+        return st->walk.step(broker, deadline, [&](const broker::VHost& vh, const broker::Queue& q) {
+          if (!st->filter.matches(q.name())) return true;
+          json::value v = queue_json(q, vh, node, range);
+          if (st->columns) keep_columns(*st->columns, v);
+          if (st->body.size() > 1) st->body += ',';
+          st->body += json::serialize(v);
+          return true;
+        });
+      },
+      [st](Response& r) {
+        st->body += ']';
+        reply_json_text(r, bhttp::status::ok, std::move(st->body));
+      });
 }
 
 }  // namespace
@@ -134,20 +135,27 @@ void handle_queues(ApiCall& c) {
       for (std::string& name : c.broker.list_vhosts())
         if ((seg.size() == 1 || name == seg[1]) && c.visible(name)) vhosts.push_back(std::move(name));
       SampleRange range = SampleRange::of(c.target);
-      auto name = c.target.param("name");
-      bool filtered = name && !name->empty();
-      if (c.target.param("sort").value_or("name") == "name" && c.target.param("page") && !filtered)
-        return reply_page_by_name(c, vhosts, range);
-      // Everything else builds every (matching) item, a slice per loop turn, and leaves the rest
-      // to reply_list on the worker.
-      std::string substring = filtered && !c.target.flag("use_regex") ? *name : "";
-      reply_list_later(c, [walk = QueueWalk{std::move(vhosts)}, &broker = c.broker, node, range,
-                           substring](ListOut& out, Deadline deadline) mutable {
-        return walk.step(broker, deadline, [&](const broker::Queue& q, const broker::VHost& vh) {
-          if (substring.empty() || q.name().find(substring) != std::string::npos)
+      auto filter = name_filter(c.target, r);
+      if (!filter) return;
+      size_t expected = 0;
+      for (const std::string& v : vhosts) expected += c.broker.find_vhost(v)->queues().size();
+      if (c.target.param("sort").value_or("name") == "name") {
+        QueueWalk walk(std::move(vhosts), c.target.flag("sort_reverse"));
+        if (c.target.param("page"))
+          return reply_page_by_name(c, std::move(walk), std::move(*filter), range);
+        return reply_all_by_name(c, std::move(walk), std::move(*filter), range, expected);
+      }
+      // Sorted by another field: every matching item is built, then reply_list sorts, pages and
+      // serialises them on the worker.
+      reply_list_later(c, [walk = QueueWalk(std::move(vhosts), false), &broker = c.broker, node,
+                           range, filter = std::move(*filter)](ListOut& out,
+                                                               Deadline deadline) mutable {
+        return walk.step(broker, deadline, [&](const broker::VHost& vh, const broker::Queue& q) {
+          if (filter.matches(q.name()))
             out.items.push_back(queue_json(q, vh, node, range));
           else
             ++out.left_out;
+          return true;
         });
       });
       return;
