@@ -1,7 +1,8 @@
 """Management API at scale, one broker: declares N idle queues over AMQP, then times
 GET /api/queues?page=1&page_size=100, the full /api/queues, /api/overview and the Prometheus
 /metrics (median of BENCH_REPEAT calls each), measures the broker's RSS per idle queue, and the
-longest delivery pause a ping-pong client sees while the full list is being built.
+worst and 99th-percentile round trip of a ping-pong client (its own process) while the full list
+is fetched BENCH_REPEAT times, and while idle for as long.
 
 usage: management_scale.py AMQP_PORT MGMT_PORT METRICS_URL PID N LABEL
 Prints one JSON line of results."""
@@ -9,6 +10,7 @@ Prints one JSON line of results."""
 import base64
 import json
 import multiprocessing
+import os
 import statistics
 import sys
 import time
@@ -19,7 +21,7 @@ import pika
 amqp_port, mgmt_port, metrics_url, pid, n, label = (int(sys.argv[1]), int(sys.argv[2]),
                                                     sys.argv[3], int(sys.argv[4]),
                                                     int(sys.argv[5]), sys.argv[6])
-REPEAT = 5
+REPEAT = int(os.environ.get("BENCH_REPEAT", "5"))
 AUTH = "Basic " + base64.b64encode(b"guest:guest").decode()
 
 
@@ -74,34 +76,39 @@ result["metrics"] = timed(metrics_url, auth=False)
 # one message at a time, and records the longest round trip.
 # The pinger is its own process: in this one, reading a 45 MB reply holds Python's GIL and
 # would show up as a broker pause.
-def ping(stop, worst_ms):
+def ping(stop, out):
     c = pika.BlockingConnection(pika.ConnectionParameters("127.0.0.1", amqp_port))
     chan = c.channel()
     q = chan.queue_declare("", exclusive=True).method.queue
-    worst = 0.0
+    lat = []
     while not stop.is_set():
         t = time.perf_counter()
         chan.basic_publish("", q, b"p")
         while chan.basic_get(q, auto_ack=True)[0] is None:
             pass
-        worst = max(worst, time.perf_counter() - t)
-    worst_ms.value = worst * 1000
+        lat.append(time.perf_counter() - t)
+    lat.sort()
+    out.put((lat[-1] * 1000, lat[int(len(lat) * 0.99)] * 1000))
     c.close()
 
 
-def worst_ping_during(action, warmup=0.5):
+def pings_during(action, warmup=0.5):
+    """(action's result, worst round trip ms, 99th percentile ms) of a pinger running meanwhile."""
     stop = multiprocessing.Event()
-    worst_ms = multiprocessing.Value("d", 0.0)
-    pinger = multiprocessing.Process(target=ping, args=(stop, worst_ms))
+    out = multiprocessing.Queue()
+    pinger = multiprocessing.Process(target=ping, args=(stop, out))
     pinger.start()
     time.sleep(warmup)
-    out = action()
+    result = action()
     stop.set()
+    worst, p99 = out.get()
     pinger.join()
-    return out, round(worst_ms.value, 2)
+    return result, round(worst, 2), round(p99, 2)
 
 
-_, result["ping_worst_idle_ms"] = worst_ping_during(lambda: time.sleep(2), warmup=0)
-result["queues_full"], result["ping_worst_during_full_list_ms"] = worst_ping_during(
-    lambda: timed(api + "/queues"))
+# The machine's own noise first (the same duration as the listing below), then three full lists.
+_, result["ping_worst_idle_ms"], result["ping_p99_idle_ms"] = pings_during(
+    lambda: time.sleep(max(2.0, 3 * fetch(api + "/queues")[0])))
+result["queues_full"], result["ping_worst_during_full_list_ms"], \
+    result["ping_p99_during_full_list_ms"] = pings_during(lambda: timed(api + "/queues"))
 print(json.dumps(result))

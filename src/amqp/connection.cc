@@ -91,6 +91,7 @@ Connection::Connection(asio::ip::tcp::socket socket, broker::Broker& broker, Tls
       tls_(tls),
       broker_(broker),
       id_(broker.next_connection_id()),
+      connected_at_ms_(broker::wall_now_ms()),
       channel_max_(broker.limits().channel_max),
       // The flow is owned by this connection alone (queues hold it weakly), so its callback
       // never outlives the connection.
@@ -184,6 +185,10 @@ void Connection::read_some() {
 
 void Connection::on_read(size_t n) {
   in_len_ += n;
+  if (n > 0) {
+    traffic_.recv_oct += n;
+    ++traffic_.recv_cnt;
+  }
   last_recv_ = Clock::now();
   size_t pos = 0;
   if (state_ == State::kHeader) {
@@ -350,6 +355,7 @@ bool Connection::handle_connection_method(uint16_t class_id, uint16_t method_id,
                                method_name(class_id, method_id)));
       if (!m.decode(r)) return fail(amqp_error(kSyntaxError, "malformed connection.start-ok"));
       if (auto props = decode_table(m.client_properties)) {
+        client_properties_ = std::make_shared<const FieldTable>(*props);
         if (const FieldValue* n = props->find("connection_name"))
           if (auto name = n->as_string()) client_name_ = std::string(*name);
         if (const FieldValue* caps = props->find("capabilities"))
@@ -681,8 +687,10 @@ void Connection::write_now() {
   write_in_flight_ = true;
   last_send_ = Clock::now();
   transport_.async_write(asio::buffer(writing_),
-                    [self = shared_from_this()](boost::system::error_code ec, size_t) {
+                    [self = shared_from_this()](boost::system::error_code ec, size_t n) {
                       self->write_in_flight_ = false;
+                      self->traffic_.send_oct += n;
+                      ++self->traffic_.send_cnt;
                       self->writing_.clear();
                       if (self->writing_.capacity() > (8u << 20)) std::string().swap(self->writing_);
                       if (ec) {
@@ -829,6 +837,7 @@ void Connection::close_socket(const char* why) {
 
 
 void Connection::sample_stats(uint64_t now_ms, uint64_t previous_ms, size_t capacity) {
+  traffic_.sample(now_ms, previous_ms);
   for (const auto& [number, ch] : channels_) ch->sample_stats(now_ms, previous_ms, capacity);
 }
 
@@ -850,6 +859,9 @@ broker::ConnectionInfo Connection::info() const {
   i.channel_max = channel_max_;
   i.frame_max = frame_max_;
   i.heartbeat = heartbeat_;
+  i.connected_at_ms = connected_at_ms_;
+  i.traffic = traffic_;
+  i.client_properties = client_properties_;
   for (const auto& [number, ch] : channels_) i.channels.push_back(ch->info());
   return i;
 }

@@ -123,6 +123,9 @@ class Connection : public broker::OutputFlusher,
   std::string peer_host_, local_host_;  // for warrenctl list_connections
   uint16_t peer_port_ = 0, local_port_ = 0;
   std::string client_name_;  // client property connection_name
+  std::shared_ptr<const FieldTable> client_properties_;
+  uint64_t connected_at_ms_;
+  broker::ConnectionTraffic traffic_;
   bool peer_is_loopback_ = false;
   bool consumer_cancel_notify_ = false;
 

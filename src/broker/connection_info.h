@@ -4,8 +4,11 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
+
+#include "common/field_table.h"
 
 namespace warren::broker {
 
@@ -25,6 +28,24 @@ struct ChannelInfo {
   const ObjectStats* stats = nullptr;
 };
 
+struct ConnectionTraffic {
+  uint64_t recv_oct = 0, recv_cnt = 0, send_oct = 0, send_cnt = 0;
+  double recv_oct_rate = 0, send_oct_rate = 0;  // bytes/s over the last sample interval
+  // The sampler's tick: rates from the counts since the previous tick.
+  void sample(uint64_t now_ms, uint64_t previous_ms) {
+    if (previous_ms != 0 && now_ms > previous_ms) {
+      double seconds = static_cast<double>(now_ms - previous_ms) / 1000.0;
+      recv_oct_rate = static_cast<double>(recv_oct - sampled_recv_) / seconds;
+      send_oct_rate = static_cast<double>(send_oct - sampled_send_) / seconds;
+    }
+    sampled_recv_ = recv_oct;
+    sampled_send_ = send_oct;
+  }
+
+ private:
+  uint64_t sampled_recv_ = 0, sampled_send_ = 0;
+};
+
 struct ConnectionInfo {
   uint64_t id = 0;
   std::string user, vhost;
@@ -37,6 +58,11 @@ struct ConnectionInfo {
   uint16_t channel_max = 0, heartbeat = 0;
   uint32_t frame_max = 0;
   std::vector<ChannelInfo> channels;
+  uint64_t connected_at_ms = 0;  // wall clock, milliseconds since the epoch
+  // Socket traffic (RabbitMQ's recv_oct/recv_cnt/send_oct/send_cnt: bytes, and reads or writes),
+  // with the byte rates of the last statistics interval.
+  ConnectionTraffic traffic;
+  std::shared_ptr<const FieldTable> client_properties;  // as the client sent them; may be null
 };
 
 }  // namespace warren::broker

@@ -99,7 +99,7 @@ bool read_paging(const Target& t, int64_t* page, int64_t* page_size, Response& r
 
 using Deadline = std::chrono::steady_clock::time_point;
 // Answers after work too long for one event-loop turn (api_list_later.cc): `step` is called
-// once per loop turn with about 2 ms to spend until it returns true; then `done` writes the
+// once per loop turn with about 1 ms to spend until it returns true; then `done` writes the
 // response. Both run on the loop.
 void reply_later(ApiCall& c, std::function<bool(Deadline)> step,
                  std::function<void(Response&)> done);
@@ -113,7 +113,7 @@ struct ListOut {
 };
 using ListStep = std::function<bool(ListOut& out, Deadline deadline)>;
 // Answers like reply_list without stalling the event loop (api_list_later.cc): `step` is called
-// once per loop turn with about 2 ms to spend; filtering, sorting, paging and serialisation run
+// once per loop turn with about 1 ms to spend; filtering, sorting, paging and serialisation run
 // on the worker thread.
 void reply_list_later(ApiCall& c, ListStep step);
 // The request body as a JSON object ({} when empty); nullopt after replying 400 not_json.

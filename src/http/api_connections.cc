@@ -41,9 +41,17 @@ std::vector<Conn> visible_connections(ApiCall& c) {
 }
 
 json::object connection_json(const broker::ConnectionInfo& c, const std::string& node) {
-  json::object props;
-  if (!c.client_name.empty()) props["connection_name"] = c.client_name;
+  json::object props = c.client_properties ? to_json(*c.client_properties) : json::object();
+  const broker::ConnectionTraffic& t = c.traffic;
   return json::object{{"name", connection_name(c)},
+                      {"connected_at", c.connected_at_ms},
+                      {"recv_oct", t.recv_oct},
+                      {"recv_oct_details", json::object{{"rate", t.recv_oct_rate}}},
+                      {"recv_cnt", t.recv_cnt},
+                      {"send_oct", t.send_oct},
+                      {"send_oct_details", json::object{{"rate", t.send_oct_rate}}},
+                      {"send_cnt", t.send_cnt},
+                      {"send_pend", 0},
                       {"node", node},
                       {"user", c.user},
                       {"vhost", c.vhost},

@@ -260,6 +260,13 @@ def test_connections_channels_consumers_and_closing_a_connection(server):
             conn["user_provided_name"]) == ("guest", "/", "running", 1, "AMQP 0-9-1", "api-conn")
     assert conn["name"] == "%s:%d -> %s:%d" % (conn["peer_host"], conn["peer_port"],
                                                conn["host"], conn["port"])
+    # Traffic counters and the client's own properties, as RabbitMQ lists them.
+    assert conn["client_properties"]["product"] == "Pika Python Client Library"
+    assert conn["client_properties"]["capabilities"]["consumer_cancel_notify"] is True
+    assert conn["recv_oct"] > 300 and conn["send_oct"] > 300
+    assert conn["recv_cnt"] >= 1 and conn["send_cnt"] >= 1
+    assert {"rate"} <= set(conn["recv_oct_details"]) and "rate" in conn["send_oct_details"]
+    assert abs(conn["connected_at"] / 1000 - time.time()) < 60
     status, chans, _ = call(server, "GET", "/api/channels")
     assert [(x["number"], x["prefetch_count"], x["consumer_count"]) for x in chans] == [(1, 7, 1)]
     assert chans[0]["connection_details"]["name"] == conn["name"]
@@ -480,11 +487,13 @@ def test_message_stats_counts_and_rates(warren_factory):
         c.process_data_events(0.02)
         q = call(server, "GET", "/api/queues/%2F/ms-q")[1]
         o = call(server, "GET", "/api/overview")[1]
+        conn = call(server, "GET", "/api/connections")[1][0]
         rates = (q["message_stats"]["publish_details"]["rate"],
                  o["message_stats"]["publish_details"]["rate"],
-                 q["message_stats"]["deliver_get_details"]["rate"])
+                 q["message_stats"]["deliver_get_details"]["rate"],
+                 conn["recv_oct_details"]["rate"], conn["send_oct_details"]["rate"])
         return rates if all(r > 0 for r in rates) else None
-    wait_for(publishing_rate, what="publish and deliver rates above 0")
+    wait_for(publishing_rate, what="publish, deliver and connection byte rates above 0")
     path = "/api/overview?msg_rates_age=10&msg_rates_incr=1&lengths_age=10&lengths_incr=1"
     o = call(server, "GET", path)[1]
     samples = o["message_stats"]["publish_details"]["samples"]
