@@ -1,5 +1,8 @@
 #include "broker/message_stats.h"
 
+#include <algorithm>
+#include <map>
+
 namespace warren::broker {
 
 namespace {
@@ -67,6 +70,27 @@ void ObjectStats::sample(uint64_t now_ms, uint64_t previous_ms, uint64_t ready, 
     history_->add(StatsSample{previous_ms, {}, 0, 0});
   }
   history_->add(StatsSample{now_ms, counts, ready, unacked});
+}
+
+void ObjectStats::add(const ObjectStats& other) {
+  counts.add(other.counts);
+  if (!other.history_) return;
+  // Sum by tick. An object with no sample at a tick had no history yet: its counters were zero.
+  std::map<uint64_t, StatsSample> by_tick;
+  size_t capacity = 0;
+  for (const SampleHistory* h : {history_.get(), other.history_.get()}) {
+    if (h == nullptr) continue;
+    capacity = std::max(capacity, h->samples().capacity());
+    for (const StatsSample& s : h->samples()) {
+      StatsSample& sum = by_tick[s.at_ms];
+      sum.at_ms = s.at_ms;
+      sum.counts.add(s.counts);
+      sum.ready += s.ready;
+      sum.unacked += s.unacked;
+    }
+  }
+  history_ = std::make_unique<SampleHistory>(capacity);
+  for (const auto& [at, s] : by_tick) history_->add(s);  // keeps the newest `capacity`
 }
 
 }  // namespace warren::broker

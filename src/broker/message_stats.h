@@ -93,6 +93,9 @@ class ObjectStats {
   void sample(uint64_t now_ms, uint64_t previous_ms, uint64_t ready, uint64_t unacked,
               size_t capacity);
   const SampleHistory* history() const { return history_.get(); }
+  // Adds another object's counters and samples (taken on the same sampler ticks) to these: a
+  // management user's overview is the sum of its vhosts'.
+  void add(const ObjectStats& other);
   // Samples from now on even while nothing changes (the broker-wide totals: a flat chart).
   void keep_history(size_t capacity) {
     if (!history_) history_ = std::make_unique<SampleHistory>(capacity);

@@ -2,12 +2,16 @@
 // /api/bindings[/{vhost}], /api/exchanges/{vhost}/{name}/bindings/{source|destination},
 // /api/queues/{vhost}/{name}/bindings, /api/bindings/{vhost}/e/{x}/{q|e}/{dest}[/{props}]
 // (list, POST to create with a Location header, GET one, DELETE by properties_key).
+#include <algorithm>
+#include <chrono>
 #include <functional>
+#include <optional>
 
 #include "broker/field_table_json.h"
 #include "broker/queue.h"
 #include "http/api_call.h"
 #include "http/api_stats.h"
+#include "http/queue_walk.h"
 
 namespace warren::http {
 
@@ -57,25 +61,86 @@ json::object binding_json(const std::string& vhost, const std::string& source,
                       {"properties_key", properties_key(key, args)}};
 }
 
-// Every binding of a vhost that `keep` accepts: the default exchange's binding of each queue
-// first (as RabbitMQ lists them), then each exchange's.
-void vhost_bindings(
-    const broker::VHost& vh, json::array& out,
-    const std::function<bool(const std::string& source, const std::string& dest, bool to_queue)>&
-        keep) {
-  for (const auto& [qname, q] : vh.queues())
-    if (keep("", qname, true))
-      out.push_back(binding_json(vh.name(), "", qname, true, qname, FieldTable{}));
-  for (const auto& [xname, x] : vh.exchanges()) {
-    if (xname.empty()) continue;
-    for (const broker::Binding& b : x->bindings()) {
-      bool to_queue = b.dest.queue != nullptr;
-      const std::string& dest = to_queue ? b.dest.queue->name() : b.dest.exchange->name();
-      if (keep(xname, dest, to_queue))
-        out.push_back(binding_json(vh.name(), xname, dest, to_queue, b.routing_key, b.arguments));
-    }
+using Keep = std::function<bool(const std::string& dest, bool to_queue)>;
+
+// The bindings from one exchange that `keep` accepts; from the default exchange (""), only the
+// implicit one of `queue` (a queue is bound to it by its own name).
+void exchange_bindings(const broker::VHost& vh, const std::string& source,
+                       const std::string& queue, json::array& out, const Keep& keep) {
+  if (source.empty()) {
+    if (vh.queues().contains(queue) && keep(queue, true))
+      out.push_back(binding_json(vh.name(), "", queue, true, queue, FieldTable{}));
+    return;
+  }
+  auto found = vh.exchanges().find(source);
+  if (found == vh.exchanges().end()) return;
+  const broker::Exchange* x = found->second.get();
+  for (const broker::Binding& b : x->bindings()) {
+    bool to_queue = b.dest.queue != nullptr;
+    const std::string& dest = to_queue ? b.dest.queue->name() : b.dest.exchange->name();
+    if (keep(dest, to_queue))
+      out.push_back(binding_json(vh.name(), source, dest, to_queue, b.routing_key, b.arguments));
   }
 }
+
+// Every binding of some vhosts, over as many loop turns as it takes: per vhost, the default
+// exchange's binding of each queue first (as RabbitMQ lists them; here in name order), then
+// each exchange's, resuming by exchange name and position.
+class BindingWalk {
+ public:
+  explicit BindingWalk(std::vector<std::string> vhosts) : vhosts_(std::move(vhosts)) {}
+
+  bool step(broker::Broker& broker, Deadline deadline, json::array& out) {
+    size_t n = 0;
+    auto spent = [&] {
+      return (++n & 15) == 0 && std::chrono::steady_clock::now() > deadline;
+    };
+    for (; vhost_ < vhosts_.size(); ++vhost_, queues_.reset(), exchanges_.reset()) {
+      const broker::VHost* vh = broker.find_vhost(vhosts_[vhost_]);
+      if (vh == nullptr) continue;
+      if (!exchanges_) {
+        if (!queues_) queues_.emplace(std::vector<std::string>{vhosts_[vhost_]}, false);
+        bool done = queues_->step(broker, deadline, [&](const broker::VHost&, const broker::Queue& q) {
+          out.push_back(binding_json(vh->name(), "", q.name(), true, q.name(), FieldTable{}));
+          return true;
+        });
+        if (!done) return false;
+        exchanges_.emplace();
+        for (const auto& [xname, x] : vh->exchanges())
+          if (!xname.empty()) exchanges_->names.push_back(xname);
+        std::sort(exchanges_->names.begin(), exchanges_->names.end());
+      }
+      Exchanges& xs = *exchanges_;
+      for (; xs.next < xs.names.size(); ++xs.next, xs.binding = 0) {
+        auto found = vh->exchanges().find(xs.names[xs.next]);
+        if (found == vh->exchanges().end()) continue;
+        const broker::Exchange* x = found->second.get();
+        const auto& bindings = x->bindings();
+        while (xs.binding < bindings.size()) {
+          const broker::Binding& b = bindings[xs.binding++];
+          bool to_queue = b.dest.queue != nullptr;
+          out.push_back(binding_json(vh->name(), x->name(),
+                                     to_queue ? b.dest.queue->name() : b.dest.exchange->name(),
+                                     to_queue, b.routing_key, b.arguments));
+          if (spent()) return false;
+        }
+      }
+    }
+    return true;
+  }
+
+ private:
+  struct Exchanges {
+    std::vector<std::string> names;
+    size_t next = 0;     // index into names
+    size_t binding = 0;  // position in that exchange's bindings (bindings added or removed
+                         // meanwhile may shift it: a live listing, not a snapshot)
+  };
+  std::vector<std::string> vhosts_;
+  size_t vhost_ = 0;
+  std::optional<QueueWalk> queues_;       // the default exchange's bindings of this vhost
+  std::optional<Exchanges> exchanges_;    // then the other exchanges'
+};
 
 json::object exchange_json(const broker::Exchange& x, const std::string& vhost,
                            const broker::VHost& vh, const SampleRange& range) {
@@ -102,12 +167,13 @@ void handle_binding_paths(ApiCall& c) {
     if (c.method() != bhttp::verb::get) return method_not_allowed(r);
     if (seg.size() == 2 && (c.broker.find_vhost(seg[1]) == nullptr || !c.visible(seg[1])))
       return not_found(r);
-    json::array items;
-    for (const std::string& name : c.broker.list_vhosts()) {
-      if ((seg.size() == 2 && name != seg[1]) || !c.visible(name)) continue;
-      vhost_bindings(*c.broker.find_vhost(name), items, [](auto&, auto&, bool) { return true; });
-    }
-    return reply_list(c.target, std::move(items), r);
+    std::vector<std::string> vhosts;
+    for (std::string& name : c.broker.list_vhosts())
+      if ((seg.size() == 1 || name == seg[1]) && c.visible(name)) vhosts.push_back(std::move(name));
+    return reply_list_later(c, [walk = BindingWalk(std::move(vhosts)), &broker = c.broker](
+                                   ListOut& out, Deadline deadline) mutable {
+      return walk.step(broker, deadline, out.items);
+    });
   }
   // /api/bindings/{vhost}/e/{source}/{q|e}/{dest}[/{props}]
   if (seg.size() < 6 || seg[2] != "e" || (seg[4] != "q" && seg[4] != "e")) return not_found(r);
@@ -120,9 +186,8 @@ void handle_binding_paths(ApiCall& c) {
       (to_queue ? vh->find_queue(dest) == nullptr : vh->find_exchange(dest) == nullptr))
     return not_found(r);
   json::array matching;
-  vhost_bindings(*vh, matching, [&](const std::string& s, const std::string& d, bool q) {
-    return s == source && d == dest && q == to_queue;
-  });
+  exchange_bindings(*vh, source, dest, matching,
+                    [&](const std::string& d, bool q) { return d == dest && q == to_queue; });
   if (seg.size() == 6) {
     if (c.method() == bhttp::verb::get) return reply_json(r, bhttp::status::ok, matching);
     if (c.method() != bhttp::verb::post) return method_not_allowed(r);
@@ -176,9 +241,14 @@ void handle_bindings(ApiCall& c) { handle_binding_paths(c); }
 void handle_queue_bindings(ApiCall& c, broker::VHost& vh, const std::string& queue) {
   if (c.method() != bhttp::verb::get) return method_not_allowed(c.r);
   json::array items;
-  vhost_bindings(vh, items, [&](const std::string&, const std::string& d, bool to_queue) {
-    return to_queue && d == queue;
-  });
+  auto to_this_queue = [&](const std::string& d, bool to_queue) { return to_queue && d == queue; };
+  exchange_bindings(vh, "", queue, items, to_this_queue);
+  std::vector<std::string> sources;
+  for (const auto& [xname, x] : vh.exchanges())
+    if (!xname.empty()) sources.push_back(xname);
+  std::sort(sources.begin(), sources.end());
+  for (const std::string& source : sources)
+    exchange_bindings(vh, source, queue, items, to_this_queue);
   reply_json(c.r, bhttp::status::ok, items);
 }
 
@@ -206,10 +276,27 @@ void handle_exchanges(ApiCall& c) {
   if (seg.size() == 5 && seg[3] == "bindings" && (seg[4] == "source" || seg[4] == "destination")) {
     if (vh->find_exchange(name) == nullptr) return not_found(r);
     bool as_source = seg[4] == "source";
+    if (as_source && name.empty()) {  // every queue's implicit binding: maybe 100,000
+      return reply_list_later(c, [walk = QueueWalk({seg[1]}, false), &broker = c.broker](
+                                     ListOut& out, Deadline deadline) mutable {
+        return walk.step(broker, deadline, [&](const broker::VHost& v, const broker::Queue& q) {
+          out.items.push_back(binding_json(v.name(), "", q.name(), true, q.name(), FieldTable{}));
+          return true;
+        });
+      });
+    }
     json::array items;
-    vhost_bindings(*vh, items, [&](const std::string& s, const std::string& d, bool to_queue) {
-      return as_source ? s == name : (!to_queue && d == name);
-    });
+    if (as_source) {
+      exchange_bindings(*vh, name, "", items, [](const std::string&, bool) { return true; });
+    } else {
+      std::vector<std::string> sources;
+      for (const auto& [xname, x] : vh->exchanges())
+        if (!xname.empty()) sources.push_back(xname);
+      std::sort(sources.begin(), sources.end());
+      for (const std::string& source : sources)
+        exchange_bindings(*vh, source, "", items,
+                          [&](const std::string& d, bool to_queue) { return !to_queue && d == name; });
+    }
     return reply_json(r, bhttp::status::ok, items);
   }
   if (seg.size() != 3) return not_found(r);

@@ -74,8 +74,8 @@ void handle_overview(ApiCall& c) {
   if (what == "overview" && seg.size() == 1 && c.method() == bhttp::verb::get) {
     size_t queues = 0, exchanges = 0, consumers = 0, ready = 0, unacked = 0, channels = 0;
     // Monitoring users see the broker-wide totals and their samples; a management user the sum
-    // of its vhosts' counters (unsampled).
-    broker::MessageStats own;
+    // of its vhosts' counters and samples.
+    broker::ObjectStats own_stats;
     for (const std::string& name : c.broker.list_vhosts()) {
       if (!c.visible(name)) continue;
       const broker::VHost* vh = c.broker.find_vhost(name);
@@ -85,7 +85,7 @@ void handle_overview(ApiCall& c) {
       consumers += static_cast<size_t>(t.consumers);
       ready += static_cast<size_t>(t.ready);
       unacked += static_cast<size_t>(t.unacked);
-      if (!c.monitoring) own.add(vh->stats().counts);
+      if (!c.monitoring) own_stats.add(vh->stats());
     }
     size_t connections = 0;
     for (const auto& [key, conn] : c.broker.connections()) {
@@ -95,8 +95,6 @@ void handle_overview(ApiCall& c) {
       channels += ci.channels.size();
     }
     SampleRange range = SampleRange::of(c.target);
-    broker::ObjectStats own_stats;
-    own_stats.counts = own;
     const broker::StatsSampler* sampler = c.broker.stats_sampler();
     const broker::ObjectStats& totals =
         c.monitoring && sampler != nullptr ? sampler->totals() : own_stats;

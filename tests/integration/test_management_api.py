@@ -480,7 +480,12 @@ def test_message_stats_counts_and_rates(warren_factory):
                         what="overview totals")
     assert overview["queue_totals"]["messages"] == 2
 
-    # Rates move while a publisher runs, and histories come back when asked for.
+    # Rates move while a publisher runs (also in a management user's overview, the sum of its
+    # vhosts), and histories come back when asked for.
+    assert ctl(server, "add_user", "mgr", "pw")[0] == 0
+    assert ctl(server, "set_user_tags", "mgr", "management")[0] == 0
+    assert ctl(server, "set_permissions", "-p", "/", "mgr", ".*", ".*", ".*")[0] == 0
+
     def publishing_rate():
         for _ in range(50):
             ch.basic_publish("", "ms-q", b"y")
@@ -488,8 +493,10 @@ def test_message_stats_counts_and_rates(warren_factory):
         q = call(server, "GET", "/api/queues/%2F/ms-q")[1]
         o = call(server, "GET", "/api/overview")[1]
         conn = call(server, "GET", "/api/connections")[1][0]
+        mine = call(server, "GET", "/api/overview", user="mgr", password="pw")[1]
         rates = (q["message_stats"]["publish_details"]["rate"],
                  o["message_stats"]["publish_details"]["rate"],
+                 mine["message_stats"]["publish_details"]["rate"],
                  q["message_stats"]["deliver_get_details"]["rate"],
                  conn["recv_oct_details"]["rate"], conn["send_oct_details"]["rate"])
         return rates if all(r > 0 for r in rates) else None

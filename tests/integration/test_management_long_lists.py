@@ -215,3 +215,32 @@ def test_pages_by_name_across_vhosts_match_the_full_list(server):
                                                    reverse=reverse == "true")
     body = call(server, "GET", "/api/queues/va?page=1&page_size=10")[1]
     assert [q["name"] for q in body["items"]] == ["m2", "m3"] and body["total_count"] == 2
+
+
+def test_long_binding_lists(server):
+    names = ["bq-%05d" % i for i in range(N)]
+    c = pika.BlockingConnection(pika.ConnectionParameters(host=server.host, port=server.port))
+    ch = c.channel()
+    for i, name in enumerate(names):
+        ch.queue_declare(name)
+        if i < 700:
+            ch.queue_bind(name, "amq.topic", "k.%d.#" % i)
+    c.close()
+    status, bindings, _ = call(server, "GET", "/api/bindings/%2F")
+    assert status == 200 and len(bindings) == N + 700
+    # The default exchange's binding of every queue first, in name order, then the others.
+    assert [b["destination"] for b in bindings[:N]] == names
+    assert all(b["source"] == "" and b["routing_key"] == b["destination"] for b in bindings[:N])
+    assert {b["routing_key"] for b in bindings[N:]} == {"k.%d.#" % i for i in range(700)}
+    status, page, _ = call(server, "GET", "/api/bindings?page=2&page_size=100")
+    assert (page["total_count"], [b["destination"] for b in page["items"]]) == (
+        N + 700, names[100:200])
+    status, body, _ = call(server, "GET", "/api/exchanges/%2F/amq.default/bindings/source")
+    assert status == 200 and len(body) == N
+    status, body, _ = call(server, "GET", "/api/exchanges/%2F/amq.topic/bindings/source")
+    assert status == 200 and len(body) == 700
+    status, body, _ = call(server, "GET", "/api/queues/%2F/bq-00005/bindings")
+    assert [(b["source"], b["routing_key"]) for b in body] == [("", "bq-00005"),
+                                                              ("amq.topic", "k.5.#")]
+    status, body, _ = call(server, "GET", "/api/bindings/%2F/e/amq.topic/q/bq-00005")
+    assert [b["properties_key"] for b in body] == ["k.5.%23"]

@@ -66,6 +66,37 @@ TEST(MessageStatsTest, RateComesFromTheNewestTwoSamples) {
   EXPECT_EQ(s.history()->samples().size(), 5u) << "bounded";
 }
 
+TEST(MessageStatsTest, AddSumsCountersAndSamplesByTick) {
+  ObjectStats a, b;
+  a.counts.publish = 10;
+  a.sample(5000, 0, 2, 0, 10);  // a's history: 0 at 0 ms, 10 at 5000 ms
+  a.counts.publish = 30;
+  a.sample(10000, 5000, 1, 0, 10);
+  b.sample(5000, 0, 0, 0, 10);  // b idle until the second tick: no history then
+  b.counts.publish = 5;
+  b.sample(10000, 5000, 0, 3, 10);  // b's history: 0 at 5000 ms, 5 at 10000 ms
+
+  ObjectStats sum;
+  sum.add(a);
+  sum.add(b);
+  EXPECT_EQ(sum.counts.publish, 35u);
+  ASSERT_NE(sum.history(), nullptr);
+  const auto& s = sum.history()->samples();
+  ASSERT_EQ(s.size(), 3u);
+  EXPECT_EQ(s[0].at_ms, 0u);
+  EXPECT_EQ(s[1].at_ms, 5000u);
+  EXPECT_EQ(s[1].counts.publish, 10u);
+  EXPECT_EQ(s[2].counts.publish, 35u);
+  EXPECT_EQ(s[2].ready, 1u);
+  EXPECT_EQ(s[2].unacked, 3u);
+  auto publish = [](const StatsSample& x) { return x.counts.publish; };
+  EXPECT_DOUBLE_EQ(sum.history()->rate(publish), 5.0);  // (35 - 10) over 5 s
+
+  ObjectStats idle;
+  sum.add(idle);  // nothing sampled: changes nothing
+  EXPECT_EQ(sum.history()->samples().size(), 3u);
+}
+
 TEST(MessageStatsTest, FieldSetsFollowRabbitMQ) {
   std::vector<std::string_view> names;
   for (const StatsField& f : stats_fields(StatsKind::kExchange)) names.push_back(f.name);

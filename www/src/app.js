@@ -44,6 +44,14 @@ const esc = (s) => String(s ?? '').replace(/[&<>"']/g,
   (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' }[c]));
 // Any figure the broker leaves out (an older broker, an object without traffic yet) shows as 0.
 const num = (v) => (typeof v === 'number' && Number.isFinite(v) ? v : 0);
+// A *_oct_details rate as the RabbitMQ UI shows it: "1.2 kB/s".
+function byteRate(details) {
+  let r = num(details && details.rate);
+  const units = ['B', 'kB', 'MB', 'GB'];
+  let i = 0;
+  while (r >= 1000 && i < units.length - 1) { r /= 1000; i += 1; }
+  return `${r >= 100 || i === 0 ? Math.round(r) : r.toFixed(1)} ${units[i]}/s`;
+}
 const rate = (stats, field) => num(stats && stats[field + '_details'] && stats[field + '_details'].rate);
 const fmtRate = (r) => (Math.round(r * 10) / 10).toFixed(1) + '/s';
 
@@ -268,9 +276,10 @@ function connections() {
   return async () => {
     const list = await api('GET', '/connections');
     document.getElementById('list').innerHTML = table(
-      ['Name', 'User', 'Vhost', 'State', 'Protocol', 'Channels', ''],
+      ['Name', 'User', 'Vhost', 'State', 'Protocol', 'Channels', 'From client', 'To client', ''],
       list.map((c) => [esc(c.name), esc(c.user), esc(c.vhost), esc(c.state), esc(c.protocol),
-        num(c.channels), `<button data-close="${esc(c.name)}">Close</button>`]), 'connections-table');
+        num(c.channels), byteRate(c.recv_oct_details), byteRate(c.send_oct_details),
+        `<button data-close="${esc(c.name)}">Close</button>`]), 'connections-table');
     document.querySelectorAll('[data-close]').forEach((b) => {
       b.onclick = async () => {
         try { await api('DELETE', '/connections/' + enc(b.dataset.close)); } catch (e) { showError('connections-msg', e); }
