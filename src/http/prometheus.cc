@@ -5,9 +5,11 @@
 #include <cstdio>
 #include <fstream>
 
+#include <boost/asio/post.hpp>
 #include <fmt/format.h>
 
 #include "broker/queue.h"
+#include "http/queue_walk.h"
 
 namespace warren::http {
 
@@ -49,15 +51,30 @@ uint64_t resident_bytes() {
 
 }  // namespace
 
-std::string PrometheusEndpoint::render(bool per_object) {
-  std::string out;
-  out.reserve(4096);
-  struct QueueRow {
-    std::string vhost, name;
-    uint64_t ready, unacked, consumers, bytes;
+// The per-queue rows of /metrics/per-object, one string per queue metric, filled a slice of
+// queues per event-loop turn.
+struct PrometheusEndpoint::QueueRows {
+  QueueWalk walk;
+  std::string ready, unacked, consumers, bytes;
+};
+
+void PrometheusEndpoint::add_rows(QueueRows& rows, const broker::VHost& vh,
+                                  const broker::Queue& q) {
+  std::string labels = fmt::format("{{vhost=\"{}\",queue=\"{}\"}}", label(vh.name()),
+                                   label(q.name()));
+  auto row = [&](std::string& out, std::string_view name, uint64_t value) {
+    fmt::format_to(std::back_inserter(out), "{}{} {}\n", name, labels, value);
   };
-  std::vector<QueueRow> rows;
-  // The totals are the vhosts' running sums; only the per-object variant walks the queues.
+  row(rows.ready, "rabbitmq_queue_messages_ready", q.message_count());
+  row(rows.unacked, "rabbitmq_queue_messages_unacked", q.unacked_count());
+  row(rows.consumers, "rabbitmq_queue_consumers", q.consumer_count());
+  row(rows.bytes, "rabbitmq_queue_messages_bytes", q.message_bytes());
+}
+
+std::string PrometheusEndpoint::render(const QueueRows* rows) {
+  std::string out;
+  out.reserve(4096 + (rows != nullptr ? rows->ready.size() * 4 : 0));
+  // The totals are the vhosts' running sums; only the per-object rows walk the queues.
   uint64_t ready = 0, unacked = 0, consumers = 0, bytes = 0, queues = 0;
   for (const std::string& vhost : broker_.list_vhosts()) {
     const broker::VHost* vh = broker_.find_vhost(vhost);
@@ -67,10 +84,6 @@ std::string PrometheusEndpoint::render(bool per_object) {
     unacked += static_cast<uint64_t>(t.unacked);
     consumers += static_cast<uint64_t>(t.consumers);
     bytes += static_cast<uint64_t>(t.ready_bytes);
-    if (!per_object) continue;
-    for (const auto& [name, q] : vh->queues())
-      rows.push_back({vhost, name, q->message_count(), q->unacked_count(), q->consumer_count(),
-                      q->message_bytes()});
   }
   uint64_t connections = 0, channels = 0;
   for (const auto& [key, c] : broker_.connections()) {
@@ -78,25 +91,22 @@ std::string PrometheusEndpoint::render(bool per_object) {
     channels += c->info().channels.size();
   }
   auto queue_metric = [&](std::string_view name, std::string_view help, uint64_t total,
-                          uint64_t QueueRow::*field) {
+                          std::string QueueRows::*per_queue) {
     header(out, name, "gauge", help);
-    if (!per_object) {
+    if (rows == nullptr)
       fmt::format_to(std::back_inserter(out), "{} {}\n", name, total);
-      return;
-    }
-    for (const QueueRow& r : rows)
-      fmt::format_to(std::back_inserter(out), "{}{{vhost=\"{}\",queue=\"{}\"}} {}\n", name,
-                     label(r.vhost), label(r.name), r.*field);
+    else
+      out += rows->*per_queue;
   };
   queue_metric("rabbitmq_queue_messages_ready", "Messages ready to be delivered to consumers",
-               ready, &QueueRow::ready);
+               ready, &QueueRows::ready);
   queue_metric("rabbitmq_queue_messages_unacked",
                "Messages delivered to consumers but not yet acknowledged", unacked,
-               &QueueRow::unacked);
+               &QueueRows::unacked);
   queue_metric("rabbitmq_queue_consumers", "Consumers on a queue", consumers,
-               &QueueRow::consumers);
+               &QueueRows::consumers);
   queue_metric("rabbitmq_queue_messages_bytes", "Size in bytes of ready messages", bytes,
-               &QueueRow::bytes);
+               &QueueRows::bytes);
   metric(out, "rabbitmq_queues", "gauge", "Queues available", queues);
   metric(out, "rabbitmq_consumers", "gauge", "Consumers currently connected", consumers);
   metric(out, "rabbitmq_connections", "gauge", "Connections currently open", connections);
@@ -131,7 +141,8 @@ std::string PrometheusEndpoint::render(bool per_object) {
   return out;
 }
 
-void PrometheusEndpoint::handle(const Request& req, const Peer&, Response& r) {
+void PrometheusEndpoint::handle(const Request& req, const Peer&, Response& r,
+                                Responder& responder) {
   std::string_view target = req.target();
   target = target.substr(0, target.find('?'));
   bool known = target == "/metrics" || target == "/metrics/per-object";
@@ -141,9 +152,36 @@ void PrometheusEndpoint::handle(const Request& req, const Peer&, Response& r) {
     r.body() = "Not Found\n";
     return;
   }
+  if (target == "/metrics") return reply(r, render(nullptr));
+  // Per object: a row per queue and metric, 100,000 queues or more; built a slice per turn.
+  auto rows = std::make_unique<QueueRows>(QueueRows{QueueWalk(broker_.list_vhosts(), false)});
+  add_rows_later(std::move(rows), responder.later());
+}
+
+void PrometheusEndpoint::reply(Response& r, std::string body) {
   r.result(bhttp::status::ok);
   r.set(bhttp::field::content_type, "text/plain; version=0.0.4");
-  r.body() = render(target == "/metrics/per-object");
+  r.body() = std::move(body);
+}
+
+void PrometheusEndpoint::add_rows_later(std::unique_ptr<QueueRows> rows, Finish finish) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(1);
+  bool done = rows->walk.step(broker_, deadline,
+                              [&](const broker::VHost& vh, const broker::Queue& q) {
+                                add_rows(*rows, vh, q);
+                                return true;
+                              });
+  if (!done) {
+    boost::asio::post(broker_.io(), [this, rows = std::move(rows),
+                                     finish = std::move(finish)]() mutable {
+      add_rows_later(std::move(rows), std::move(finish));
+    });
+    return;
+  }
+  Response r;
+  reply(r, render(rows.get()));
+  rows.reset();
+  finish(std::move(r));
 }
 
 }  // namespace warren::http

@@ -151,8 +151,8 @@ int main(int argc, char** argv) {
   if (!prometheus_listeners.open(
           io, config->amqp_listeners, config->prometheus_port,
           [&prometheus](const http::Request& req, const http::Peer& peer, http::Response& res,
-                        http::Responder&) {
-            prometheus.handle(req, peer, res);
+                        http::Responder& responder) {
+            prometheus.handle(req, peer, res, responder);
           },
           &error)) {
     spdlog::critical("Prometheus endpoint: {}", error);

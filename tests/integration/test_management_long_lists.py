@@ -244,3 +244,25 @@ def test_long_binding_lists(server):
                                                               ("amq.topic", "k.5.#")]
     status, body, _ = call(server, "GET", "/api/bindings/%2F/e/amq.topic/q/bq-00005")
     assert [b["properties_key"] for b in body] == ["k.5.%23"]
+
+
+def test_prometheus_per_object_rows_for_every_queue(server):
+    import urllib.request
+    from test_management_api import prometheus_port
+    names = ["pq-%05d" % i for i in range(N)]
+    declare(server, names)
+    c = pika.BlockingConnection(pika.ConnectionParameters(host=server.host, port=server.port))
+    ch = c.channel()
+    for _ in range(3):
+        ch.basic_publish("", "pq-00007", b"abcd")
+    c.close()
+    url = "http://127.0.0.1:%d/metrics/per-object" % prometheus_port(server)
+    text = urllib.request.urlopen(url, timeout=30).read().decode()
+    ready = [l for l in text.splitlines() if l.startswith("rabbitmq_queue_messages_ready{")]
+    assert len(ready) == N
+    assert 'rabbitmq_queue_messages_ready{vhost="/",queue="pq-00007"} 3' in ready
+    assert 'rabbitmq_queue_messages_bytes{vhost="/",queue="pq-00007"} 12' in text
+    assert "\nrabbitmq_queues %d\n" % N in text
+    total = urllib.request.urlopen(url.replace("/per-object", ""), timeout=30).read().decode()
+    assert "\nrabbitmq_queue_messages_ready 3\n" in total
+    assert "\nrabbitmq_queue_messages_bytes 12\n" in total
