@@ -67,6 +67,8 @@ class Connection : public broker::OutputFlusher,
   void alarms_cleared() override;
   void reading_may_resume() override { resume_reading(); }
   broker::ConnectionInfo info() const override;
+  std::string_view user_name() const override { return user_; }
+  size_t channel_count() const override { return channels_.size(); }
   void sample_stats(uint64_t now_ms, uint64_t previous_ms, size_t capacity) override;
   void close_by_operator(std::string_view explanation) override;
 

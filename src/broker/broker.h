@@ -66,6 +66,9 @@ class ClientConnection {
   virtual void reading_may_resume() = 0;
   // For warrenctl's listings.
   virtual ConnectionInfo info() const { return {}; }
+  // What counts need without copying info() (the overview over 10,000 connections).
+  virtual std::string_view user_name() const { return {}; }
+  virtual size_t channel_count() const { return 0; }
   // The statistics sampler's tick: samples the connection's channels (stats_sampler.h).
   virtual void sample_stats(uint64_t now_ms, uint64_t previous_ms, size_t capacity) {}
   // warrenctl close_connection: 320 CONNECTION_FORCED with the operator's text as the reason.

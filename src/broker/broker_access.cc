@@ -99,7 +99,7 @@ Status Broker::delete_user(const std::string& name) {
   // As rabbit_connection_tracking: the user's open connections are closed.
   std::vector<std::shared_ptr<ClientConnection>> open;
   for (auto& [key, c] : connections_)
-    if (c->info().user == name) open.push_back(c);
+    if (c->user_name() == name) open.push_back(c);
   for (auto& c : open) c->force_close_with_text(fmt::format("user '{}' is deleted", name));
   return std::nullopt;
 }

@@ -89,10 +89,9 @@ void handle_overview(ApiCall& c) {
     }
     size_t connections = 0;
     for (const auto& [key, conn] : c.broker.connections()) {
-      broker::ConnectionInfo ci = conn->info();
-      if (!c.monitoring && ci.user != c.user.name) continue;
+      if (!c.monitoring && conn->user_name() != c.user.name) continue;
       ++connections;
-      channels += ci.channels.size();
+      channels += conn->channel_count();
     }
     SampleRange range = SampleRange::of(c.target);
     const broker::StatsSampler* sampler = c.broker.stats_sampler();

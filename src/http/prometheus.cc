@@ -88,7 +88,7 @@ std::string PrometheusEndpoint::render(const QueueRows* rows) {
   uint64_t connections = 0, channels = 0;
   for (const auto& [key, c] : broker_.connections()) {
     ++connections;
-    channels += c->info().channels.size();
+    channels += c->channel_count();
   }
   auto queue_metric = [&](std::string_view name, std::string_view help, uint64_t total,
                           std::string QueueRows::*per_queue) {
