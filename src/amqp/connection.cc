@@ -18,7 +18,8 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-constexpr size_t kReadBufferMin = 256 * 1024;
+// The most a busy connection reads per call (more when frame_max needs it).
+constexpr size_t kReadBufferMax = 256 * 1024;
 
 // connection.blocked / connection.unblocked are RabbitMQ extensions that the spec XML does not
 // define, so they are encoded here in the generated structs' shape.
@@ -93,12 +94,12 @@ Connection::Connection(asio::ip::tcp::socket socket, broker::Broker& broker, Tls
       id_(broker.next_connection_id()),
       connected_at_ms_(broker::wall_now_ms()),
       channel_max_(broker.limits().channel_max),
+      in_(std::max<size_t>(kReadBufferMax, broker.limits().frame_max + kFrameOverhead)),
       // The flow is owned by this connection alone (queues hold it weakly), so its callback
       // never outlives the connection.
       flow_(std::make_shared<broker::PublisherFlow>(broker.io(), id_, [this] { resume_reading(); })),
       heartbeat_timer_(transport_.get_executor()),
       close_timer_(transport_.get_executor()) {
-  in_.resize(std::max<size_t>(kReadBufferMin, broker.limits().frame_max + kFrameOverhead));
   boost::system::error_code ec;
   auto ep = transport_.socket().remote_endpoint(ec);
   if (!ec) {
@@ -169,8 +170,9 @@ void Connection::read_some() {
   if (state_ == State::kClosed || read_in_flight_) return;
   if (reading_paused()) return;  // flow control: resume_reading() restarts
   read_in_flight_ = true;
+  size_t room = in_.prepare(in_len_, Clock::now());
   transport_.async_read_some(
-      asio::buffer(in_.data() + in_len_, in_.size() - in_len_),
+      asio::buffer(in_.data() + in_len_, room),
       [self = shared_from_this()](boost::system::error_code ec, size_t n) {
         self->read_in_flight_ = false;
         if (ec) {
@@ -190,6 +192,7 @@ void Connection::on_read(size_t n) {
     ++traffic_.recv_cnt;
   }
   last_recv_ = Clock::now();
+  in_.read(n, last_recv_);
   size_t pos = 0;
   if (state_ == State::kHeader) {
     if (in_len_ < kProtocolHeader.size()) {
@@ -692,7 +695,11 @@ void Connection::write_now() {
                       self->traffic_.send_oct += n;
                       ++self->traffic_.send_cnt;
                       self->writing_.clear();
-                      if (self->writing_.capacity() > (8u << 20)) std::string().swap(self->writing_);
+                      // A burst's buffer goes once writes are small again (idle connections
+                      // hold little); under load every write is large and it stays.
+                      if (self->writing_.capacity() > (64u << 10) &&
+                          n < self->writing_.capacity() / 8)
+                        std::string().swap(self->writing_);
                       if (ec) {
                         self->close_socket("481");
                         return;

@@ -17,6 +17,7 @@
 #include "amqp/amqp_error.h"
 #include "amqp/tls_context.h"
 #include "amqp/transport.h"
+#include "amqp/read_buffer.h"
 #include "broker/broker.h"
 #include "broker/publisher_flow.h"
 
@@ -136,7 +137,7 @@ class Connection : public broker::OutputFlusher,
   uint16_t channel_max_ = 2047;
   uint16_t heartbeat_ = 0;
 
-  std::vector<char> in_;
+  ReadBuffer in_;
   size_t in_len_ = 0;
   std::string out_;
   std::string writing_;
