@@ -24,7 +24,8 @@ def rss_kb():
     return 0
 
 
-params = pika.ConnectionParameters("127.0.0.1", amqp_port, heartbeat=0)
+params = pika.ConnectionParameters("127.0.0.1", amqp_port, heartbeat=0, stack_timeout=120,
+                                   blocked_connection_timeout=120, socket_timeout=60)
 # One connection first, so what every broker sets up once is not counted.
 first = pika.BlockingConnection(params)
 first.channel()
@@ -32,16 +33,24 @@ time.sleep(2)
 before = rss_kb()
 conns = []
 t0 = time.perf_counter()
+error = None
 for _ in range(n):
-    c = pika.BlockingConnection(params)
-    c.channel()
+    try:
+        c = pika.BlockingConnection(params)
+        c.channel()
+    except Exception as e:  # the broker stopped taking connections: report how far it got
+        error = "%s after %d connections" % (type(e).__name__, len(conns))
+        break
     conns.append(c)
 opened = time.perf_counter() - t0
 time.sleep(5)
 after = rss_kb()
-print(json.dumps({"label": label, "connections": n, "open_s": round(opened, 1),
-                  "rss_per_connection_kib": round((after - before) / n, 1),
-                  "rss_mb": round(after / 1024, 1)}))
+result = {"label": label, "connections": len(conns), "open_s": round(opened, 1),
+          "rss_per_connection_kib": round((after - before) / max(1, len(conns)), 1),
+          "rss_mb": round(after / 1024, 1)}
+if error:
+    result["error"] = error
+print(json.dumps(result))
 for c in conns:
     c.close()
 first.close()
