@@ -258,15 +258,28 @@ void handle_exchanges(ApiCall& c) {
   if (seg.size() <= 2 && c.method() == bhttp::verb::get) {
     if (seg.size() == 2 && (c.broker.find_vhost(seg[1]) == nullptr || !c.visible(seg[1])))
       return not_found(r);
-    json::array items;
-    SampleRange range = SampleRange::of(c.target);
-    for (const std::string& name : c.broker.list_vhosts()) {
-      if ((seg.size() == 2 && name != seg[1]) || !c.visible(name)) continue;
-      const broker::VHost* vh = c.broker.find_vhost(name);
-      for (const auto& [xname, x] : vh->exchanges())
-        items.push_back(exchange_json(*x, name, *vh, range));
+    // A snapshot of (vhost, exchange) names; the items are built a slice per loop turn (an
+    // exchange deleted meanwhile is left out) and sorted on the worker.
+    std::vector<std::pair<std::string, std::string>> names;
+    for (const std::string& vhost : c.broker.list_vhosts()) {
+      if ((seg.size() == 2 && vhost != seg[1]) || !c.visible(vhost)) continue;
+      for (const auto& [xname, x] : c.broker.find_vhost(vhost)->exchanges())
+        names.emplace_back(vhost, xname);
     }
-    return reply_list(c.target, std::move(items), r);
+    return reply_list_later(c, [names = std::move(names), next = size_t{0}, &broker = c.broker,
+                                range = SampleRange::of(c.target)](ListOut& out,
+                                                                   Deadline deadline) mutable {
+      while (next < names.size()) {
+        const auto& [vhost, xname] = names[next++];
+        if (const broker::VHost* vh = broker.find_vhost(vhost)) {
+          auto x = vh->exchanges().find(xname);
+          if (x != vh->exchanges().end())
+            out.items.push_back(exchange_json(*x->second, vhost, *vh, range));
+        }
+        if ((next & 15) == 0 && std::chrono::steady_clock::now() > deadline) return false;
+      }
+      return true;
+    });
   }
   if (seg.size() < 3) return not_found(r);
   broker::VHost* vh = c.broker.find_vhost(seg[1]);

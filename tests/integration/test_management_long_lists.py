@@ -266,3 +266,28 @@ def test_prometheus_per_object_rows_for_every_queue(server):
     total = urllib.request.urlopen(url.replace("/per-object", ""), timeout=30).read().decode()
     assert "\nrabbitmq_queue_messages_ready 3\n" in total
     assert "\nrabbitmq_queue_messages_bytes 12\n" in total
+
+
+def test_long_exchange_and_connection_lists(server):
+    c = pika.BlockingConnection(pika.ConnectionParameters(host=server.host, port=server.port))
+    ch = c.channel()
+    names = ["lx-%05d" % i for i in range(N)]
+    for name in names:
+        ch.exchange_declare(name, "topic")
+    others = [pika.BlockingConnection(pika.ConnectionParameters(
+        host=server.host, port=server.port, client_properties={"connection_name": "c%d" % i}))
+        for i in range(20)]
+    status, xs, _ = call(server, "GET", "/api/exchanges/%2F")
+    assert status == 200
+    got = [x["name"] for x in xs]
+    assert got == sorted(got) and set(names) <= set(got)
+    assert {x["type"] for x in xs if x["name"].startswith("lx-")} == {"topic"}
+    status, page, _ = call(server, "GET", "/api/exchanges?page=3&page_size=10&name=lx-")
+    assert (page["filtered_count"], [x["name"] for x in page["items"]]) == (N, names[20:30])
+    status, conns, _ = call(server, "GET", "/api/connections?sort=user_provided_name")
+    assert status == 200 and len(conns) == 21
+    assert [x["user_provided_name"] for x in conns][1:] == sorted("c%d" % i for i in range(20))
+    for o in others:
+        o.close()
+    c.close()
+    wait_for(lambda: call(server, "GET", "/api/connections")[1] == [], what="no connections")
