@@ -8,6 +8,7 @@
 #include "broker/queue.h"
 #include "http/api_call.h"
 #include "http/api_stats.h"
+#include "http/queue_walk.h"
 
 namespace warren::http {
 
@@ -82,6 +83,34 @@ json::object channel_details(const broker::ConnectionInfo& c, uint16_t number) {
                       {"user", c.user}};
 }
 
+// The channels of one connection, by number, as /api/channels lists them.
+void add_channels(const broker::ConnectionInfo& conn, const std::string& node,
+                  const SampleRange& range, json::array& items) {
+  std::vector<broker::ChannelInfo> chans = conn.channels;
+  std::sort(chans.begin(), chans.end(),
+            [](const auto& a, const auto& b) { return a.number < b.number; });
+  for (const broker::ChannelInfo& ch : chans) {
+    json::object o = channel_details(conn, ch.number);
+    o["node"] = node;
+    o["vhost"] = conn.vhost;
+    o["connection_details"] = json::object{{"name", connection_name(conn)},
+                                           {"peer_host", conn.peer_host},
+                                           {"peer_port", conn.peer_port}};
+    o["state"] = "running";
+    o["transactional"] = ch.transactional;
+    o["confirm"] = ch.confirm;
+    o["consumer_count"] = ch.consumer_count;
+    o["messages_unacknowledged"] = ch.messages_unacknowledged;
+    o["prefetch_count"] = ch.prefetch_count;
+    o["global_prefetch_count"] = 0;
+    if (ch.stats != nullptr) {
+      json::value stats = message_stats_json(*ch.stats, broker::StatsKind::kChannel, range);
+      if (!stats.is_null()) o["message_stats"] = std::move(stats);
+    }
+    items.push_back(std::move(o));
+  }
+}
+
 }  // namespace
 
 void handle_connections(ApiCall& c) {
@@ -123,34 +152,21 @@ void handle_connections(ApiCall& c) {
   if (seg[0] == "channels") {
     if (seg.size() != 1) return not_found(r);
     if (c.method() != bhttp::verb::get) return method_not_allowed(r);
-    json::array items;
-    SampleRange range = SampleRange::of(c.target);
-    for (const Conn& conn : visible_connections(c)) {
-      std::vector<broker::ChannelInfo> chans = conn.info.channels;
-      std::sort(chans.begin(), chans.end(),
-                [](const auto& a, const auto& b) { return a.number < b.number; });
-      for (const broker::ChannelInfo& ch : chans) {
-        json::object o = channel_details(conn.info, ch.number);
-        o["node"] = node;
-        o["vhost"] = conn.info.vhost;
-        o["connection_details"] = json::object{{"name", connection_name(conn.info)},
-                                               {"peer_host", conn.info.peer_host},
-                                               {"peer_port", conn.info.peer_port}};
-        o["state"] = "running";
-        o["transactional"] = ch.transactional;
-        o["confirm"] = ch.confirm;
-        o["consumer_count"] = ch.consumer_count;
-        o["messages_unacknowledged"] = ch.messages_unacknowledged;
-        o["prefetch_count"] = ch.prefetch_count;
-        o["global_prefetch_count"] = 0;
-        if (ch.stats != nullptr) {
-          json::value stats = message_stats_json(*ch.stats, broker::StatsKind::kChannel, range);
-          if (!stats.is_null()) o["message_stats"] = std::move(stats);
-        }
-        items.push_back(std::move(o));
+    // A slice of connections per loop turn (from a snapshot of references), sorted on the
+    // worker.
+    std::vector<std::shared_ptr<broker::ClientConnection>> snapshot;
+    for (const auto& [key, conn] : c.broker.connections())
+      if (c.monitoring || conn->user_name() == c.user.name) snapshot.push_back(conn);
+    return reply_list_later(c, [snapshot = std::move(snapshot), next = size_t{0}, node,
+                                range = SampleRange::of(c.target)](ListOut& out,
+                                                                   Deadline deadline) mutable {
+      while (next < snapshot.size()) {
+        broker::ConnectionInfo info = snapshot[next++]->info();
+        if (info.id != 0) add_channels(info, node, range, out.items);
+        if ((next & 15) == 0 && std::chrono::steady_clock::now() > deadline) return false;
       }
-    }
-    return reply_list(c.target, std::move(items), r);
+      return true;
+    });
   }
   // consumers[/{vhost}]
   if (seg.size() > 2) return not_found(r);
@@ -162,19 +178,24 @@ void handle_connections(ApiCall& c) {
   for (const Conn& conn : visible_connections(c))
     for (const broker::ChannelInfo& ch : conn.info.channels)
       channels[ch.sink] = channel_details(conn.info, ch.number);
-  json::array items;
-  for (const std::string& name : c.broker.list_vhosts()) {
-    if ((seg.size() == 2 && name != seg[1]) || !c.visible(name)) continue;
-    for (const auto& [qname, q] : c.broker.find_vhost(name)->queues()) {
-      const broker::Consumer* active = q->single_active_consumer();
-      bool sac = q->settings().single_active_consumer;
-      for (const broker::Consumer* consumer : q->consumers()) {
+  // Every queue's consumers, a slice of queues per loop turn (100,000 queues), in queue name
+  // order. A consumer whose channel opened after the snapshot above is left out.
+  std::vector<std::string> vhosts;
+  for (std::string& name : c.broker.list_vhosts())
+    if ((seg.size() == 1 || name == seg[1]) && c.visible(name)) vhosts.push_back(std::move(name));
+  reply_list_later(c, [walk = QueueWalk(std::move(vhosts), false), &broker = c.broker,
+                       channels = std::move(channels)](ListOut& out, Deadline deadline) mutable {
+    return walk.step(broker, deadline, [&](const broker::VHost& vh, const broker::Queue& q) {
+      if (q.consumers().empty()) return true;
+      const broker::Consumer* active = q.single_active_consumer();
+      bool sac = q.settings().single_active_consumer;
+      for (const broker::Consumer* consumer : q.consumers()) {
         auto ch = channels.find(static_cast<const void*>(consumer->sink));
         if (ch == channels.end()) continue;  // another user's channel
         bool is_active = !sac || consumer == active;
-        items.push_back(json::object{
+        out.items.push_back(json::object{
             {"consumer_tag", consumer->tag},
-            {"queue", json::object{{"name", qname}, {"vhost", name}}},
+            {"queue", json::object{{"name", q.name()}, {"vhost", vh.name()}}},
             {"channel_details", ch->second},
             {"ack_required", !consumer->no_ack},
             {"prefetch_count", consumer->prefetch},
@@ -183,9 +204,9 @@ void handle_connections(ApiCall& c) {
             {"activity_status", sac ? (is_active ? "single_active" : "waiting") : "up"},
             {"arguments", to_json(consumer->arguments)}});
       }
-    }
-  }
-  reply_json(r, bhttp::status::ok, items);
+      return true;
+    });
+  });
 }
 
 }  // namespace warren::http

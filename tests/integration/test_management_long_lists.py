@@ -291,3 +291,20 @@ def test_long_exchange_and_connection_lists(server):
         o.close()
     c.close()
     wait_for(lambda: call(server, "GET", "/api/connections")[1] == [], what="no connections")
+
+
+def test_consumers_and_channels_among_many_queues(server):
+    names = ["cq-%05d" % i for i in range(N)]
+    declare(server, names)
+    c = pika.BlockingConnection(pika.ConnectionParameters(host=server.host, port=server.port))
+    chans = [c.channel() for _ in range(3)]
+    for i, name in enumerate(names[::300]):
+        chans[i % 3].basic_consume(name, lambda *a: None, consumer_tag="t-%s" % name)
+    status, consumers, _ = call(server, "GET", "/api/consumers/%2F")
+    assert status == 200
+    assert [x["queue"]["name"] for x in consumers] == names[::300]
+    assert {x["channel_details"]["number"] for x in consumers} == {1, 2, 3}
+    assert all(x["consumer_tag"] == "t-" + x["queue"]["name"] for x in consumers)
+    status, channels, _ = call(server, "GET", "/api/channels")
+    assert [(x["number"], x["consumer_count"]) for x in channels] == [(1, 4), (2, 3), (3, 3)]
+    c.close()
