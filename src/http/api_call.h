@@ -98,6 +98,11 @@ void reply_page(const Target& t, int64_t page, int64_t page_size, size_t filtere
 bool read_paging(const Target& t, int64_t* page, int64_t* page_size, Response& r);
 
 using Deadline = std::chrono::steady_clock::time_point;
+// For a step's loop: true when the deadline has passed, looked at every 16th item (`done`
+// counts the items so far) so that the clock is not read per item.
+inline bool slice_spent(size_t done, Deadline deadline) {
+  return (done & 15) == 0 && std::chrono::steady_clock::now() > deadline;
+}
 // Answers after work too long for one event-loop turn (api_list_later.cc): `step` is called
 // once per loop turn with about 1 ms to spend until it returns true; then `done` writes the
 // response. Both run on the loop.
@@ -116,6 +121,19 @@ using ListStep = std::function<bool(ListOut& out, Deadline deadline)>;
 // once per loop turn with about 1 ms to spend; filtering, sorting, paging and serialisation run
 // on the worker thread.
 void reply_list_later(ApiCall& c, ListStep step);
+// reply_list_later over a snapshot taken now (references, names): add(item, out) appends the
+// JSON of an item that still exists.
+template <class T, class Add>
+void reply_snapshot_later(ApiCall& c, std::vector<T> snapshot, Add add) {
+  reply_list_later(c, [snapshot = std::move(snapshot), next = size_t{0},
+                       add = std::move(add)](ListOut& out, Deadline deadline) mutable {
+    while (next < snapshot.size()) {
+      add(snapshot[next++], out.items);
+      if (slice_spent(next, deadline)) return false;
+    }
+    return true;
+  });
+}
 // The request body as a JSON object ({} when empty); nullopt after replying 400 not_json.
 std::optional<boost::json::object> json_body(const Request& req, Response& r);
 bool json_bool(const boost::json::object& o, std::string_view key, bool def);

@@ -28,6 +28,14 @@ struct Conn {
   std::shared_ptr<broker::ClientConnection> connection;
 };
 
+// The connections the user may see, as references (the long lists' snapshot).
+std::vector<std::shared_ptr<broker::ClientConnection>> connection_refs(ApiCall& c) {
+  std::vector<std::shared_ptr<broker::ClientConnection>> out;
+  for (const auto& [key, conn] : c.broker.connections())
+    if (c.monitoring || conn->user_name() == c.user.name) out.push_back(conn);
+  return out;
+}
+
 std::vector<Conn> visible_connections(ApiCall& c) {
   std::vector<Conn> out;
   for (const auto& [key, conn] : c.broker.connections()) {
@@ -122,17 +130,10 @@ void handle_connections(ApiCall& c) {
       if (c.method() != bhttp::verb::get) return method_not_allowed(r);
       // 10,000s of connections: their infos are built a slice per loop turn from a snapshot of
       // references, then sorted on the worker.
-      std::vector<std::shared_ptr<broker::ClientConnection>> snapshot;
-      for (const auto& [key, conn] : c.broker.connections())
-        if (c.monitoring || conn->user_name() == c.user.name) snapshot.push_back(conn);
-      return reply_list_later(c, [snapshot = std::move(snapshot), next = size_t{0}, node](
-                                     ListOut& out, Deadline deadline) mutable {
-        while (next < snapshot.size()) {
-          broker::ConnectionInfo info = snapshot[next++]->info();
-          if (info.id != 0) out.items.push_back(connection_json(info, node));
-          if ((next & 15) == 0 && std::chrono::steady_clock::now() > deadline) return false;
-        }
-        return true;
+      return reply_snapshot_later(c, connection_refs(c), [node](const auto& conn,
+                                                                json::array& out) {
+        broker::ConnectionInfo info = conn->info();
+        if (info.id != 0) out.push_back(connection_json(info, node));
       });
     }
     if (seg.size() != 2) return not_found(r);
@@ -154,18 +155,10 @@ void handle_connections(ApiCall& c) {
     if (c.method() != bhttp::verb::get) return method_not_allowed(r);
     // A slice of connections per loop turn (from a snapshot of references), sorted on the
     // worker.
-    std::vector<std::shared_ptr<broker::ClientConnection>> snapshot;
-    for (const auto& [key, conn] : c.broker.connections())
-      if (c.monitoring || conn->user_name() == c.user.name) snapshot.push_back(conn);
-    return reply_list_later(c, [snapshot = std::move(snapshot), next = size_t{0}, node,
-                                range = SampleRange::of(c.target)](ListOut& out,
-                                                                   Deadline deadline) mutable {
-      while (next < snapshot.size()) {
-        broker::ConnectionInfo info = snapshot[next++]->info();
-        if (info.id != 0) add_channels(info, node, range, out.items);
-        if ((next & 15) == 0 && std::chrono::steady_clock::now() > deadline) return false;
-      }
-      return true;
+    return reply_snapshot_later(c, connection_refs(c), [node, range = SampleRange::of(c.target)](
+                                                            const auto& conn, json::array& out) {
+      broker::ConnectionInfo info = conn->info();
+      if (info.id != 0) add_channels(info, node, range, out);
     });
   }
   // consumers[/{vhost}]

@@ -92,9 +92,6 @@ class BindingWalk {
 
   bool step(broker::Broker& broker, Deadline deadline, json::array& out) {
     size_t n = 0;
-    auto spent = [&] {
-      return (++n & 15) == 0 && std::chrono::steady_clock::now() > deadline;
-    };
     for (; vhost_ < vhosts_.size(); ++vhost_, queues_.reset(), exchanges_.reset()) {
       const broker::VHost* vh = broker.find_vhost(vhosts_[vhost_]);
       if (vh == nullptr) continue;
@@ -122,7 +119,7 @@ class BindingWalk {
           out.push_back(binding_json(vh->name(), x->name(),
                                      to_queue ? b.dest.queue->name() : b.dest.exchange->name(),
                                      to_queue, b.routing_key, b.arguments));
-          if (spent()) return false;
+          if (slice_spent(++n, deadline)) return false;
         }
       }
     }
@@ -266,19 +263,14 @@ void handle_exchanges(ApiCall& c) {
       for (const auto& [xname, x] : c.broker.find_vhost(vhost)->exchanges())
         names.emplace_back(vhost, xname);
     }
-    return reply_list_later(c, [names = std::move(names), next = size_t{0}, &broker = c.broker,
-                                range = SampleRange::of(c.target)](ListOut& out,
-                                                                   Deadline deadline) mutable {
-      while (next < names.size()) {
-        const auto& [vhost, xname] = names[next++];
-        if (const broker::VHost* vh = broker.find_vhost(vhost)) {
-          auto x = vh->exchanges().find(xname);
-          if (x != vh->exchanges().end())
-            out.items.push_back(exchange_json(*x->second, vhost, *vh, range));
-        }
-        if ((next & 15) == 0 && std::chrono::steady_clock::now() > deadline) return false;
-      }
-      return true;
+    return reply_snapshot_later(c, std::move(names), [&broker = c.broker,
+                                                      range = SampleRange::of(c.target)](
+                                                         const auto& name, json::array& out) {
+      const auto& [vhost, xname] = name;
+      const broker::VHost* vh = broker.find_vhost(vhost);
+      if (vh == nullptr) return;
+      auto x = vh->exchanges().find(xname);
+      if (x != vh->exchanges().end()) out.push_back(exchange_json(*x->second, vhost, *vh, range));
     });
   }
   if (seg.size() < 3) return not_found(r);

@@ -62,7 +62,7 @@ bool QueueWalk::step(broker::Broker& broker, Deadline deadline, const Visit& vis
     const broker::Queue& q = *vh.queues().find(best->name())->second;
     best->advance();
     if (!visit(vh, q)) return true;
-    if ((++n & 15) == 0 && std::chrono::steady_clock::now() > deadline) {
+    if (slice_spent(++n, deadline)) {
       for (const Cursor& c : cursors)
         if (c.last) sources_[c.source].last = std::string(*c.last);
       return false;
