@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs every Debian package Warren needs to build, test and benchmark, if any is missing.
 # The integration tests run amqp-tools (test_amqp_tools.py), mount/umount (a tmpfs for the
-# disk-full tests, as root) and ip (iproute2: network namespaces); under CI=true a test that
+# disk-full tests, as root) and ip (iproute2: network namespaces); the MQTT and STOMP tests drive
+# paho-mqtt, mosquitto_pub/sub, stomp.py and websocket-client; under CI=true a test that
 # would skip for want of one of them fails instead. node and npm build the management web UI
 # (www/, packages from the npm registry); WARREN_WITH_BROWSER=1 adds chromium for its test.
 set -euo pipefail
@@ -11,6 +12,7 @@ PKGS=(
   libgtest-dev libgmock-dev libbenchmark-dev
   amqp-specs python3 python3-pika python3-amqp python3-pytest amqp-tools librabbitmq-dev
   mount iproute2
+  python3-paho-mqtt mosquitto-clients python3-stomp python3-websocket
 )
 # node and npm: Debian's, unless the machine already has them (a nodejs from elsewhere bundles
 # its own npm, and Debian's npm package would conflict with it).

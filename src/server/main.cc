@@ -18,7 +18,8 @@
 #include "http/management_api.h"
 #include "http/static_files.h"
 #include "http/prometheus.h"
-#include "server/amqp_listeners.h"
+#include "amqp/connection.h"
+#include "server/tcp_listeners.h"
 #include "server/config.h"
 #include "server/http_listeners.h"
 #include "server/logging.h"
@@ -90,15 +91,20 @@ int main(int argc, char** argv) {
   // signal that arrives before the handler below is waited for is queued by Asio.
   boost::asio::signal_set signals(io, SIGINT, SIGTERM);
 
-  server::AmqpListeners listeners;
-  if (!listeners.open(broker, config->amqp_listeners, &error)) {
+  server::TcpListeners listeners("AMQP");
+  if (!listeners.open(
+          io, config->amqp_listeners,
+          [&broker](boost::asio::ip::tcp::socket s) {
+            std::make_shared<amqp::Connection>(std::move(s), broker)->start();
+          },
+          &error)) {
     spdlog::critical("{}", error);
     return 1;
   }
   listeners.start();
   // amqps: the same addresses on the TLS port.
   std::unique_ptr<amqp::TlsContext> tls;
-  server::AmqpListeners tls_listeners;
+  server::TcpListeners tls_listeners("AMQPS");
   if (config->tls.port) {
     amqp::TlsOptions options;
     options.certfile = config->tls.certfile;
@@ -115,7 +121,12 @@ int main(int argc, char** argv) {
     std::vector<server::ListenAddress> addresses;
     for (const server::ListenAddress& l : config->amqp_listeners)
       addresses.push_back({l.address, *config->tls.port});
-    if (!tls_listeners.open(broker, addresses, &error, tls.get())) {
+    if (!tls_listeners.open(
+            io, addresses,
+            [&broker, &tls](boost::asio::ip::tcp::socket s) {
+              std::make_shared<amqp::Connection>(std::move(s), broker, tls.get())->start();
+            },
+            &error)) {
       spdlog::critical("{}", error);
       return 1;
     }

@@ -109,6 +109,21 @@ class WarrenProcess(object):
                        else "within %.0f s" % timeout, exited, " ".join(self.cmd),
                        "".join(self.log)))
 
+    def listener_port(self, what, timeout=10.0):
+        """The port of the first "<what> listening on <address>:<port>" log line ("MQTT",
+        "STOMP", "web MQTT", ...); those lines follow the AMQP one at start-up."""
+        pattern = re.compile(r"%s listening on (\S+):(\d+)" % re.escape(what))
+        deadline = time.monotonic() + timeout
+        while True:
+            for line in list(self.log):
+                match = pattern.search(line)
+                if match:
+                    return int(match.group(2))
+            if time.monotonic() > deadline or not self.alive():
+                raise StartupError("no '%s listening on' line in the log:\n%s"
+                                   % (what, "".join(self.log[-50:])))
+            time.sleep(0.05)
+
     # ---- state
 
     def alive(self):

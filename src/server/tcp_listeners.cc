@@ -1,4 +1,4 @@
-#include "server/amqp_listeners.h"
+#include "server/tcp_listeners.h"
 
 #include <boost/asio/ip/address.hpp>
 #include <boost/system/system_error.hpp>
@@ -18,9 +18,9 @@ bool ipv6_unavailable(const asio::ip::address& a, const boost::system::error_cod
 
 }  // namespace
 
-bool AmqpListeners::open(broker::Broker& broker, const std::vector<ListenAddress>& addresses,
-                         std::string* error, amqp::TlsContext* tls) {
-  const char* what = tls != nullptr ? "AMQPS" : "AMQP";
+bool TcpListeners::open(asio::io_context& io, const std::vector<ListenAddress>& addresses,
+                        const AcceptFn& on_accept, std::string* error) {
+  const std::string& what = what_;
   // A free port chosen for the first port-0 listener is reused by the others; if another
   // family's address has it taken, start over with a new one (a few times).
   for (int attempt = 0; attempt < 5; ++attempt) {
@@ -38,7 +38,7 @@ bool AmqpListeners::open(broker::Broker& broker, const std::vector<ListenAddress
       uint16_t port = l.port == 0 ? shared_port : l.port;
       try {
         auto listener =
-            std::make_unique<AmqpListener>(broker, asio::ip::tcp::endpoint(address, port), tls);
+            std::make_unique<TcpListener>(io, asio::ip::tcp::endpoint(address, port), on_accept);
         if (l.port == 0 && shared_port == 0) shared_port = listener->port();
         bound_.push_back({l.address, std::move(listener)});
       } catch (const boost::system::system_error& e) {
@@ -67,15 +67,15 @@ bool AmqpListeners::open(broker::Broker& broker, const std::vector<ListenAddress
   return false;
 }
 
-void AmqpListeners::start() {
+void TcpListeners::start() {
   for (Bound& b : bound_) b.listener->start();
 }
 
-void AmqpListeners::stop() {
+void TcpListeners::stop() {
   for (Bound& b : bound_) b.listener->stop();
 }
 
-std::vector<std::string> AmqpListeners::describe() const {
+std::vector<std::string> TcpListeners::describe() const {
   std::vector<std::string> out;
   for (const Bound& b : bound_) out.push_back(b.address + ":" + std::to_string(b.listener->port()));
   return out;

@@ -1,17 +1,16 @@
-#include "server/amqp_listener.h"
+#include "server/tcp_listener.h"
 
 #include <boost/asio/ip/v6_only.hpp>
 #include <spdlog/spdlog.h>
 
-#include "amqp/connection.h"
 
 namespace warren::server {
 
 namespace asio = boost::asio;
 
-AmqpListener::AmqpListener(broker::Broker& broker, const asio::ip::tcp::endpoint& endpoint,
-                           amqp::TlsContext* tls)
-    : broker_(broker), tls_(tls), acceptor_(broker.io()), retry_timer_(broker.io()) {
+TcpListener::TcpListener(asio::io_context& io, const asio::ip::tcp::endpoint& endpoint,
+                         AcceptFn on_accept)
+    : on_accept_(std::move(on_accept)), acceptor_(io), retry_timer_(io) {
   acceptor_.open(endpoint.protocol());
   acceptor_.set_option(asio::socket_base::reuse_address(true));
   // An IPv6 listener takes IPv6 only, so an IPv4 one can share its port (127.0.0.1 and ::1).
@@ -20,19 +19,19 @@ AmqpListener::AmqpListener(broker::Broker& broker, const asio::ip::tcp::endpoint
   acceptor_.listen(asio::socket_base::max_listen_connections);
 }
 
-void AmqpListener::start() { accept(); }
+void TcpListener::start() { accept(); }
 
-void AmqpListener::stop() {
+void TcpListener::stop() {
   boost::system::error_code ec;
   acceptor_.close(ec);
   retry_timer_.cancel();
 }
 
-void AmqpListener::accept() {
+void TcpListener::accept() {
   acceptor_.async_accept([this](boost::system::error_code ec, asio::ip::tcp::socket socket) {
     if (ec == asio::error::operation_aborted) return;
     if (!ec) {
-      std::make_shared<amqp::Connection>(std::move(socket), broker_, tls_)->start();
+      on_accept_(std::move(socket));
       accept();
       return;
     }
