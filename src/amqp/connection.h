@@ -17,7 +17,7 @@
 #include "amqp/amqp_error.h"
 #include "amqp/tls_context.h"
 #include "amqp/transport.h"
-#include "amqp/read_buffer.h"
+#include "common/read_buffer.h"
 #include "broker/broker.h"
 #include "broker/publisher_flow.h"
 

@@ -10,7 +10,7 @@
 #include "amqp/frame.h"
 #include "amqp/frame_errors.h"
 #include "amqp/methods.h"
-#include "amqp/utf8.h"
+#include "common/utf8.h"
 
 namespace warren::amqp {
 namespace {

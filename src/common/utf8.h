@@ -6,7 +6,7 @@
 #include <cstdint>
 #include <string_view>
 
-namespace warren::amqp {
+namespace warren {
 
 // True when s is UTF-8 as Erlang's xmerl_ucs:from_utf8 reads it, which is what RabbitMQ checks
 // (rabbit_binary_parser:assert_utf8): sequences of at most 4 bytes without overlong forms, but
@@ -41,4 +41,4 @@ inline bool is_rabbit_utf8(std::string_view s) {
   return true;
 }
 
-}  // namespace warren::amqp
+}  // namespace warren

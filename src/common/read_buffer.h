@@ -11,7 +11,7 @@
 #include <cstring>
 #include <memory>
 
-namespace warren::amqp {
+namespace warren {
 
 class ReadBuffer {
  public:
@@ -36,6 +36,12 @@ class ReadBuffer {
     room_ = size_ - held;
     return room_;
   }
+  // A frame of `frame_size` bytes larger than the buffer (and than max, for protocols whose
+  // largest frame is far above the bulk read size, as MQTT's 256 MB): grows to hold it whole,
+  // keeping the `held` bytes received so far; the buffer shrinks back after a quiet spell.
+  void fit(size_t frame_size, size_t held) {
+    if (frame_size > size_) resize(frame_size, held);
+  }
   // After a read of n bytes into the room prepare() gave.
   void read(size_t n, Clock::time_point now) {
     if (n == room_) filled_ = true;
@@ -59,4 +65,4 @@ class ReadBuffer {
   Clock::time_point last_busy_{};
 };
 
-}  // namespace warren::amqp
+}  // namespace warren

@@ -1,12 +1,12 @@
-// ReadBuffer (amqp/read_buffer.h): small while quiet, doubling under bulk reads up to its max,
+// ReadBuffer (common/read_buffer.h): small while quiet, doubling under bulk reads up to its max,
 // keeping a partial frame when it grows, and back to the start size after a quiet spell.
 #include <gtest/gtest.h>
 
 #include <cstring>
 
-#include "amqp/read_buffer.h"
+#include "common/read_buffer.h"
 
-namespace warren::amqp {
+namespace warren {
 namespace {
 
 using Clock = ReadBuffer::Clock;
@@ -51,4 +51,4 @@ TEST(ReadBufferTest, AFrameLargerThanTheBufferMakesRoomAndKeepsItsStart) {
 }
 
 }  // namespace
-}  // namespace warren::amqp
+}  // namespace warren
