@@ -8,20 +8,14 @@
 #include "broker/queue_arguments.h"
 #include "broker/vhost.h"
 #include "auth/access_control.h"
+#include "common/random_id.h"
 
 namespace warren::amqp {
 
 
 namespace {
 
-std::string random_tag(std::string_view prefix) {
-  static thread_local std::mt19937_64 rng{std::random_device{}()};
-  static constexpr char kAlphabet[] =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-  std::string tag(prefix);
-  for (int i = 0; i < 22; ++i) tag.push_back(kAlphabet[rng() % 64]);
-  return tag;
-}
+std::string random_tag(std::string_view prefix) { return random_id(prefix); }
 
 // Stamps the failing method's ids on an error so channel.close/connection.close carry them.
 // 312 NO_ROUTE is a RabbitMQ reply code that the spec XML does not list.

@@ -48,6 +48,7 @@ struct ConnectionTraffic {
 
 struct ConnectionInfo {
   uint64_t id = 0;
+  std::string protocol = "AMQP 0-9-1";  // as RabbitMQ lists it ("MQTT 3.1.1", "STOMP 1.2")
   std::string user, vhost;
   std::string peer_host, host;  // host: the broker's address the client connected to
   uint16_t peer_port = 0, port = 0;

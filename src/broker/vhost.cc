@@ -1,5 +1,7 @@
 #include "broker/vhost.h"
 
+#include "common/random_id.h"
+
 #include "broker/queue_arguments.h"
 
 #include <random>
@@ -256,12 +258,8 @@ void VHost::auto_delete_unused(const std::vector<std::string>& names) {
 }
 
 std::string VHost::generate_queue_name() {
-  static thread_local std::mt19937_64 rng{std::random_device{}()};
-  static constexpr char kAlphabet[] =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
   while (true) {
-    std::string name = "amq.gen-";
-    for (int i = 0; i < 22; ++i) name.push_back(kAlphabet[rng() % 64]);
+    std::string name = random_id("amq.gen-");
     if (find_queue(name) == nullptr) return name;
   }
 }

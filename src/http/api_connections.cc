@@ -74,7 +74,7 @@ json::object connection_json(const broker::ConnectionInfo& c, const std::string&
                       {"channel_max", c.channel_max},
                       {"frame_max", c.frame_max},
                       {"timeout", c.heartbeat},
-                      {"protocol", "AMQP 0-9-1"},
+                      {"protocol", c.protocol},
                       {"type", "network"},
                       {"ssl", c.ssl},
                       {"auth_mechanism", c.auth_mechanism},

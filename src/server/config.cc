@@ -22,6 +22,7 @@ constexpr uint16_t kDefaultAmqpsPort = 5671;
 // What the config file said about listeners, resolved against the flags in resolve_listeners.
 struct FileListeners {
   std::vector<ListenAddress> tcp;  // listeners.tcp.*, in file order
+  std::vector<ListenAddress> mqtt;  // mqtt.listeners.tcp.*
 };
 
 // Every interface, as RabbitMQ listens for a listener given as a bare port.
@@ -51,6 +52,12 @@ std::optional<std::string> apply_entry(const ConfEntry& e, Config& c, FileListen
     auto l = conf_listener(v);
     if (!l) return bad("a port or address:port");
     add_listener(files.tcp, *l);
+    return std::nullopt;
+  }
+  if (prefixed("mqtt.listeners.tcp.", &rest)) {
+    auto l = conf_listener(v);
+    if (!l) return bad("a port or address:port");
+    add_listener(files.mqtt, *l);
     return std::nullopt;
   }
   if (k == "listeners.ssl.default") {
@@ -157,6 +164,26 @@ std::optional<std::string> apply_entry(const ConfEntry& e, Config& c, FileListen
       {"collect_statistics_interval",
        [&] { return integer(c.collect_statistics_interval_ms, 100, 3'600'000); }},
       {"data_dir", [&] { return text(c.data_dir); }},
+      {"mqtt.vhost", [&] { return text(c.mqtt.vhost); }},
+      {"mqtt.exchange", [&] { return text(c.mqtt.exchange); }},
+      {"mqtt.allow_anonymous", [&] { return boolean(c.mqtt.allow_anonymous); }},
+      {"mqtt.default_user", [&] { return text(c.mqtt.default_user); }},
+      {"mqtt.default_pass", [&] { return text(c.mqtt.default_pass); }},
+      {"mqtt.prefetch", [&] { return integer(c.mqtt.prefetch, 1, 65535); }},
+      {"mqtt.subscription_ttl",
+       [&]() -> std::optional<std::string> {
+         if (v == "undefined" || v == "infinity") {
+           c.mqtt.subscription_ttl_ms = 0;
+           return std::nullopt;
+         }
+         return integer(c.mqtt.subscription_ttl_ms, 1, int64_t{1} << 40);
+       }},
+      {"mqtt.ignore_colons_in_username",
+       [&] { return boolean(c.mqtt.ignore_colons_in_username); }},
+      {"mqtt.max_packet_size_unauthenticated",
+       [&] { return integer(c.mqtt.max_packet_size_unauthenticated, 1, 268'435'455); }},
+      {"mqtt.max_packet_size_authenticated",
+       [&] { return integer(c.mqtt.max_packet_size_authenticated, 1, 268'435'455); }},
   };
   auto it = keys.find(k);
   if (it == keys.end()) return "unknown key '" + k + "'";
@@ -246,6 +273,10 @@ std::optional<Config> parse_config(int argc, char** argv, int* exit_code) {
   app.add_option("--prometheus-port", c.prometheus_port,
                  "Prometheus metrics port, /metrics (0 = any free port)")
       ->capture_default_str();
+  uint16_t mqtt_port = 1883;
+  app.add_option("--mqtt-port", mqtt_port,
+                 "MQTT listener port, on the --bind addresses (0 = any free port); turns MQTT on")
+      ->default_str("1883");
   app.add_option("--collect-statistics-interval", c.collect_statistics_interval_ms,
                  "Milliseconds between samples of message rates (collect_statistics_interval)")
       ->check(CLI::Range(100, 3'600'000))
@@ -320,6 +351,12 @@ std::optional<Config> parse_config(int argc, char** argv, int* exit_code) {
       if (!b.empty()) c.amqp_listeners.push_back({b, port});
   } else {
     c.amqp_listeners = files.tcp;
+  }
+  // MQTT: the flag listens on the AMQP listeners' addresses; else mqtt.listeners.tcp.*.
+  if (app.count("--mqtt-port") > 0) {
+    for (const ListenAddress& l : c.amqp_listeners) c.mqtt_listeners.push_back({l.address, mqtt_port});
+  } else {
+    c.mqtt_listeners = files.mqtt;
   }
   if (app.count("--amqps-port") > 0) c.tls.port = amqps_port;
   else if (!c.tls.port && !c.tls.certfile.empty()) c.tls.port = kDefaultAmqpsPort;

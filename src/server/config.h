@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "broker/broker.h"
+#include "mqtt/settings.h"
 
 namespace warren::server {
 
@@ -50,6 +51,9 @@ struct Config {
   uint32_t segment_size = 0;  // message journal segment size in bytes; 0 = the store's default
   broker::Limits limits;
   TlsConfig tls;
+  // MQTT: on when --mqtt-port or an mqtt.listeners.tcp.* key says where (else empty).
+  std::vector<ListenAddress> mqtt_listeners;
+  mqtt::Settings mqtt;  // mqtt.* keys
 };
 
 // Parses argv, the environment and the config file. Returns nullopt after printing help or an

@@ -191,7 +191,13 @@ void list_connections(ControlContext& ctx, ControlReply& reply) {
     o["channel_max"] = c.channel_max;
     o["frame_max"] = c.frame_max;
     o["timeout"] = c.heartbeat;
-    o["protocol"] = "{0,9,1}";
+    // rabbitmqctl's rendering of the protocol: {0,9,1} for AMQP, {'MQTT',"3.1.1"} for MQTT.
+    if (c.protocol == "AMQP 0-9-1") {
+      o["protocol"] = "{0,9,1}";
+    } else {
+      const size_t space = c.protocol.find(' ');
+      o["protocol"] = "{'" + c.protocol.substr(0, space) + "',\"" + c.protocol.substr(space + 1) + "\"}";
+    }
     o["type"] = "network";
     o["ssl"] = c.ssl;
     o["auth_mechanism"] = c.auth_mechanism;

@@ -18,6 +18,8 @@
 #include "http/management_api.h"
 #include "http/static_files.h"
 #include "http/prometheus.h"
+#include "mqtt/connection.h"
+#include "mqtt/service.h"
 #include "amqp/connection.h"
 #include "server/tcp_listeners.h"
 #include "server/config.h"
@@ -132,6 +134,28 @@ int main(int argc, char** argv) {
     }
     tls_listeners.start();
   }
+  // MQTT (rabbitmq_mqtt): when --mqtt-port or mqtt.listeners.tcp.* asks for it.
+  std::unique_ptr<mqtt::Service> mqtt_service;
+  server::TcpListeners mqtt_listeners("MQTT");
+  if (!config->mqtt_listeners.empty()) {
+    auto retained = mqtt::RetainedStore::open(config->data_dir);
+    if (!retained) {
+      spdlog::critical("MQTT retained message store: {}", retained.error());
+      return 1;
+    }
+    mqtt_service =
+        std::make_unique<mqtt::Service>(broker, config->mqtt, std::move(*retained));
+    if (!mqtt_listeners.open(
+            io, config->mqtt_listeners,
+            [&mqtt_service](boost::asio::ip::tcp::socket s) {
+              std::make_shared<mqtt::Connection>(std::move(s), *mqtt_service)->start();
+            },
+            &error)) {
+      spdlog::critical("{}", error);
+      return 1;
+    }
+    mqtt_listeners.start();
+  }
   // The management HTTP API on the AMQP listeners' addresses (one port for all of them).
   http::ManagementInfo management_info{server::node_name(), "0.1.0", 0, 0};
   auto first_amqp = listeners.describe();
@@ -184,6 +208,7 @@ int main(int argc, char** argv) {
   add_listeners(listeners.describe(), "amqp", "", "");
   add_listeners(tls_listeners.describe(), "amqp/ssl", config->tls.certfile,
                 config->tls.cacertfile);
+  add_listeners(mqtt_listeners.describe(), "mqtt", "", "");
   add_listeners(management_listeners.describe(), "http", "", "");
   add_listeners(prometheus_listeners.describe(), "http/prometheus", "", "");
   // warrenctl's control socket (DATA_DIR/warren.sock, 0600).
@@ -197,6 +222,8 @@ int main(int argc, char** argv) {
   for (const std::string& where : listeners.describe()) spdlog::info("AMQP listening on {}", where);
   for (const std::string& where : tls_listeners.describe())
     spdlog::info("AMQPS listening on {}", where);
+  for (const std::string& where : mqtt_listeners.describe())
+    spdlog::info("MQTT listening on {}", where);
   for (const std::string& where : management_listeners.describe())
     spdlog::info("management HTTP API listening on {}", where);
   for (const std::string& where : prometheus_listeners.describe())
@@ -218,6 +245,7 @@ int main(int argc, char** argv) {
     spdlog::info("signal {} received, stopping", sig);
     listeners.stop();
     tls_listeners.stop();
+    mqtt_listeners.stop();
     management_listeners.stop();
     prometheus_listeners.stop();
     broker.close_all_connections("shutdown");

@@ -1,0 +1,157 @@
+// One MQTT 3.1/3.1.1 client connection, as RabbitMQ's rabbitmq_mqtt serves it, over the broker
+// core: PUBLISH goes through VHost::publish to the configured topic exchange (QoS 1 answered
+// with PUBACK once the broker confirms it: routed, and on disk when persistent); each
+// subscription is a binding of the client's queue (mqtt-subscription-<id>qos0 or ...qos1) to
+// that exchange, consumed through the broker's delivery path, with QoS 1 deliveries settled by
+// PUBACK through a DeliveryTracker. Sessions, wills, retained messages and keep-alive are here.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include "broker/broker.h"
+#include "broker/confirm_tracker.h"
+#include "broker/delivery_tracker.h"
+#include "broker/publisher_flow.h"
+#include "broker/queue.h"
+#include "common/read_buffer.h"
+#include "mqtt/packet.h"
+#include "mqtt/service.h"
+
+namespace warren::mqtt {
+
+class Connection : public broker::OutputFlusher,
+                   public broker::ClientConnection,
+                   public broker::DeliverySink,
+                   public broker::JournalWaiter,
+                   public std::enable_shared_from_this<Connection> {
+ public:
+  Connection(boost::asio::ip::tcp::socket socket, Service& service);
+  ~Connection() override;
+
+  void start();
+  // Another connection CONNECTed with this one's client id: this one closes (its will is sent).
+  void taken_over();
+
+  // broker::OutputFlusher
+  void flush_output() override;
+  // broker::ClientConnection
+  std::string_view vhost_name() const override;
+  void force_close(std::string_view reason) override;
+  void alarms_cleared() override;
+  void reading_may_resume() override { resume_reading(); }
+  broker::ConnectionInfo info() const override;
+  std::string_view user_name() const override { return user_; }
+  size_t channel_count() const override { return state_ == State::kRunning ? 1 : 0; }
+  void sample_stats(uint64_t now_ms, uint64_t previous_ms, size_t capacity) override;
+  // broker::DeliverySink
+  bool can_deliver(const broker::Consumer& c) const override;
+  void deliver(broker::Consumer& c, broker::Queue* q, broker::QueuedMessage&& m) override;
+  void cancelled_by_broker(broker::Consumer& c) override;
+  // broker::JournalWaiter
+  bool journal_synced(const store::Completion& c) override;
+
+ private:
+  enum class State { kConnecting, kRunning, kClosed };
+  enum class Qos : uint8_t { k0 = 0, k1 = 1 };
+
+  // ---- I/O (connection.cc)
+  void read_some();
+  void on_read(size_t n);
+  void resume_reading();
+  bool reading_paused() const;
+  // Returns false when the connection stops reading (closed, or a packet made it close).
+  bool handle_packet(const FixedHeader& h, std::string_view body);
+  void output_added();
+  bool output_blocked() const;
+  void write_now();
+  void start_keepalive();
+  // Closes the socket and releases everything; the will is published unless the client said
+  // DISCONNECT (or never finished CONNECT).
+  void close(std::string_view why, bool send_will = true);
+
+  // ---- CONNECT (connection_connect.cc)
+  bool on_connect(Connect c);
+  // The CONNACK code refusing the login, or nullopt when the user may use the vhost.
+  std::optional<ConnackCode> log_in(const Connect& c);
+  // Applies the session state of a CONNECT: resumes a persistent session or drops an old one.
+  // Returns whether a session was present.
+  std::optional<bool> prepare_session();  // nullopt: refused (CONNACK 3)
+
+  // ---- PUBLISH, SUBSCRIBE, deliveries (connection_session.cc)
+  bool on_publish(const Publish& p);
+  // Publishes an MQTT message through the broker (packet_id != 0: PUBACK it once confirmed).
+  // An error is why the connection must close (no write permission, a topic too long).
+  std::optional<std::string> publish(std::string_view topic, std::string_view payload,
+                                     uint8_t qos, bool dup, uint16_t packet_id);
+  void on_subscribe(const Subscribe& s);
+  void on_unsubscribe(const Unsubscribe& u);
+  void on_puback(uint16_t packet_id);
+  // The queue of subscriptions with this QoS, declared and consumed; null if refused.
+  broker::Queue* ensure_queue(Qos qos);
+  std::string queue_name(Qos qos) const;
+  void send_retained(const std::string& filter, uint8_t qos);
+  uint16_t next_packet_id();
+  void write_pubacks();
+  void publish_will();
+  void release_resources();
+
+  Service& service_;
+  broker::Broker& broker_;
+  boost::asio::ip::tcp::socket socket_;
+  uint64_t id_;
+  State state_ = State::kConnecting;
+  std::string peer_host_, local_host_;
+  uint16_t peer_port_ = 0, local_port_ = 0;
+  bool peer_is_loopback_ = false;
+  uint64_t connected_at_ms_;
+  broker::ConnectionTraffic traffic_;
+
+  // Session
+  std::string user_;
+  broker::VHost* vhost_ = nullptr;
+  std::string client_id_;
+  uint8_t level_ = kLevel311;
+  bool clean_session_ = true;
+  bool registered_ = false;  // holds client_id_ in the service's session table
+  std::optional<Will> will_;
+  uint16_t keep_alive_ = 0;
+  // Subscriptions: topic filter -> granted QoS (for UNSUBSCRIBE and the management UI).
+  std::map<std::string, uint8_t, std::less<>> subscriptions_;
+  std::unique_ptr<broker::Consumer> consumers_[2];  // by QoS
+  broker::DeliveryTracker deliveries_;
+  // QoS 1 deliveries awaiting PUBACK: packet id -> delivery tag.
+  std::vector<std::pair<uint16_t, uint64_t>> awaiting_puback_;
+  uint16_t last_packet_id_ = 0;
+
+  // QoS 1 publishes awaiting the broker's confirm: (confirm tag, packet id) in order.
+  broker::ConfirmTracker confirms_;
+  std::deque<std::pair<uint64_t, uint16_t>> unconfirmed_;
+  uint64_t publish_seq_ = 0;
+  std::shared_ptr<broker::PublisherFlow> flow_;
+  bool alarm_blocked_ = false;
+  uint64_t write_permitted_generation_ = 0;  // write on the exchange was checked at this one
+
+  // Socket
+  ReadBuffer in_;
+  size_t in_len_ = 0;
+  std::string out_;
+  std::string writing_;
+  bool read_in_flight_ = false;
+  bool write_in_flight_ = false;
+  bool close_after_flush_ = false;
+  bool resources_released_ = false;
+  boost::asio::steady_timer timer_;  // login timeout, then keep-alive
+  std::chrono::steady_clock::time_point last_recv_;
+};
+
+}  // namespace warren::mqtt
