@@ -1,5 +1,7 @@
 #include "mqtt/topic.h"
 
+#include <algorithm>
+
 namespace warren::mqtt {
 
 std::string topic_to_routing_key(std::string_view topic) {
@@ -44,10 +46,6 @@ bool topic_matches(std::string_view filter, std::string_view topic) {
     const size_t f_end = std::min(filter.find('/', f), filter.size());
     std::string_view level = filter.substr(f, f_end - f);
     if (level == "#") return true;  // also matches the parent level ("a/#" matches "a")
-    if (t > topic.size()) {
-      // The topic has no more levels: only a trailing "/#" still matches.
-      return false;
-    }
     const size_t t_end = std::min(topic.find('/', t), topic.size());
     if (level != "+" && level != topic.substr(t, t_end - t)) return false;
     const bool filter_done = f_end == filter.size();

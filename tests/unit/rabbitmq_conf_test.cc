@@ -202,5 +202,51 @@ TEST_F(ConfigFile, UnknownKeysAndBadValuesNameTheLine) {
   EXPECT_FALSE(parse("loopback_users = guest\n", {}, &code));
 }
 
+TEST_F(ConfigFile, MqttKeysAndListeners) {
+  auto c = parse(
+      "mqtt.listeners.tcp.default = 1884\n"
+      "mqtt.vhost = iot\n"
+      "mqtt.exchange = mqtt.x\n"
+      "mqtt.allow_anonymous = false\n"
+      "mqtt.default_user = dev\n"
+      "mqtt.default_pass = pw\n"
+      "mqtt.prefetch = 50\n"
+      "mqtt.subscription_ttl = 3600000\n"
+      "mqtt.ignore_colons_in_username = true\n"
+      "mqtt.max_packet_size_unauthenticated = 1024\n"
+      "mqtt.max_packet_size_authenticated = 1048576\n");
+  ASSERT_TRUE(c);
+  ASSERT_EQ(c->mqtt_listeners.size(), 2u);  // a bare port: every interface, both families
+  EXPECT_EQ(c->mqtt_listeners[0].address, "0.0.0.0");
+  EXPECT_EQ(c->mqtt_listeners[0].port, 1884);
+  EXPECT_EQ(c->mqtt.vhost, "iot");
+  EXPECT_EQ(c->mqtt.exchange, "mqtt.x");
+  EXPECT_FALSE(c->mqtt.allow_anonymous);
+  EXPECT_EQ(c->mqtt.default_user, "dev");
+  EXPECT_EQ(c->mqtt.default_pass, "pw");
+  EXPECT_EQ(c->mqtt.prefetch, 50);
+  EXPECT_EQ(c->mqtt.subscription_ttl_ms, 3600000u);
+  EXPECT_TRUE(c->mqtt.ignore_colons_in_username);
+  EXPECT_EQ(c->mqtt.max_packet_size_unauthenticated, 1024u);
+  EXPECT_EQ(c->mqtt.max_packet_size_authenticated, 1048576u);
+  auto ttl = parse("mqtt.subscription_ttl = undefined\n");
+  ASSERT_TRUE(ttl);
+  EXPECT_EQ(ttl->mqtt.subscription_ttl_ms, 0u);
+  // MQTT is off unless asked for; --mqtt-port listens on the --bind addresses.
+  auto off = parse("");
+  ASSERT_TRUE(off);
+  EXPECT_TRUE(off->mqtt_listeners.empty());
+  auto flag = parse("mqtt.listeners.tcp.default = 1884\n", {"--mqtt-port", "0", "--bind", "127.0.0.1"});
+  ASSERT_TRUE(flag);
+  ASSERT_EQ(flag->mqtt_listeners.size(), 1u);
+  EXPECT_EQ(flag->mqtt_listeners[0].address, "127.0.0.1");
+  EXPECT_EQ(flag->mqtt_listeners[0].port, 0);
+  int code = 0;
+  ::testing::internal::CaptureStderr();
+  EXPECT_FALSE(parse("mqtt.allow_anonymous = perhaps\n", {}, &code));
+  EXPECT_FALSE(parse("mqtt.prefetch = 0\n", {}, &code));
+  ::testing::internal::GetCapturedStderr();
+}
+
 }  // namespace
 }  // namespace warren::server
