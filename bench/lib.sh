@@ -78,8 +78,9 @@ warren_launch() {
   mkdir -p "$1"
   # In a session of its own (setsid in a background job does not fork, so $! is the server and
   # its process group): the script can stop it as a group, and it cannot signal the script's.
+  # shellcheck disable=SC2086  # WARREN_EXTRA_ARGS: more flags, split on spaces (--mqtt-port 0)
   setsid "$WARREN_SERVER" --amqp-port "${3:-0}" --bind 127.0.0.1 --management-port 0 --prometheus-port 0 \
-    --data-dir "$1" >"$2" 2>&1 &
+    --data-dir "$1" ${WARREN_EXTRA_ARGS:-} >"$2" 2>&1 &
   WARREN_PID=$!
 }
 
