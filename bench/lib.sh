@@ -59,11 +59,11 @@ wait_for_port() {  # port pid seconds
 build() {
   if [ "${BENCH_SKIP_BUILD:-0}" = 1 ]; then
     return 0
-  elif [ ! -x build/warren-server ] || [ ! -x build/warren-perf ]; then
+  elif [ ! -x build/warren-server ] || [ ! -x build/warren-perf ] || [ ! -x build/warren-mqtt-perf ]; then
     log "building Warren (scripts/build.sh)"
     bash scripts/build.sh
   else
-    cmake --build build --target warren-server warren-perf >/dev/null
+    cmake --build build --target warren-server warren-perf warren-mqtt-perf >/dev/null
   fi
 }
 

@@ -34,8 +34,9 @@ for broker in $BENCH_BROKERS; do
     rabbitmq_install
     rabbitmq_setup "$WORK/rabbitmq" "warren-mqtt-idle-$$@localhost"
     echo '[rabbitmq_mqtt].' >"$RMQ_DIR/plugins"
+    echo "mqtt.listeners.tcp.default = $MQTT_PORT" >"$RMQ_DIR/rabbitmq.conf"
     chown -R rabbitmq:rabbitmq "$RMQ_DIR" 2>/dev/null || true
-    RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-rabbitmq_mqtt tcp_listeners [$MQTT_PORT]" rabbitmq_launch
+    RABBITMQ_CONFIG_FILE=$RMQ_DIR/rabbitmq rabbitmq_launch
     rabbitmq_wait_up 180
     wait_for_port "$MQTT_PORT" "$RMQ_PID" 60
     sleep 5
