@@ -25,29 +25,30 @@ bool is_loopback(const asio::ip::address& a) {
 
 }  // namespace
 
-Connection::Connection(asio::ip::tcp::socket socket, Service& service)
+Connection::Connection(std::unique_ptr<ByteStream> stream, Service& service)
     : service_(service),
       broker_(service.broker()),
-      socket_(std::move(socket)),
+      stream_(std::move(stream)),
       id_(broker_.next_connection_id()),
       connected_at_ms_(broker::wall_now_ms()),
       flow_(std::make_shared<broker::PublisherFlow>(broker_.io(), id_,
                                                     [this] { resume_reading(); })),
       in_(kReadBufferMax),
-      timer_(socket_.get_executor()) {
+      timer_(stream_->executor()) {
   boost::system::error_code ec;
-  auto ep = socket_.remote_endpoint(ec);
+  asio::ip::tcp::socket& socket = stream_->socket();
+  auto ep = socket.remote_endpoint(ec);
   if (!ec) {
     peer_host_ = ep.address().to_string();
     peer_port_ = ep.port();
     peer_is_loopback_ = is_loopback(ep.address());
   }
-  auto local = socket_.local_endpoint(ec);
+  auto local = socket.local_endpoint(ec);
   if (!ec) {
     local_host_ = local.address().to_string();
     local_port_ = local.port();
   }
-  socket_.set_option(asio::ip::tcp::no_delay(true), ec);
+  socket.set_option(asio::ip::tcp::no_delay(true), ec);
 }
 
 Connection::~Connection() { broker_.stop_waiting_for_journal(this); }
@@ -72,8 +73,8 @@ void Connection::read_some() {
   if (state_ == State::kClosed || read_in_flight_ || reading_paused()) return;
   read_in_flight_ = true;
   size_t room = in_.prepare(in_len_, Clock::now());
-  socket_.async_read_some(asio::buffer(in_.data() + in_len_, room),
-                          [self = shared_from_this()](boost::system::error_code ec, size_t n) {
+  stream_->async_read_some(asio::buffer(in_.data() + in_len_, room),
+                           [self = shared_from_this()](boost::system::error_code ec, size_t n) {
                             self->read_in_flight_ = false;
                             if (self->state_ == State::kClosed) return;
                             if (ec) {
@@ -88,7 +89,7 @@ void Connection::read_some() {
 void Connection::resume_reading() {
   if (state_ == State::kClosed || read_in_flight_) return;
   // Packets already buffered are handled first; on_read re-arms the socket read.
-  asio::post(socket_.get_executor(), [self = shared_from_this()] {
+  asio::post(stream_->executor(), [self = shared_from_this()] {
     if (!self->reading_paused() && !self->read_in_flight_ && self->state_ != State::kClosed)
       self->on_read(0);
   });
@@ -231,8 +232,8 @@ void Connection::write_now() {
   const bool was_capped = out_.size() >= broker_.limits().output_hard_cap;
   writing_.swap(out_);
   write_in_flight_ = true;
-  asio::async_write(socket_, asio::buffer(writing_),
-                    [self = shared_from_this()](boost::system::error_code ec, size_t n) {
+  stream_->async_write(asio::buffer(writing_),
+                       [self = shared_from_this()](boost::system::error_code ec, size_t n) {
                       self->write_in_flight_ = false;
                       self->traffic_.send_oct += n;
                       ++self->traffic_.send_cnt;
@@ -289,14 +290,17 @@ void Connection::close(std::string_view why, bool send_will) {
   release_resources();
   state_ = State::kClosed;
   timer_.cancel();
-  boost::system::error_code ec;
-  // Whatever is still queued (a CONNACK refusing the login) goes out first when possible.
+  // Whatever is still queued (a CONNACK refusing the login) goes out first when it can.
   if (!out_.empty() && !write_in_flight_) {
-    asio::write(socket_, asio::buffer(out_), ec);
+    writing_.swap(out_);
     out_.clear();
+    stream_->async_write(asio::buffer(writing_),
+                         [self = shared_from_this()](boost::system::error_code, size_t) {
+                           self->stream_->close();
+                         });
+  } else {
+    stream_->close();
   }
-  socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ec);
-  socket_.close(ec);
   broker_.unregister_connection(this);
 }
 
@@ -325,7 +329,8 @@ void Connection::sample_stats(uint64_t now_ms, uint64_t previous_ms, size_t capa
 broker::ConnectionInfo Connection::info() const {
   broker::ConnectionInfo i;
   i.id = id_;
-  i.protocol = level_ == kLevel31 ? "MQTT 3.1.0" : "MQTT 3.1.1";
+  i.protocol = std::string(stream_->is_websocket() ? "Web MQTT " : "MQTT ") +
+               (level_ == kLevel31 ? "3.1.0" : "3.1.1");
   i.user = user_;
   i.vhost = vhost_ != nullptr ? vhost_->name() : "";
   i.peer_host = peer_host_;

@@ -23,6 +23,7 @@
 #include "broker/delivery_tracker.h"
 #include "broker/publisher_flow.h"
 #include "broker/queue.h"
+#include "common/byte_stream.h"
 #include "common/read_buffer.h"
 #include "mqtt/packet.h"
 #include "mqtt/service.h"
@@ -35,7 +36,8 @@ class Connection : public broker::OutputFlusher,
                    public broker::JournalWaiter,
                    public std::enable_shared_from_this<Connection> {
  public:
-  Connection(boost::asio::ip::tcp::socket socket, Service& service);
+  // stream: TCP, or a WebSocket whose upgrade is done (MQTT over WebSocket).
+  Connection(std::unique_ptr<ByteStream> stream, Service& service);
   ~Connection() override;
 
   void start();
@@ -107,7 +109,7 @@ class Connection : public broker::OutputFlusher,
 
   Service& service_;
   broker::Broker& broker_;
-  boost::asio::ip::tcp::socket socket_;
+  std::unique_ptr<ByteStream> stream_;
   uint64_t id_;
   State state_ = State::kConnecting;
   std::string peer_host_, local_host_;

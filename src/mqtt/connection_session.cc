@@ -320,7 +320,7 @@ void Connection::cancelled_by_broker(broker::Consumer& c) {
   }
   // Its subscription queue was deleted: as RabbitMQ, the connection closes (after the
   // deletion that called us has finished).
-  boost::asio::post(socket_.get_executor(), [self = shared_from_this()] {
+  boost::asio::post(stream_->executor(), [self = shared_from_this()] {
     self->close("subscription queue deleted");
   });
 }

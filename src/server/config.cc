@@ -164,6 +164,14 @@ std::optional<std::string> apply_entry(const ConfEntry& e, Config& c, FileListen
       {"collect_statistics_interval",
        [&] { return integer(c.collect_statistics_interval_ms, 100, 3'600'000); }},
       {"data_dir", [&] { return text(c.data_dir); }},
+      {"web_mqtt.tcp.port",
+       [&]() -> std::optional<std::string> {
+         uint16_t port = 0;
+         if (auto e = integer(port, 0, 65535)) return e;
+         c.web_mqtt_port = port;
+         return std::nullopt;
+       }},
+      {"web_mqtt.ws_path", [&] { return text(c.web_mqtt_path); }},
       {"mqtt.vhost", [&] { return text(c.mqtt.vhost); }},
       {"mqtt.exchange", [&] { return text(c.mqtt.exchange); }},
       {"mqtt.allow_anonymous", [&] { return boolean(c.mqtt.allow_anonymous); }},
@@ -277,6 +285,10 @@ std::optional<Config> parse_config(int argc, char** argv, int* exit_code) {
   app.add_option("--mqtt-port", mqtt_port,
                  "MQTT listener port, on the --bind addresses (0 = any free port); turns MQTT on")
       ->default_str("1883");
+  uint16_t web_mqtt_port = 15675;
+  app.add_option("--web-mqtt-port", web_mqtt_port,
+                 "MQTT over WebSocket port, path /ws (0 = any free port); turns it on")
+      ->default_str("15675");
   app.add_option("--collect-statistics-interval", c.collect_statistics_interval_ms,
                  "Milliseconds between samples of message rates (collect_statistics_interval)")
       ->check(CLI::Range(100, 3'600'000))
@@ -358,6 +370,7 @@ std::optional<Config> parse_config(int argc, char** argv, int* exit_code) {
   } else {
     c.mqtt_listeners = files.mqtt;
   }
+  if (app.count("--web-mqtt-port") > 0) c.web_mqtt_port = web_mqtt_port;
   if (app.count("--amqps-port") > 0) c.tls.port = amqps_port;
   else if (!c.tls.port && !c.tls.certfile.empty()) c.tls.port = kDefaultAmqpsPort;
 

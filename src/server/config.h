@@ -54,6 +54,10 @@ struct Config {
   // MQTT: on when --mqtt-port or an mqtt.listeners.tcp.* key says where (else empty).
   std::vector<ListenAddress> mqtt_listeners;
   mqtt::Settings mqtt;  // mqtt.* keys
+  // MQTT over WebSocket (rabbitmq_web_mqtt): on when --web-mqtt-port or web_mqtt.tcp.port
+  // says where, on the AMQP listeners' addresses.
+  std::optional<uint16_t> web_mqtt_port;
+  std::string web_mqtt_path = "/ws";  // web_mqtt.ws_path
 };
 
 // Parses argv, the environment and the config file. Returns nullopt after printing help or an

@@ -20,6 +20,8 @@
 #include "http/prometheus.h"
 #include "mqtt/connection.h"
 #include "mqtt/service.h"
+#include "net/tcp_byte_stream.h"
+#include "net/websocket_byte_stream.h"
 #include "amqp/connection.h"
 #include "server/tcp_listeners.h"
 #include "server/config.h"
@@ -135,9 +137,11 @@ int main(int argc, char** argv) {
     tls_listeners.start();
   }
   // MQTT (rabbitmq_mqtt): when --mqtt-port or mqtt.listeners.tcp.* asks for it.
+  // MQTT over WebSocket (rabbitmq_web_mqtt) shares the MQTT service.
   std::unique_ptr<mqtt::Service> mqtt_service;
   server::TcpListeners mqtt_listeners("MQTT");
-  if (!config->mqtt_listeners.empty()) {
+  server::TcpListeners web_mqtt_listeners("web MQTT");
+  if (!config->mqtt_listeners.empty() || config->web_mqtt_port) {
     auto retained = mqtt::RetainedStore::open(config->data_dir);
     if (!retained) {
       spdlog::critical("MQTT retained message store: {}", retained.error());
@@ -145,16 +149,39 @@ int main(int argc, char** argv) {
     }
     mqtt_service =
         std::make_unique<mqtt::Service>(broker, config->mqtt, std::move(*retained));
+  }
+  if (!config->mqtt_listeners.empty()) {
     if (!mqtt_listeners.open(
             io, config->mqtt_listeners,
             [&mqtt_service](boost::asio::ip::tcp::socket s) {
-              std::make_shared<mqtt::Connection>(std::move(s), *mqtt_service)->start();
+              std::make_shared<mqtt::Connection>(
+                  std::make_unique<net::TcpByteStream>(std::move(s)), *mqtt_service)
+                  ->start();
             },
             &error)) {
       spdlog::critical("{}", error);
       return 1;
     }
     mqtt_listeners.start();
+  }
+  if (config->web_mqtt_port) {
+    std::vector<server::ListenAddress> addresses;
+    for (const server::ListenAddress& l : config->amqp_listeners)
+      addresses.push_back({l.address, *config->web_mqtt_port});
+    if (!web_mqtt_listeners.open(
+            io, addresses,
+            [&mqtt_service, &config](boost::asio::ip::tcp::socket s) {
+              net::WebSocketByteStream::accept(
+                  std::move(s), config->web_mqtt_path, {"mqtt", "mqttv3.1"}, true,
+                  [&mqtt_service](std::unique_ptr<net::WebSocketByteStream> ws) {
+                    std::make_shared<mqtt::Connection>(std::move(ws), *mqtt_service)->start();
+                  });
+            },
+            &error)) {
+      spdlog::critical("{}", error);
+      return 1;
+    }
+    web_mqtt_listeners.start();
   }
   // The management HTTP API on the AMQP listeners' addresses (one port for all of them).
   http::ManagementInfo management_info{server::node_name(), "0.1.0", 0, 0};
@@ -209,6 +236,7 @@ int main(int argc, char** argv) {
   add_listeners(tls_listeners.describe(), "amqp/ssl", config->tls.certfile,
                 config->tls.cacertfile);
   add_listeners(mqtt_listeners.describe(), "mqtt", "", "");
+  add_listeners(web_mqtt_listeners.describe(), "http/web-mqtt", "", "");
   add_listeners(management_listeners.describe(), "http", "", "");
   add_listeners(prometheus_listeners.describe(), "http/prometheus", "", "");
   // warrenctl's control socket (DATA_DIR/warren.sock, 0600).
@@ -224,6 +252,8 @@ int main(int argc, char** argv) {
     spdlog::info("AMQPS listening on {}", where);
   for (const std::string& where : mqtt_listeners.describe())
     spdlog::info("MQTT listening on {}", where);
+  for (const std::string& where : web_mqtt_listeners.describe())
+    spdlog::info("web MQTT listening on {}", where);
   for (const std::string& where : management_listeners.describe())
     spdlog::info("management HTTP API listening on {}", where);
   for (const std::string& where : prometheus_listeners.describe())
@@ -246,6 +276,7 @@ int main(int argc, char** argv) {
     listeners.stop();
     tls_listeners.stop();
     mqtt_listeners.stop();
+    web_mqtt_listeners.stop();
     management_listeners.stop();
     prometheus_listeners.stop();
     broker.close_all_connections("shutdown");

@@ -18,15 +18,22 @@ def mqtt_port(broker):
     return broker.listener_port("MQTT")
 
 
+def web_mqtt_port(broker):
+    return broker.listener_port("web MQTT")
+
+
 class Client(object):
     """A paho client driven by its own network thread, with blocking helpers. It never
     reconnects by itself: after a disconnect its loop stops."""
 
     def __init__(self, port, client_id="", clean_session=True, username=None, password=None,
-                 will=None, keepalive=60, protocol=paho.MQTTv311):
+                 will=None, keepalive=60, protocol=paho.MQTTv311, websocket_path=None):
         self.port = port
         self.keepalive = keepalive
-        self.c = paho.Client(client_id=client_id, clean_session=clean_session, protocol=protocol)
+        self.c = paho.Client(client_id=client_id, clean_session=clean_session, protocol=protocol,
+                             transport="websockets" if websocket_path else "tcp")
+        if websocket_path:
+            self.c.ws_set_options(path=websocket_path)
         if username is not None or password is not None:
             self.c.username_pw_set(username, password)
         if will is not None:

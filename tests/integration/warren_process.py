@@ -219,7 +219,8 @@ def start(extra_args=(), data_dir=None, env=None, address_space=None, nofile=Non
         data_dir = tempfile.mkdtemp(prefix=data_dir_prefix)
     extra_args = [str(a) for a in extra_args]
     cmd = list(prefix) + [binary, "--amqp-port", "0", "--management-port", "0",
-                          "--prometheus-port", "0", "--mqtt-port", "0", "--data-dir", data_dir]
+                          "--prometheus-port", "0", "--mqtt-port", "0", "--web-mqtt-port", "0",
+                          "--data-dir", data_dir]
     if "--bind" not in extra_args:
         cmd += ["--bind", "127.0.0.1"]
     cmd += extra_args
