@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "broker/broker.h"
+#include "stomp/settings.h"
 
 namespace warren::server {
 
@@ -25,6 +26,14 @@ struct TlsConfig {
   std::string verify = "verify_none";
   bool fail_if_no_peer_cert = false;
   uint32_t handshake_timeout_ms = 5000;  // ssl_handshake_timeout
+};
+
+// The STOMP listeners (rabbitmq_stomp). Off unless --stomp-port or a stomp.listeners.tcp.* key
+// turns them on (RabbitMQ's plugin default, 61613, once something enables the plugin).
+struct StompConfig {
+  bool enabled = false;
+  std::vector<ListenAddress> listeners;
+  stomp::Settings settings;  // stomp.default_user, default_pass, default_vhost, ...
 };
 
 struct Config {
@@ -50,6 +59,7 @@ struct Config {
   uint32_t segment_size = 0;  // message journal segment size in bytes; 0 = the store's default
   broker::Limits limits;
   TlsConfig tls;
+  StompConfig stomp;
 };
 
 // Parses argv, the environment and the config file. Returns nullopt after printing help or an

@@ -19,6 +19,7 @@
 #include "http/static_files.h"
 #include "http/prometheus.h"
 #include "amqp/connection.h"
+#include "stomp/connection.h"
 #include "server/tcp_listeners.h"
 #include "server/config.h"
 #include "server/http_listeners.h"
@@ -132,6 +133,21 @@ int main(int argc, char** argv) {
     }
     tls_listeners.start();
   }
+  // STOMP (rabbitmq_stomp), when turned on.
+  server::TcpListeners stomp_listeners("STOMP");
+  if (config->stomp.enabled) {
+    if (!stomp_listeners.open(
+            io, config->stomp.listeners,
+            [&broker, &config](boost::asio::ip::tcp::socket s) {
+              std::make_shared<stomp::Connection>(std::move(s), broker, config->stomp.settings)
+                  ->start();
+            },
+            &error)) {
+      spdlog::critical("{}", error);
+      return 1;
+    }
+    stomp_listeners.start();
+  }
   // The management HTTP API on the AMQP listeners' addresses (one port for all of them).
   http::ManagementInfo management_info{server::node_name(), "0.1.0", 0, 0};
   auto first_amqp = listeners.describe();
@@ -184,6 +200,7 @@ int main(int argc, char** argv) {
   add_listeners(listeners.describe(), "amqp", "", "");
   add_listeners(tls_listeners.describe(), "amqp/ssl", config->tls.certfile,
                 config->tls.cacertfile);
+  add_listeners(stomp_listeners.describe(), "stomp", "", "");
   add_listeners(management_listeners.describe(), "http", "", "");
   add_listeners(prometheus_listeners.describe(), "http/prometheus", "", "");
   // warrenctl's control socket (DATA_DIR/warren.sock, 0600).
@@ -197,6 +214,8 @@ int main(int argc, char** argv) {
   for (const std::string& where : listeners.describe()) spdlog::info("AMQP listening on {}", where);
   for (const std::string& where : tls_listeners.describe())
     spdlog::info("AMQPS listening on {}", where);
+  for (const std::string& where : stomp_listeners.describe())
+    spdlog::info("STOMP listening on {}", where);
   for (const std::string& where : management_listeners.describe())
     spdlog::info("management HTTP API listening on {}", where);
   for (const std::string& where : prometheus_listeners.describe())
@@ -218,6 +237,7 @@ int main(int argc, char** argv) {
     spdlog::info("signal {} received, stopping", sig);
     listeners.stop();
     tls_listeners.stop();
+    stomp_listeners.stop();
     management_listeners.stop();
     prometheus_listeners.stop();
     broker.close_all_connections("shutdown");

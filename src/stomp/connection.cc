@@ -129,7 +129,8 @@ void Connection::on_read(size_t n) {
     AfterFrame after = session_.handle(frame);
     if (!was_logged_in && session_.logged_in()) after_login();
     if (after == AfterFrame::kCloseNow) {
-      close_socket("unexpected frame");
+      // What was answered before goes out; nothing more is read or answered.
+      close_after_flush("unexpected frame");
       return;
     }
     if (after == AfterFrame::kCloseAfterFlush) {

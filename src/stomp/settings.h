@@ -18,7 +18,7 @@ struct Settings {
   size_t max_frame_size = 4 << 20;
   // NACK without a requeue header requeues (stomp.default_nack_requeue).
   bool default_nack_requeue = true;
-  // Seconds a client has to log in before it is dropped (stomp.login_timeout, in ms there).
+  // Milliseconds a client has to log in before it is dropped (stomp.login_timeout).
   unsigned login_timeout_ms = 10'000;
 };
 
