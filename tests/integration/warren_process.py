@@ -222,6 +222,9 @@ def start(extra_args=(), data_dir=None, env=None, address_space=None, nofile=Non
                           "--prometheus-port", "0", "--data-dir", data_dir]
     if "--bind" not in extra_args:
         cmd += ["--bind", "127.0.0.1"]
+    # STOMP on a free port too (tests/integration/test_stomp.py), unless a test picks its own.
+    if "--stomp-port" not in extra_args:
+        cmd += ["--stomp-port", "0"]
     cmd += extra_args
     child_env = None
     if env:
