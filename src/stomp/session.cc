@@ -633,7 +633,7 @@ StompStatus Session::ack(const Frame& f, bool positive) {
     if (t == transactions_.end())
       return protocol_error("Bad transaction",
                             fmt::format("Invalid transaction identifier: {}\n", quoted(*tx)));
-    t->second.push_back(s);
+    t->second.emplace_back(std::in_place_type<PendingSettlement>, s);
     return std::nullopt;
   }
   return settle(s.tag, s.multiple, s.how);
