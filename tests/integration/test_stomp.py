@@ -608,3 +608,20 @@ def test_stomp_connections_are_listed_and_closed_on_vhost_deletion(warren_factor
     assert headers_of(f)["message"] == "connection_forced"
     assert c.wait_closed()
     c.close()
+
+
+def test_permissions_are_checked_as_for_amqp(warren_factory):
+    b = warren_factory()
+    ctl = os.path.join(os.path.dirname(warren_process.server_binary()), "warrenctl")
+    for args in (["add_user", "lim", "lim"], ["set_permissions", "-p", "/", "lim", "^$", ".*", "^$"]):
+        done = subprocess.run([ctl, "--data-dir", b.data_dir] + args, capture_output=True,
+                              text=True, timeout=30)
+        assert done.returncode == 0, done.stderr
+    c = RawStomp(b.listener_port("STOMP"), login="lim", passcode="lim")
+    c.send_frame("SUBSCRIBE", [("destination", "/queue/permq"), ("id", "1")])
+    f = c.frame()
+    assert (headers_of(f)["message"], f[2]) == (
+        "access_refused",
+        b"ACCESS_REFUSED - access to queue 'permq' in vhost '/' refused for user 'lim'")
+    assert c.wait_closed()
+    c.close()
