@@ -18,11 +18,13 @@ namespace {
 
 constexpr uint16_t kDefaultAmqpPort = 5672;
 constexpr uint16_t kDefaultAmqpsPort = 5671;
+constexpr uint16_t kDefaultStompPort = 61613;
 
 // What the config file said about listeners, resolved against the flags in resolve_listeners.
 struct FileListeners {
   std::vector<ListenAddress> tcp;  // listeners.tcp.*, in file order
   std::vector<ListenAddress> mqtt;  // mqtt.listeners.tcp.*
+  std::vector<ListenAddress> stomp;  // stomp.listeners.tcp.*
 };
 
 // Every interface, as RabbitMQ listens for a listener given as a bare port.
@@ -58,6 +60,12 @@ std::optional<std::string> apply_entry(const ConfEntry& e, Config& c, FileListen
     auto l = conf_listener(v);
     if (!l) return bad("a port or address:port");
     add_listener(files.mqtt, *l);
+    return std::nullopt;
+  }
+  if (prefixed("stomp.listeners.tcp.", &rest)) {
+    auto l = conf_listener(v);
+    if (!l) return bad("a port or address:port");
+    add_listener(files.stomp, *l);
     return std::nullopt;
   }
   if (k == "listeners.ssl.default") {
@@ -192,6 +200,12 @@ std::optional<std::string> apply_entry(const ConfEntry& e, Config& c, FileListen
        [&] { return integer(c.mqtt.max_packet_size_unauthenticated, 1, 268'435'455); }},
       {"mqtt.max_packet_size_authenticated",
        [&] { return integer(c.mqtt.max_packet_size_authenticated, 1, 268'435'455); }},
+      {"stomp.default_user", [&] { return text(c.stomp.settings.default_login); }},
+      {"stomp.default_pass", [&] { return text(c.stomp.settings.default_passcode); }},
+      {"stomp.default_vhost", [&] { return text(c.stomp.settings.default_vhost); }},
+      {"stomp.default_nack_requeue", [&] { return boolean(c.stomp.settings.default_nack_requeue); }},
+      {"stomp.max_frame_size", [&] { return integer(c.stomp.settings.max_frame_size, 1, 512 << 20); }},
+      {"stomp.login_timeout", [&] { return integer(c.stomp.settings.login_timeout_ms, 1, 3'600'000); }},
   };
   auto it = keys.find(k);
   if (it == keys.end()) return "unknown key '" + k + "'";
@@ -263,6 +277,7 @@ std::optional<Config> parse_config(int argc, char** argv, int* exit_code) {
   std::vector<std::string> binds;
   uint16_t amqp_port = kDefaultAmqpPort;
   uint16_t amqps_port = kDefaultAmqpsPort;
+  uint16_t stomp_port = kDefaultStompPort;
   CLI::App app{"Warren: an AMQP 0-9-1 message broker compatible with RabbitMQ clients",
                "warren-server"};
   app.add_option("--config", c.config_file,
@@ -333,6 +348,9 @@ std::optional<Config> parse_config(int argc, char** argv, int* exit_code) {
       ->check(CLI::Range(uint32_t{4096}, uint32_t{1} << 30));
   app.add_option("--amqps-port", amqps_port,
                  "AMQP over TLS port (default 5671 once a certificate is set; 0 = any free port)");
+  app.add_option("--stomp-port", stomp_port,
+                 "Turns on the STOMP listener on this port (0 = any free port), on the AMQP "
+                 "addresses");
   app.add_option("--ssl-certfile", c.tls.certfile, "Server certificate (PEM)");
   app.add_option("--ssl-keyfile", c.tls.keyfile, "Its private key (PEM)");
   app.add_option("--ssl-cacertfile", c.tls.cacertfile, "CA certificates that sign client certs");
@@ -371,6 +389,19 @@ std::optional<Config> parse_config(int argc, char** argv, int* exit_code) {
     c.mqtt_listeners = files.mqtt;
   }
   if (app.count("--web-mqtt-port") > 0) c.web_mqtt_port = web_mqtt_port;
+  // STOMP: the flag's port on the AMQP addresses (or the file's STOMP addresses), else the
+  // file's listeners; neither leaves STOMP off.
+  if (app.count("--stomp-port") > 0) {
+    c.stomp.enabled = true;
+    if (files.stomp.empty()) {
+      for (const ListenAddress& l : c.amqp_listeners) c.stomp.listeners.push_back({l.address, stomp_port});
+    } else {
+      for (const ListenAddress& l : files.stomp) c.stomp.listeners.push_back({l.address, stomp_port});
+    }
+  } else if (!files.stomp.empty()) {
+    c.stomp.enabled = true;
+    c.stomp.listeners = files.stomp;
+  }
   if (app.count("--amqps-port") > 0) c.tls.port = amqps_port;
   else if (!c.tls.port && !c.tls.certfile.empty()) c.tls.port = kDefaultAmqpsPort;
 

@@ -10,6 +10,7 @@
 
 #include "broker/broker.h"
 #include "mqtt/settings.h"
+#include "stomp/settings.h"
 
 namespace warren::server {
 
@@ -26,6 +27,14 @@ struct TlsConfig {
   std::string verify = "verify_none";
   bool fail_if_no_peer_cert = false;
   uint32_t handshake_timeout_ms = 5000;  // ssl_handshake_timeout
+};
+
+// The STOMP listeners (rabbitmq_stomp). Off unless --stomp-port or a stomp.listeners.tcp.* key
+// turns them on (RabbitMQ's plugin default, 61613, once something enables the plugin).
+struct StompConfig {
+  bool enabled = false;
+  std::vector<ListenAddress> listeners;
+  stomp::Settings settings;  // stomp.default_user, default_pass, default_vhost, ...
 };
 
 struct Config {
@@ -58,6 +67,7 @@ struct Config {
   // says where, on the AMQP listeners' addresses.
   std::optional<uint16_t> web_mqtt_port;
   std::string web_mqtt_path = "/ws";  // web_mqtt.ws_path
+  StompConfig stomp;
 };
 
 // Parses argv, the environment and the config file. Returns nullopt after printing help or an

@@ -23,6 +23,7 @@
 #include "net/tcp_byte_stream.h"
 #include "net/websocket_byte_stream.h"
 #include "amqp/connection.h"
+#include "stomp/connection.h"
 #include "server/tcp_listeners.h"
 #include "server/config.h"
 #include "server/http_listeners.h"
@@ -183,6 +184,21 @@ int main(int argc, char** argv) {
     }
     web_mqtt_listeners.start();
   }
+  // STOMP (rabbitmq_stomp), when turned on.
+  server::TcpListeners stomp_listeners("STOMP");
+  if (config->stomp.enabled) {
+    if (!stomp_listeners.open(
+            io, config->stomp.listeners,
+            [&broker, &config](boost::asio::ip::tcp::socket s) {
+              std::make_shared<stomp::Connection>(std::move(s), broker, config->stomp.settings)
+                  ->start();
+            },
+            &error)) {
+      spdlog::critical("{}", error);
+      return 1;
+    }
+    stomp_listeners.start();
+  }
   // The management HTTP API on the AMQP listeners' addresses (one port for all of them).
   http::ManagementInfo management_info{server::node_name(), "0.1.0", 0, 0};
   auto first_amqp = listeners.describe();
@@ -237,6 +253,7 @@ int main(int argc, char** argv) {
                 config->tls.cacertfile);
   add_listeners(mqtt_listeners.describe(), "mqtt", "", "");
   add_listeners(web_mqtt_listeners.describe(), "http/web-mqtt", "", "");
+  add_listeners(stomp_listeners.describe(), "stomp", "", "");
   add_listeners(management_listeners.describe(), "http", "", "");
   add_listeners(prometheus_listeners.describe(), "http/prometheus", "", "");
   // warrenctl's control socket (DATA_DIR/warren.sock, 0600).
@@ -254,6 +271,8 @@ int main(int argc, char** argv) {
     spdlog::info("MQTT listening on {}", where);
   for (const std::string& where : web_mqtt_listeners.describe())
     spdlog::info("web MQTT listening on {}", where);
+  for (const std::string& where : stomp_listeners.describe())
+    spdlog::info("STOMP listening on {}", where);
   for (const std::string& where : management_listeners.describe())
     spdlog::info("management HTTP API listening on {}", where);
   for (const std::string& where : prometheus_listeners.describe())
@@ -277,6 +296,7 @@ int main(int argc, char** argv) {
     tls_listeners.stop();
     mqtt_listeners.stop();
     web_mqtt_listeners.stop();
+    stomp_listeners.stop();
     management_listeners.stop();
     prometheus_listeners.stop();
     broker.close_all_connections("shutdown");

@@ -219,10 +219,14 @@ def start(extra_args=(), data_dir=None, env=None, address_space=None, nofile=Non
         data_dir = tempfile.mkdtemp(prefix=data_dir_prefix)
     extra_args = [str(a) for a in extra_args]
     cmd = list(prefix) + [binary, "--amqp-port", "0", "--management-port", "0",
-                          "--prometheus-port", "0", "--mqtt-port", "0", "--web-mqtt-port", "0",
-                          "--data-dir", data_dir]
+                          "--prometheus-port", "0", "--data-dir", data_dir]
     if "--bind" not in extra_args:
         cmd += ["--bind", "127.0.0.1"]
+    # MQTT, MQTT over WebSocket and STOMP on free ports too (test_mqtt.py, test_web_mqtt.py,
+    # test_stomp.py), unless a test picks its own.
+    for flag in ("--mqtt-port", "--web-mqtt-port", "--stomp-port"):
+        if flag not in extra_args:
+            cmd += [flag, "0"]
     cmd += extra_args
     child_env = None
     if env:

@@ -183,6 +183,60 @@ TEST_F(ConfigFile, ACertificateImpliesTheAmqpsPort) {
   EXPECT_EQ(c->tls.port, 5671);
 }
 
+TEST_F(ConfigFile, StompIsOffUnlessAListenerIsConfigured) {
+  auto c = parse("");
+  ASSERT_TRUE(c);
+  EXPECT_FALSE(c->stomp.enabled);
+  EXPECT_TRUE(c->stomp.listeners.empty());
+  EXPECT_EQ(c->stomp.settings.default_login, "guest");
+  EXPECT_EQ(c->stomp.settings.default_vhost, "/");
+}
+
+TEST_F(ConfigFile, StompKeys) {
+  auto c = parse(
+      "stomp.listeners.tcp.1 = 127.0.0.1:61614\n"
+      "stomp.default_user = stompy\n"
+      "stomp.default_pass = secret\n"
+      "stomp.default_vhost = v1\n"
+      "stomp.max_frame_size = 65536\n"
+      "stomp.default_nack_requeue = false\n"
+      "stomp.login_timeout = 5000\n");
+  ASSERT_TRUE(c);
+  EXPECT_TRUE(c->stomp.enabled);
+  ASSERT_EQ(c->stomp.listeners.size(), 1u);
+  EXPECT_EQ(c->stomp.listeners[0].address, "127.0.0.1");
+  EXPECT_EQ(c->stomp.listeners[0].port, 61614);
+  EXPECT_EQ(c->stomp.settings.default_login, "stompy");
+  EXPECT_EQ(c->stomp.settings.default_passcode, "secret");
+  EXPECT_EQ(c->stomp.settings.default_vhost, "v1");
+  EXPECT_EQ(c->stomp.settings.max_frame_size, 65536u);
+  EXPECT_FALSE(c->stomp.settings.default_nack_requeue);
+  EXPECT_EQ(c->stomp.settings.login_timeout_ms, 5000u);
+  // A bare port listens on every interface, as RabbitMQ.
+  c = parse("stomp.listeners.tcp.default = 61613\n");
+  ASSERT_TRUE(c);
+  ASSERT_EQ(c->stomp.listeners.size(), 2u);
+  EXPECT_EQ(c->stomp.listeners[0].address, "0.0.0.0");
+  EXPECT_EQ(c->stomp.listeners[1].address, "::");
+  int code = 0;
+  EXPECT_FALSE(parse("stomp.max_frame_size = big\n", {}, &code));
+}
+
+TEST_F(ConfigFile, StompPortFlagListensOnTheAmqpAddresses) {
+  auto c = parse("", {"--stomp-port", "0", "--bind", "127.0.0.1"});
+  ASSERT_TRUE(c);
+  EXPECT_TRUE(c->stomp.enabled);
+  ASSERT_EQ(c->stomp.listeners.size(), 1u);
+  EXPECT_EQ(c->stomp.listeners[0].address, "127.0.0.1");
+  EXPECT_EQ(c->stomp.listeners[0].port, 0);
+  // The flag's port wins over the file's.
+  c = parse("stomp.listeners.tcp.1 = ::1:61614\n", {"--stomp-port", "61615"});
+  ASSERT_TRUE(c);
+  ASSERT_EQ(c->stomp.listeners.size(), 1u);
+  EXPECT_EQ(c->stomp.listeners[0].address, "::1");
+  EXPECT_EQ(c->stomp.listeners[0].port, 61615);
+}
+
 TEST_F(ConfigFile, UnknownKeysAndBadValuesNameTheLine) {
   int code = 0;
   ::testing::internal::CaptureStderr();
