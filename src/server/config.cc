@@ -180,6 +180,20 @@ std::optional<std::string> apply_entry(const ConfEntry& e, Config& c, FileListen
          return std::nullopt;
        }},
       {"web_mqtt.ws_path", [&] { return text(c.web_mqtt_path); }},
+      {"web_stomp.tcp.port",
+       [&]() -> std::optional<std::string> {
+         uint16_t port = 0;
+         if (auto e = integer(port, 0, 65535)) return e;
+         c.stomp.web_port = port;
+         return std::nullopt;
+       }},
+      {"web_stomp.ws_path", [&] { return text(c.stomp.web_path); }},
+      {"web_stomp.ws_frame",
+       [&]() -> std::optional<std::string> {
+         if (v != "text" && v != "binary") return bad("text or binary");
+         c.stomp.web_binary = v == "binary";
+         return std::nullopt;
+       }},
       {"mqtt.vhost", [&] { return text(c.mqtt.vhost); }},
       {"mqtt.exchange", [&] { return text(c.mqtt.exchange); }},
       {"mqtt.allow_anonymous", [&] { return boolean(c.mqtt.allow_anonymous); }},
@@ -300,6 +314,10 @@ std::optional<Config> parse_config(int argc, char** argv, int* exit_code) {
   app.add_option("--mqtt-port", mqtt_port,
                  "MQTT listener port, on the --bind addresses (0 = any free port); turns MQTT on")
       ->default_str("1883");
+  uint16_t web_stomp_port = 15674;
+  app.add_option("--web-stomp-port", web_stomp_port,
+                 "STOMP over WebSocket port, path /ws (0 = any free port); turns it on")
+      ->default_str("15674");
   uint16_t web_mqtt_port = 15675;
   app.add_option("--web-mqtt-port", web_mqtt_port,
                  "MQTT over WebSocket port, path /ws (0 = any free port); turns it on")
@@ -389,6 +407,7 @@ std::optional<Config> parse_config(int argc, char** argv, int* exit_code) {
     c.mqtt_listeners = files.mqtt;
   }
   if (app.count("--web-mqtt-port") > 0) c.web_mqtt_port = web_mqtt_port;
+  if (app.count("--web-stomp-port") > 0) c.stomp.web_port = web_stomp_port;
   // STOMP: the flag's port on the AMQP addresses (or the file's STOMP addresses), else the
   // file's listeners; neither leaves STOMP off.
   if (app.count("--stomp-port") > 0) {

@@ -35,6 +35,11 @@ struct StompConfig {
   bool enabled = false;
   std::vector<ListenAddress> listeners;
   stomp::Settings settings;  // stomp.default_user, default_pass, default_vhost, ...
+  // STOMP over WebSocket (rabbitmq_web_stomp): on when --web-stomp-port or web_stomp.tcp.port
+  // says where, on the AMQP listeners' addresses.
+  std::optional<uint16_t> web_port;
+  std::string web_path = "/ws";  // web_stomp.ws_path
+  bool web_binary = false;       // web_stomp.ws_frame = binary (RabbitMQ's default: text)
 };
 
 struct Config {

@@ -184,13 +184,16 @@ int main(int argc, char** argv) {
     }
     web_mqtt_listeners.start();
   }
-  // STOMP (rabbitmq_stomp), when turned on.
+  // STOMP (rabbitmq_stomp) and STOMP over WebSocket (rabbitmq_web_stomp), when turned on.
   server::TcpListeners stomp_listeners("STOMP");
+  server::TcpListeners web_stomp_listeners("web STOMP");
   if (config->stomp.enabled) {
     if (!stomp_listeners.open(
             io, config->stomp.listeners,
             [&broker, &config](boost::asio::ip::tcp::socket s) {
-              std::make_shared<stomp::Connection>(std::move(s), broker, config->stomp.settings)
+              std::make_shared<stomp::Connection>(
+                  std::make_unique<net::TcpByteStream>(std::move(s)), broker,
+                  config->stomp.settings)
                   ->start();
             },
             &error)) {
@@ -198,6 +201,28 @@ int main(int argc, char** argv) {
       return 1;
     }
     stomp_listeners.start();
+  }
+  if (config->stomp.web_port) {
+    std::vector<server::ListenAddress> addresses;
+    for (const server::ListenAddress& l : config->amqp_listeners)
+      addresses.push_back({l.address, *config->stomp.web_port});
+    if (!web_stomp_listeners.open(
+            io, addresses,
+            [&broker, &config](boost::asio::ip::tcp::socket s) {
+              net::WebSocketByteStream::accept(
+                  std::move(s), config->stomp.web_path, {"v12.stomp", "v11.stomp", "v10.stomp"},
+                  config->stomp.web_binary,
+                  [&broker, &config](std::unique_ptr<net::WebSocketByteStream> ws) {
+                    std::make_shared<stomp::Connection>(std::move(ws), broker,
+                                                        config->stomp.settings)
+                        ->start();
+                  });
+            },
+            &error)) {
+      spdlog::critical("{}", error);
+      return 1;
+    }
+    web_stomp_listeners.start();
   }
   // The management HTTP API on the AMQP listeners' addresses (one port for all of them).
   http::ManagementInfo management_info{server::node_name(), "0.1.0", 0, 0};
@@ -254,6 +279,7 @@ int main(int argc, char** argv) {
   add_listeners(mqtt_listeners.describe(), "mqtt", "", "");
   add_listeners(web_mqtt_listeners.describe(), "http/web-mqtt", "", "");
   add_listeners(stomp_listeners.describe(), "stomp", "", "");
+  add_listeners(web_stomp_listeners.describe(), "http/web-stomp", "", "");
   add_listeners(management_listeners.describe(), "http", "", "");
   add_listeners(prometheus_listeners.describe(), "http/prometheus", "", "");
   // warrenctl's control socket (DATA_DIR/warren.sock, 0600).
@@ -273,6 +299,8 @@ int main(int argc, char** argv) {
     spdlog::info("web MQTT listening on {}", where);
   for (const std::string& where : stomp_listeners.describe())
     spdlog::info("STOMP listening on {}", where);
+  for (const std::string& where : web_stomp_listeners.describe())
+    spdlog::info("web STOMP listening on {}", where);
   for (const std::string& where : management_listeners.describe())
     spdlog::info("management HTTP API listening on {}", where);
   for (const std::string& where : prometheus_listeners.describe())
@@ -297,6 +325,7 @@ int main(int argc, char** argv) {
     mqtt_listeners.stop();
     web_mqtt_listeners.stop();
     stomp_listeners.stop();
+    web_stomp_listeners.stop();
     management_listeners.stop();
     prometheus_listeners.stop();
     broker.close_all_connections("shutdown");

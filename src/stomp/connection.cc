@@ -28,9 +28,9 @@ bool is_loopback(const asio::ip::address& a) {
 
 }  // namespace
 
-Connection::Connection(asio::ip::tcp::socket socket, broker::Broker& broker,
+Connection::Connection(std::unique_ptr<ByteStream> stream, broker::Broker& broker,
                        const Settings& settings)
-    : socket_(std::move(socket)),
+    : stream_(std::move(stream)),
       broker_(broker),
       settings_(settings),
       id_(broker.next_connection_id()),
@@ -39,22 +39,23 @@ Connection::Connection(asio::ip::tcp::socket socket, broker::Broker& broker,
       // Owned by this connection alone (queues hold it weakly): its callback never outlives us.
       flow_(std::make_shared<broker::PublisherFlow>(broker.io(), id_, [this] { resume_reading(); })),
       session_(*this, settings_),
-      heartbeat_timer_(socket_.get_executor()),
-      login_timer_(socket_.get_executor()) {
+      heartbeat_timer_(stream_->executor()),
+      login_timer_(stream_->executor()) {
   boost::system::error_code ec;
-  auto ep = socket_.remote_endpoint(ec);
+  asio::ip::tcp::socket& socket = stream_->socket();
+  auto ep = socket.remote_endpoint(ec);
   if (!ec) {
     peer_host_ = ep.address().to_string();
     peer_port_ = ep.port();
     peer_ = peer_host_ + ":" + std::to_string(peer_port_);
     peer_is_loopback_ = is_loopback(ep.address());
   }
-  auto local = socket_.local_endpoint(ec);
+  auto local = socket.local_endpoint(ec);
   if (!ec) {
     local_host_ = local.address().to_string();
     local_port_ = local.port();
   }
-  socket_.set_option(asio::ip::tcp::no_delay(true), ec);
+  socket.set_option(asio::ip::tcp::no_delay(true), ec);
 }
 
 Connection::~Connection() = default;
@@ -82,7 +83,7 @@ void Connection::read_some() {
     std::string(kReadBufferStart, '\0').swap(in_);
   }
   read_in_flight_ = true;
-  socket_.async_read_some(
+  stream_->async_read_some(
       asio::buffer(in_.data() + in_len_, in_.size() - in_len_),
       [self = shared_from_this()](boost::system::error_code ec, size_t n) {
         self->read_in_flight_ = false;
@@ -154,7 +155,7 @@ void Connection::after_login() {
 void Connection::resume_reading() {
   if (state_ != State::kRunning || read_in_flight_) return;
   // Frames already buffered are handled first; on_read re-arms the socket read.
-  asio::post(socket_.get_executor(), [self = shared_from_this()] {
+  asio::post(stream_->executor(), [self = shared_from_this()] {
     if (!self->reading_paused() && !self->read_in_flight_ && self->state_ == State::kRunning)
       self->on_read(0);
   });
@@ -229,8 +230,8 @@ void Connection::write_now() {
   writing_.swap(out_);
   write_in_flight_ = true;
   last_send_ = Clock::now();
-  asio::async_write(socket_, asio::buffer(writing_),
-                    [self = shared_from_this()](boost::system::error_code ec, size_t n) {
+  stream_->async_write(asio::buffer(writing_),
+                       [self = shared_from_this()](boost::system::error_code ec, size_t n) {
                       self->write_in_flight_ = false;
                       self->traffic_.send_oct += n;
                       ++self->traffic_.send_cnt;
@@ -306,9 +307,7 @@ void Connection::close_socket(std::string_view why) {
   broker_.stop_waiting_for_journal(&session_);
   heartbeat_timer_.cancel();
   login_timer_.cancel();
-  boost::system::error_code ec;
-  socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ec);
-  socket_.close(ec);
+  stream_->close();
   spdlog::debug("STOMP connection {} from {} closed ({})", id_, peer_, why);
 }
 
@@ -336,6 +335,7 @@ broker::ConnectionInfo Connection::info() const {
   i.host = local_host_;
   i.port = local_port_;
   i.state = state_ == State::kRunning ? (session_.logged_in() ? "running" : "starting") : "closing";
+  i.protocol = std::string(stream_->is_websocket() ? "Web STOMP " : "STOMP ") + session_.version();
   i.client_name = "STOMP " + session_.version();
   i.auth_mechanism = "STOMP";
   i.heartbeat = static_cast<uint16_t>(session_.receive_heartbeat_ms() / 1000);

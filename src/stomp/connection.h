@@ -13,6 +13,7 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include "broker/broker.h"
+#include "common/byte_stream.h"
 #include "broker/publisher_flow.h"
 #include "stomp/session.h"
 #include "stomp/settings.h"
@@ -24,7 +25,8 @@ class Connection : public broker::OutputFlusher,
                    public std::enable_shared_from_this<Connection> {
  public:
   // settings must outlive the connection (the server's, fixed at start).
-  Connection(boost::asio::ip::tcp::socket socket, broker::Broker& broker,
+  // stream: TCP, or a WebSocket whose upgrade is done (STOMP over WebSocket).
+  Connection(std::unique_ptr<ByteStream> stream, broker::Broker& broker,
              const Settings& settings);
   ~Connection() override;
 
@@ -76,7 +78,7 @@ class Connection : public broker::OutputFlusher,
   // An ERROR with RabbitMQ's texts for a broker-initiated close, then close.
   void close_with_error(std::string_view message, std::string_view detail);
 
-  boost::asio::ip::tcp::socket socket_;
+  std::unique_ptr<ByteStream> stream_;
   broker::Broker& broker_;
   const Settings& settings_;
   uint64_t id_;

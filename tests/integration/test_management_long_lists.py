@@ -182,8 +182,9 @@ def test_health_checks(server):
         400, {"error": "bad_request", "reason": "Invalid port"})
     status, body, _ = call(server, "GET", "/api/health/checks/protocol-listener/AMQP0-9-1,http")
     assert status == 200 and set(body["protocols"]) >= {"amqp", "http"}
-    status, body, _ = call(server, "GET", "/api/health/checks/protocol-listener/amqp,mqtt")
-    assert (status, body["status"], body["missing"]) == (503, "failed", ["mqtt"])
+    status, body, _ = call(server, "GET",
+                           "/api/health/checks/protocol-listener/amqp,mqtt,web-mqtt,stomp,mqtts")
+    assert (status, body["status"], body["missing"]) == (503, "failed", ["mqtt/ssl"])
     status, body, _ = call(server, "GET", "/api/health/checks/certificate-expiration/1/fortnights")
     assert (status, body["reason"]) == (
         400, "Time unit not recognised. Supported units: days, weeks, months, years.")

@@ -224,7 +224,7 @@ def start(extra_args=(), data_dir=None, env=None, address_space=None, nofile=Non
         cmd += ["--bind", "127.0.0.1"]
     # MQTT, MQTT over WebSocket and STOMP on free ports too (test_mqtt.py, test_web_mqtt.py,
     # test_stomp.py), unless a test picks its own.
-    for flag in ("--mqtt-port", "--web-mqtt-port", "--stomp-port"):
+    for flag in ("--mqtt-port", "--web-mqtt-port", "--stomp-port", "--web-stomp-port"):
         if flag not in extra_args:
             cmd += [flag, "0"]
     cmd += extra_args
