@@ -8,6 +8,7 @@
 #include <string>
 #include <string_view>
 
+#include "cli/plugins_cli.h"
 #include "cli/verbs.h"
 
 namespace {
@@ -28,6 +29,9 @@ int main(int argc, char** argv) {
   std::string_view argv0 = argv[0];
   if (auto slash = argv0.rfind('/'); slash != std::string_view::npos) argv0 = argv0.substr(slash + 1);
   if (argv0 == "rabbitmqctl") o.program = "rabbitmqctl";
+  // As warren-plugins or rabbitmq-plugins (symlinks): the plugin commands.
+  const bool plugins_mode = argv0 == "warren-plugins" || argv0 == "rabbitmq-plugins";
+  if (plugins_mode) o.program = std::string(argv0);
   o.node = "warren@" + host_name();
   if (const char* d = std::getenv("WARREN_DATA_DIR"); d != nullptr && *d != 0) o.data_dir = d;
   if (o.data_dir.empty()) o.data_dir = "./data";
@@ -74,6 +78,15 @@ int main(int argc, char** argv) {
     } else if (a == "--no-table-headers") {
       o.no_table_headers = true;
     } else if (a == "-l" || a == "--longnames" || a == "--online" || a == "--local") {
+    } else if (plugins_mode && (a == "-e" || a == "--enabled")) {
+      o.list_enabled = true;
+    } else if (plugins_mode && (a == "-E" || a == "--explicit")) {
+      o.list_explicit = true;
+    } else if (plugins_mode && (a == "-m" || a == "--minimal")) {
+      o.list_minimal = true;
+    } else if (plugins_mode && (a == "-v" || a == "--verbose")) {
+    } else if (a == "--offline") {
+      o.offline = true;
     } else if (a == "-e" || a == "--if-empty") {
       o.if_empty = true;
     } else if (a == "-u" || a == "--if-unused") {
@@ -91,6 +104,7 @@ int main(int argc, char** argv) {
     return kExitUsage;
   }
 
+  if (plugins_mode) return run_plugins(o);
   if (o.verb.empty()) {
     print_usage(o);
     return o.help ? kExitOk : kExitUsage;

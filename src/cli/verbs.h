@@ -33,6 +33,9 @@ struct Options {
   std::string priority = "0", apply_to = "all";  // set_policy
   std::string verb;
   std::vector<std::string> args;
+  // warren-plugins: --offline, list -e / -E / -m.
+  bool offline = false;
+  bool list_enabled = false, list_explicit = false, list_minimal = false;
 };
 
 int run_verb(const Options& o);

@@ -172,21 +172,9 @@ std::optional<std::string> apply_entry(const ConfEntry& e, Config& c, FileListen
       {"collect_statistics_interval",
        [&] { return integer(c.collect_statistics_interval_ms, 100, 3'600'000); }},
       {"data_dir", [&] { return text(c.data_dir); }},
-      {"web_mqtt.tcp.port",
-       [&]() -> std::optional<std::string> {
-         uint16_t port = 0;
-         if (auto e = integer(port, 0, 65535)) return e;
-         c.web_mqtt_port = port;
-         return std::nullopt;
-       }},
+      {"web_mqtt.tcp.port", [&] { return integer(c.web_mqtt_port, 0, 65535); }},
       {"web_mqtt.ws_path", [&] { return text(c.web_mqtt_path); }},
-      {"web_stomp.tcp.port",
-       [&]() -> std::optional<std::string> {
-         uint16_t port = 0;
-         if (auto e = integer(port, 0, 65535)) return e;
-         c.stomp.web_port = port;
-         return std::nullopt;
-       }},
+      {"web_stomp.tcp.port", [&] { return integer(c.stomp.web_port, 0, 65535); }},
       {"web_stomp.ws_path", [&] { return text(c.stomp.web_path); }},
       {"web_stomp.ws_frame",
        [&]() -> std::optional<std::string> {
@@ -400,27 +388,27 @@ std::optional<Config> parse_config(int argc, char** argv, int* exit_code) {
   } else {
     c.amqp_listeners = files.tcp;
   }
-  // MQTT: the flag listens on the AMQP listeners' addresses; else mqtt.listeners.tcp.*.
-  if (app.count("--mqtt-port") > 0) {
-    for (const ListenAddress& l : c.amqp_listeners) c.mqtt_listeners.push_back({l.address, mqtt_port});
-  } else {
-    c.mqtt_listeners = files.mqtt;
-  }
+  // MQTT and STOMP listen where their flag's port says (on the file's addresses for them, else
+  // the AMQP ones), else on the file's listeners, else on their default port.
+  auto protocol_listeners = [&](const char* flag, uint16_t port, uint16_t default_port,
+                                const std::vector<ListenAddress>& from_file) {
+    std::vector<ListenAddress> out;
+    const bool given = app.count(flag) > 0;
+    if (!given && !from_file.empty()) return from_file;
+    const std::vector<ListenAddress>& addresses = from_file.empty() ? c.amqp_listeners : from_file;
+    for (const ListenAddress& l : addresses) out.push_back({l.address, given ? port : default_port});
+    return out;
+  };
+  c.mqtt_listeners = protocol_listeners("--mqtt-port", mqtt_port, 1883, files.mqtt);
+  c.stomp.listeners = protocol_listeners("--stomp-port", stomp_port, kDefaultStompPort, files.stomp);
   if (app.count("--web-mqtt-port") > 0) c.web_mqtt_port = web_mqtt_port;
   if (app.count("--web-stomp-port") > 0) c.stomp.web_port = web_stomp_port;
-  // STOMP: the flag's port on the AMQP addresses (or the file's STOMP addresses), else the
-  // file's listeners; neither leaves STOMP off.
-  if (app.count("--stomp-port") > 0) {
-    c.stomp.enabled = true;
-    if (files.stomp.empty()) {
-      for (const ListenAddress& l : c.amqp_listeners) c.stomp.listeners.push_back({l.address, stomp_port});
-    } else {
-      for (const ListenAddress& l : files.stomp) c.stomp.listeners.push_back({l.address, stomp_port});
-    }
-  } else if (!files.stomp.empty()) {
-    c.stomp.enabled = true;
-    c.stomp.listeners = files.stomp;
-  }
+  for (const auto& [flag, plugin] :
+       {std::pair{"--management-port", "rabbitmq_management"},
+        {"--prometheus-port", "rabbitmq_prometheus"}, {"--mqtt-port", "rabbitmq_mqtt"},
+        {"--web-mqtt-port", "rabbitmq_web_mqtt"}, {"--stomp-port", "rabbitmq_stomp"},
+        {"--web-stomp-port", "rabbitmq_web_stomp"}})
+    if (app.count(flag) > 0) c.forced_plugins.insert(plugin);
   if (app.count("--amqps-port") > 0) c.tls.port = amqps_port;
   else if (!c.tls.port && !c.tls.certfile.empty()) c.tls.port = kDefaultAmqpsPort;
 

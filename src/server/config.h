@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -29,15 +30,13 @@ struct TlsConfig {
   uint32_t handshake_timeout_ms = 5000;  // ssl_handshake_timeout
 };
 
-// The STOMP listeners (rabbitmq_stomp). Off unless --stomp-port or a stomp.listeners.tcp.* key
-// turns them on (RabbitMQ's plugin default, 61613, once something enables the plugin).
+// The STOMP listeners (rabbitmq_stomp): where they listen once the plugin is enabled (or
+// --stomp-port forces them on): stomp.listeners.tcp.*, else 61613 on the AMQP addresses.
 struct StompConfig {
-  bool enabled = false;
   std::vector<ListenAddress> listeners;
   stomp::Settings settings;  // stomp.default_user, default_pass, default_vhost, ...
-  // STOMP over WebSocket (rabbitmq_web_stomp): on when --web-stomp-port or web_stomp.tcp.port
-  // says where, on the AMQP listeners' addresses.
-  std::optional<uint16_t> web_port;
+  // STOMP over WebSocket (rabbitmq_web_stomp), on the AMQP listeners' addresses.
+  uint16_t web_port = 15674;     // web_stomp.tcp.port
   std::string web_path = "/ws";  // web_stomp.ws_path
   bool web_binary = false;       // web_stomp.ws_frame = binary (RabbitMQ's default: text)
 };
@@ -65,14 +64,18 @@ struct Config {
   uint32_t segment_size = 0;  // message journal segment size in bytes; 0 = the store's default
   broker::Limits limits;
   TlsConfig tls;
-  // MQTT: on when --mqtt-port or an mqtt.listeners.tcp.* key says where (else empty).
+  // MQTT (rabbitmq_mqtt): where it listens once the plugin is enabled (or --mqtt-port forces
+  // it on): mqtt.listeners.tcp.*, else 1883 on the AMQP addresses.
   std::vector<ListenAddress> mqtt_listeners;
   mqtt::Settings mqtt;  // mqtt.* keys
-  // MQTT over WebSocket (rabbitmq_web_mqtt): on when --web-mqtt-port or web_mqtt.tcp.port
-  // says where, on the AMQP listeners' addresses.
-  std::optional<uint16_t> web_mqtt_port;
+  // MQTT over WebSocket (rabbitmq_web_mqtt), on the AMQP listeners' addresses.
+  uint16_t web_mqtt_port = 15675;  // web_mqtt.tcp.port
   std::string web_mqtt_path = "/ws";  // web_mqtt.ws_path
   StompConfig stomp;
+  // Plugins whose listener port was given on the command line (--management-port,
+  // --prometheus-port, --mqtt-port, --web-mqtt-port, --stomp-port, --web-stomp-port): their
+  // listeners are on whatever DATA_DIR/enabled_plugins says.
+  std::set<std::string> forced_plugins;
 };
 
 // Parses argv, the environment and the config file. Returns nullopt after printing help or an

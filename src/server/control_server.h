@@ -33,10 +33,13 @@ struct ControlReply {
   void error(std::string text, int exit_code, bool plain = false);
 };
 
+class PluginListeners;
+
 struct ControlContext {
   broker::Broker& broker;
   std::string data_dir;
   std::string node_name;  // warren@<hostname>
+  PluginListeners* plugins = nullptr;  // for warren-plugins; null: no plugins to apply
 };
 
 // "warren@<hostname>": the node name shown by warrenctl and the management API.
@@ -54,6 +57,8 @@ bool run_tenancy_verb(ControlContext& ctx, const std::string& verb,
 bool run_policy_verb(ControlContext& ctx, const std::string& verb,
                      const boost::json::object& request,
                      ControlReply& reply);  // control_verbs_policies.cc
+bool run_plugin_verb(ControlContext& ctx, const std::string& verb,
+                     ControlReply& reply);  // control_verbs_plugins.cc
 
 class ControlServer {
  public:
@@ -64,6 +69,7 @@ class ControlServer {
   bool start(std::string* error);
   void stop();
   const std::string& path() const { return path_; }
+  void set_plugins(PluginListeners* p) { ctx_.plugins = p; }
 
  private:
   void accept();

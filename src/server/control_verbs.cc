@@ -400,6 +400,7 @@ void run_control_verb(ControlContext& ctx, json::object& req, ControlReply& repl
     return run_definitions_verb(ctx, req, reply);
   if (run_tenancy_verb(ctx, verb, req, reply)) return;
   if (run_policy_verb(ctx, verb, req, reply)) return;
+  if (run_plugin_verb(ctx, verb, reply)) return;
   (void)vhost_or_error;
   reply.error("unknown verb " + verb, 64);
 }

@@ -10,6 +10,7 @@ namespace asio = boost::asio;
 
 bool HttpListeners::open(asio::io_context& io, const std::vector<ListenAddress>& addresses,
                          uint16_t port, const http::Handler& handler, std::string* error) {
+  servers_.clear();
   for (const ListenAddress& l : addresses) {
     boost::system::error_code ec;
     auto address = asio::ip::make_address(l.address, ec);
@@ -40,7 +41,11 @@ void HttpListeners::start() {
 }
 
 void HttpListeners::stop() {
-  for (Bound& b : servers_) b.server->stop();
+  for (Bound& b : servers_) {
+    b.server->stop();
+    retired_.push_back(std::move(b));
+  }
+  servers_.clear();
 }
 
 std::vector<std::string> HttpListeners::describe() const {

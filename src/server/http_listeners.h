@@ -28,6 +28,9 @@ class HttpListeners {
     std::unique_ptr<http::HttpServer> server;
   };
   std::vector<Bound> servers_;
+  // Stopped servers are kept (not destroyed) until this object goes: a completed accept may
+  // still be queued for one, and its handler uses the server.
+  std::vector<Bound> retired_;
 };
 
 }  // namespace warren::server

@@ -18,15 +18,13 @@
 #include "http/management_api.h"
 #include "http/static_files.h"
 #include "http/prometheus.h"
-#include "mqtt/connection.h"
-#include "mqtt/service.h"
-#include "net/tcp_byte_stream.h"
-#include "net/websocket_byte_stream.h"
+#include "common/plugins.h"
 #include "amqp/connection.h"
-#include "stomp/connection.h"
 #include "server/tcp_listeners.h"
 #include "server/config.h"
 #include "server/http_listeners.h"
+#include "server/plugin_endpoints.h"
+#include "server/plugin_listeners.h"
 #include "server/logging.h"
 #include "server/control_server.h"
 #include "server/data_dir.h"
@@ -137,94 +135,8 @@ int main(int argc, char** argv) {
     }
     tls_listeners.start();
   }
-  // MQTT (rabbitmq_mqtt): when --mqtt-port or mqtt.listeners.tcp.* asks for it.
-  // MQTT over WebSocket (rabbitmq_web_mqtt) shares the MQTT service.
-  std::unique_ptr<mqtt::Service> mqtt_service;
-  server::TcpListeners mqtt_listeners("MQTT");
-  server::TcpListeners web_mqtt_listeners("web MQTT");
-  if (!config->mqtt_listeners.empty() || config->web_mqtt_port) {
-    auto retained = mqtt::RetainedStore::open(config->data_dir);
-    if (!retained) {
-      spdlog::critical("MQTT retained message store: {}", retained.error());
-      return 1;
-    }
-    mqtt_service =
-        std::make_unique<mqtt::Service>(broker, config->mqtt, std::move(*retained));
-  }
-  if (!config->mqtt_listeners.empty()) {
-    if (!mqtt_listeners.open(
-            io, config->mqtt_listeners,
-            [&mqtt_service](boost::asio::ip::tcp::socket s) {
-              std::make_shared<mqtt::Connection>(
-                  std::make_unique<net::TcpByteStream>(std::move(s)), *mqtt_service)
-                  ->start();
-            },
-            &error)) {
-      spdlog::critical("{}", error);
-      return 1;
-    }
-    mqtt_listeners.start();
-  }
-  if (config->web_mqtt_port) {
-    std::vector<server::ListenAddress> addresses;
-    for (const server::ListenAddress& l : config->amqp_listeners)
-      addresses.push_back({l.address, *config->web_mqtt_port});
-    if (!web_mqtt_listeners.open(
-            io, addresses,
-            [&mqtt_service, &config](boost::asio::ip::tcp::socket s) {
-              net::WebSocketByteStream::accept(
-                  std::move(s), config->web_mqtt_path, {"mqtt", "mqttv3.1"}, true,
-                  [&mqtt_service](std::unique_ptr<net::WebSocketByteStream> ws) {
-                    std::make_shared<mqtt::Connection>(std::move(ws), *mqtt_service)->start();
-                  });
-            },
-            &error)) {
-      spdlog::critical("{}", error);
-      return 1;
-    }
-    web_mqtt_listeners.start();
-  }
-  // STOMP (rabbitmq_stomp) and STOMP over WebSocket (rabbitmq_web_stomp), when turned on.
-  server::TcpListeners stomp_listeners("STOMP");
-  server::TcpListeners web_stomp_listeners("web STOMP");
-  if (config->stomp.enabled) {
-    if (!stomp_listeners.open(
-            io, config->stomp.listeners,
-            [&broker, &config](boost::asio::ip::tcp::socket s) {
-              std::make_shared<stomp::Connection>(
-                  std::make_unique<net::TcpByteStream>(std::move(s)), broker,
-                  config->stomp.settings)
-                  ->start();
-            },
-            &error)) {
-      spdlog::critical("{}", error);
-      return 1;
-    }
-    stomp_listeners.start();
-  }
-  if (config->stomp.web_port) {
-    std::vector<server::ListenAddress> addresses;
-    for (const server::ListenAddress& l : config->amqp_listeners)
-      addresses.push_back({l.address, *config->stomp.web_port});
-    if (!web_stomp_listeners.open(
-            io, addresses,
-            [&broker, &config](boost::asio::ip::tcp::socket s) {
-              net::WebSocketByteStream::accept(
-                  std::move(s), config->stomp.web_path, {"v12.stomp", "v11.stomp", "v10.stomp"},
-                  config->stomp.web_binary,
-                  [&broker, &config](std::unique_ptr<net::WebSocketByteStream> ws) {
-                    std::make_shared<stomp::Connection>(std::move(ws), broker,
-                                                        config->stomp.settings)
-                        ->start();
-                  });
-            },
-            &error)) {
-      spdlog::critical("{}", error);
-      return 1;
-    }
-    web_stomp_listeners.start();
-  }
-  // The management HTTP API on the AMQP listeners' addresses (one port for all of them).
+  // The management HTTP API and web UI, Prometheus, MQTT, STOMP and their WebSocket variants:
+  // switched on by DATA_DIR/enabled_plugins (warren-plugins), or forced by their port flags.
   http::ManagementInfo management_info{server::node_name(), "0.1.0", 0, 0};
   auto first_amqp = listeners.describe();
   if (!first_amqp.empty())
@@ -232,58 +144,66 @@ int main(int argc, char** argv) {
         std::stoi(first_amqp.front().substr(first_amqp.front().rfind(':') + 1)));
   http::ManagementApi management(io, broker, management_info);
   http::StaticFiles web_ui(config->management_www);
-  server::HttpListeners management_listeners;
-  if (!management_listeners.open(
-          io, config->amqp_listeners, config->management_port,
-          [&management, &web_ui](const http::Request& req, const http::Peer& peer,
-                                 http::Response& res, http::Responder& responder) {
-            // /api/... is the HTTP API; everything else the web UI's files.
-            if (req.target().starts_with("/api/") || req.target() == "/api")
-              management.handle(req, peer, res, responder);
-            else
-              web_ui.handle(req, res);
-          },
-          &error)) {
-    spdlog::critical("management API: {}", error);
-    return 1;
-  }
-  management.info().management_port = management_listeners.port();
-  management_listeners.start();
   http::PrometheusEndpoint prometheus(broker, server::node_name());
-  server::HttpListeners prometheus_listeners;
-  if (!prometheus_listeners.open(
-          io, config->amqp_listeners, config->prometheus_port,
-          [&prometheus](const http::Request& req, const http::Peer& peer, http::Response& res,
-                        http::Responder& responder) {
-            prometheus.handle(req, peer, res, responder);
-          },
-          &error)) {
-    spdlog::critical("Prometheus endpoint: {}", error);
-    return 1;
-  }
-  prometheus_listeners.start();
-  // What /api/overview and the health checks list as this node's listeners.
-  auto add_listeners = [&management](const std::vector<std::string>& bound,
-                                     const std::string& protocol, const std::string& certfile,
-                                     const std::string& cacertfile) {
-    for (const std::string& where : bound) {
-      size_t colon = where.rfind(':');
-      management.info().listeners.push_back(
-          {protocol, where.substr(0, colon),
-           static_cast<uint16_t>(std::stoi(where.substr(colon + 1))), certfile, cacertfile});
-    }
+  const http::Handler management_handler = [&management, &web_ui](
+                                               const http::Request& req, const http::Peer& peer,
+                                               http::Response& res,
+                                               http::Responder& responder) {
+    // /api/... is the HTTP API; everything else the web UI's files.
+    if (req.target().starts_with("/api/") || req.target() == "/api")
+      management.handle(req, peer, res, responder);
+    else
+      web_ui.handle(req, res);
   };
-  add_listeners(listeners.describe(), "amqp", "", "");
-  add_listeners(tls_listeners.describe(), "amqp/ssl", config->tls.certfile,
-                config->tls.cacertfile);
-  add_listeners(mqtt_listeners.describe(), "mqtt", "", "");
-  add_listeners(web_mqtt_listeners.describe(), "http/web-mqtt", "", "");
-  add_listeners(stomp_listeners.describe(), "stomp", "", "");
-  add_listeners(web_stomp_listeners.describe(), "http/web-stomp", "", "");
-  add_listeners(management_listeners.describe(), "http", "", "");
-  add_listeners(prometheus_listeners.describe(), "http/prometheus", "", "");
+  const http::Handler prometheus_handler = [&prometheus](const http::Request& req,
+                                                         const http::Peer& peer,
+                                                         http::Response& res,
+                                                         http::Responder& responder) {
+    prometheus.handle(req, peer, res, responder);
+  };
+  server::PluginEndpoints endpoints;
+  server::PluginListeners plugin_listeners;
+  server::register_plugin_endpoints(plugin_listeners, endpoints, io, broker, *config,
+                                    management_handler, prometheus_handler);
+  // What /api/overview and the health checks list as this node's listeners, rebuilt whenever
+  // plugins change.
+  plugin_listeners.set_on_change([&] {
+    auto& list = management.info().listeners;
+    list.clear();
+    auto add = [&list](const std::vector<std::string>& bound, const std::string& protocol,
+                       const std::string& certfile, const std::string& cacertfile) {
+      for (const std::string& where : bound) {
+        size_t colon = where.rfind(':');
+        list.push_back({protocol, where.substr(0, colon),
+                        static_cast<uint16_t>(std::stoi(where.substr(colon + 1))), certfile,
+                        cacertfile});
+      }
+    };
+    add(listeners.describe(), "amqp", "", "");
+    add(tls_listeners.describe(), "amqp/ssl", config->tls.certfile, config->tls.cacertfile);
+    add(endpoints.mqtt.describe(), "mqtt", "", "");
+    add(endpoints.web_mqtt.describe(), "http/web-mqtt", "", "");
+    add(endpoints.stomp.describe(), "stomp", "", "");
+    add(endpoints.web_stomp.describe(), "http/web-stomp", "", "");
+    add(endpoints.management.describe(), "http", "", "");
+    add(endpoints.prometheus.describe(), "http/prometheus", "", "");
+    management.info().management_port = endpoints.management.port();
+  });
+  {
+    auto enabled = plugins::read_enabled(config->data_dir, &error);
+    if (!enabled) {
+      spdlog::critical("{}", error);
+      return 1;
+    }
+    std::vector<std::string> started, stopped;
+    if (!plugin_listeners.apply(plugins::expand(*enabled), &started, &stopped, &error, false)) {
+      spdlog::critical("{}", error);
+      return 1;
+    }
+  }
   // warrenctl's control socket (DATA_DIR/warren.sock, 0600).
   server::ControlServer control(broker, config->data_dir);
+  control.set_plugins(&plugin_listeners);
   if (!control.start(&error)) {
     spdlog::critical("{}", error);
     return 1;
@@ -293,18 +213,7 @@ int main(int argc, char** argv) {
   for (const std::string& where : listeners.describe()) spdlog::info("AMQP listening on {}", where);
   for (const std::string& where : tls_listeners.describe())
     spdlog::info("AMQPS listening on {}", where);
-  for (const std::string& where : mqtt_listeners.describe())
-    spdlog::info("MQTT listening on {}", where);
-  for (const std::string& where : web_mqtt_listeners.describe())
-    spdlog::info("web MQTT listening on {}", where);
-  for (const std::string& where : stomp_listeners.describe())
-    spdlog::info("STOMP listening on {}", where);
-  for (const std::string& where : web_stomp_listeners.describe())
-    spdlog::info("web STOMP listening on {}", where);
-  for (const std::string& where : management_listeners.describe())
-    spdlog::info("management HTTP API listening on {}", where);
-  for (const std::string& where : prometheus_listeners.describe())
-    spdlog::info("Prometheus metrics listening on {}", where);
+  plugin_listeners.log_listening();
 
   // On SIGINT/SIGTERM: stop accepting, close every client with 320 CONNECTION_FORCED (as
   // RabbitMQ does on shutdown), give the close frames up to 3 s to go out, then stop.
@@ -322,12 +231,7 @@ int main(int argc, char** argv) {
     spdlog::info("signal {} received, stopping", sig);
     listeners.stop();
     tls_listeners.stop();
-    mqtt_listeners.stop();
-    web_mqtt_listeners.stop();
-    stomp_listeners.stop();
-    web_stomp_listeners.stop();
-    management_listeners.stop();
-    prometheus_listeners.stop();
+    plugin_listeners.stop_all();
     broker.close_all_connections("shutdown");
     deadline = std::chrono::steady_clock::now() + std::chrono::seconds(3);
     wait_for_clients();

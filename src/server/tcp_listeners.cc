@@ -72,7 +72,11 @@ void TcpListeners::start() {
 }
 
 void TcpListeners::stop() {
-  for (Bound& b : bound_) b.listener->stop();
+  for (Bound& b : bound_) {
+    b.listener->stop();
+    retired_.push_back(std::move(b));
+  }
+  bound_.clear();
 }
 
 std::vector<std::string> TcpListeners::describe() const {

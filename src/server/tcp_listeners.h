@@ -34,6 +34,9 @@ class TcpListeners {
   };
   std::string what_;
   std::vector<Bound> bound_;
+  // Stopped listeners are kept (not destroyed) until this object goes: a completed accept may
+  // still be queued for one, and its handler uses the listener.
+  std::vector<Bound> retired_;
 };
 
 }  // namespace warren::server

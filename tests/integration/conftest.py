@@ -109,12 +109,13 @@ def _record(b, problem, when):
 
 
 def start_warren(extra_args=(), data_dir=None, env=None, address_space=None, nofile=None,
-                 prefix=()):
+                 prefix=(), plugin_ports=True):
     """Starts a warren-server on ephemeral ports (see warren_process.start for the arguments)
     and registers it; returns a warren_process.WarrenProcess. Stop it with stop_broker()."""
     try:
         b = warren_process.start(extra_args, data_dir=data_dir, env=env,
-                                 address_space=address_space, nofile=nofile, prefix=prefix)
+                                 address_space=address_space, nofile=nofile, prefix=prefix,
+                                 plugin_ports=plugin_ports)
     except warren_process.StartupError as exc:
         pytest.fail(str(exc), pytrace=False)
     _current_brokers.append(b)

@@ -195,7 +195,7 @@ class WarrenProcess(object):
 
 def start(extra_args=(), data_dir=None, env=None, address_space=None, nofile=None, prefix=(),
           binary=None, startup_timeout=STARTUP_TIMEOUT, log_path=None,
-          data_dir_prefix="warren-it-data-"):
+          data_dir_prefix="warren-it-data-", plugin_ports=True):
     """Starts warren-server on ephemeral ports and waits until it listens; returns a
     WarrenProcess.
 
@@ -210,6 +210,9 @@ def start(extra_args=(), data_dir=None, env=None, address_space=None, nofile=Non
                     (it must exec the server, not fork it, so that signals reach the server)
     binary          default: server_binary()
     log_path        also append the server's output to this file
+    plugin_ports    give the management API, Prometheus, MQTT, web MQTT, STOMP and web STOMP a
+                    free port each, which turns them on whatever DATA_DIR/enabled_plugins
+                    says (False: the plugins decide; give ports in a config file)
     """
     binary = binary or server_binary()
     if not os.path.exists(binary):
@@ -218,14 +221,15 @@ def start(extra_args=(), data_dir=None, env=None, address_space=None, nofile=Non
     if owns:
         data_dir = tempfile.mkdtemp(prefix=data_dir_prefix)
     extra_args = [str(a) for a in extra_args]
-    cmd = list(prefix) + [binary, "--amqp-port", "0", "--management-port", "0",
-                          "--prometheus-port", "0", "--data-dir", data_dir]
+    cmd = list(prefix) + [binary, "--amqp-port", "0", "--data-dir", data_dir]
+    if plugin_ports:
+        cmd += ["--management-port", "0", "--prometheus-port", "0"]
     if "--bind" not in extra_args:
         cmd += ["--bind", "127.0.0.1"]
     # MQTT, MQTT over WebSocket and STOMP on free ports too (test_mqtt.py, test_web_mqtt.py,
     # test_stomp.py), unless a test picks its own.
     for flag in ("--mqtt-port", "--web-mqtt-port", "--stomp-port", "--web-stomp-port"):
-        if flag not in extra_args:
+        if plugin_ports and flag not in extra_args:
             cmd += [flag, "0"]
     cmd += extra_args
     child_env = None

@@ -8,6 +8,7 @@
 
 #include <cstdlib>
 #include <fstream>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -183,11 +184,13 @@ TEST_F(ConfigFile, ACertificateImpliesTheAmqpsPort) {
   EXPECT_EQ(c->tls.port, 5671);
 }
 
-TEST_F(ConfigFile, StompIsOffUnlessAListenerIsConfigured) {
-  auto c = parse("");
+TEST_F(ConfigFile, StompListensOn61613OfTheAmqpAddressesOnceEnabled) {
+  auto c = parse("", {"--bind", "127.0.0.1"});
   ASSERT_TRUE(c);
-  EXPECT_FALSE(c->stomp.enabled);
-  EXPECT_TRUE(c->stomp.listeners.empty());
+  EXPECT_EQ(c->forced_plugins.count("rabbitmq_stomp"), 0u);  // the plugin decides
+  ASSERT_EQ(c->stomp.listeners.size(), 1u);
+  EXPECT_EQ(c->stomp.listeners[0].address, "127.0.0.1");
+  EXPECT_EQ(c->stomp.listeners[0].port, 61613);
   EXPECT_EQ(c->stomp.settings.default_login, "guest");
   EXPECT_EQ(c->stomp.settings.default_vhost, "/");
 }
@@ -202,7 +205,7 @@ TEST_F(ConfigFile, StompKeys) {
       "stomp.default_nack_requeue = false\n"
       "stomp.login_timeout = 5000\n");
   ASSERT_TRUE(c);
-  EXPECT_TRUE(c->stomp.enabled);
+  EXPECT_EQ(c->forced_plugins.count("rabbitmq_stomp"), 0u);
   ASSERT_EQ(c->stomp.listeners.size(), 1u);
   EXPECT_EQ(c->stomp.listeners[0].address, "127.0.0.1");
   EXPECT_EQ(c->stomp.listeners[0].port, 61614);
@@ -225,7 +228,7 @@ TEST_F(ConfigFile, StompKeys) {
 TEST_F(ConfigFile, StompPortFlagListensOnTheAmqpAddresses) {
   auto c = parse("", {"--stomp-port", "0", "--bind", "127.0.0.1"});
   ASSERT_TRUE(c);
-  EXPECT_TRUE(c->stomp.enabled);
+  EXPECT_EQ(c->forced_plugins.count("rabbitmq_stomp"), 1u);  // on whatever the plugins say
   ASSERT_EQ(c->stomp.listeners.size(), 1u);
   EXPECT_EQ(c->stomp.listeners[0].address, "127.0.0.1");
   EXPECT_EQ(c->stomp.listeners[0].port, 0);
@@ -286,15 +289,22 @@ TEST_F(ConfigFile, MqttKeysAndListeners) {
   auto ttl = parse("mqtt.subscription_ttl = undefined\n");
   ASSERT_TRUE(ttl);
   EXPECT_EQ(ttl->mqtt.subscription_ttl_ms, 0u);
-  // MQTT is off unless asked for; --mqtt-port listens on the --bind addresses.
-  auto off = parse("");
-  ASSERT_TRUE(off);
-  EXPECT_TRUE(off->mqtt_listeners.empty());
-  auto flag = parse("mqtt.listeners.tcp.default = 1884\n", {"--mqtt-port", "0", "--bind", "127.0.0.1"});
+  // Without a listener key, 1883 on the AMQP addresses once the plugin is enabled;
+  // --mqtt-port listens on the --bind addresses and forces MQTT on.
+  auto defaults = parse("", {"--bind", "127.0.0.1"});
+  ASSERT_TRUE(defaults);
+  ASSERT_EQ(defaults->mqtt_listeners.size(), 1u);
+  EXPECT_EQ(defaults->mqtt_listeners[0].port, 1883);
+  EXPECT_EQ(defaults->web_mqtt_port, 15675);
+  EXPECT_EQ(defaults->stomp.web_port, 15674);
+  EXPECT_TRUE(defaults->forced_plugins.empty());
+  auto flag = parse("", {"--mqtt-port", "0", "--bind", "127.0.0.1", "--management-port", "0"});
   ASSERT_TRUE(flag);
   ASSERT_EQ(flag->mqtt_listeners.size(), 1u);
   EXPECT_EQ(flag->mqtt_listeners[0].address, "127.0.0.1");
   EXPECT_EQ(flag->mqtt_listeners[0].port, 0);
+  EXPECT_EQ(flag->forced_plugins,
+            (std::set<std::string>{"rabbitmq_mqtt", "rabbitmq_management"}));
   int code = 0;
   ::testing::internal::CaptureStderr();
   EXPECT_FALSE(parse("mqtt.allow_anonymous = perhaps\n", {}, &code));
