@@ -46,12 +46,20 @@ std::string_view Exchange::type_name() const {
 
 void Exchange::set_delay_store(Ref<DelayStore> s) { delay_store_ = std::move(s); }
 
+std::string Exchange::binding_id(Destination dest, std::string_view routing_key,
+                                 const FieldTable& args) {
+  std::string id(reinterpret_cast<const char*>(&dest), sizeof dest);  // the two pointers
+  id.append(routing_key);
+  id.push_back('\0');  // routing keys are UTF-8 short strings: the key ends here
+  if (!args.empty()) id += encode_table_body(args);
+  return id;
+}
+
 bool Exchange::add_binding(Destination dest, std::string_view routing_key,
                            const FieldTable& args, std::string* error) {
-  for (const Binding& b : bindings_)
-    if (b.dest == dest && b.routing_key == routing_key && b.arguments == args) return false;
-  Binding b{dest, std::string(routing_key), args, std::nullopt, std::nullopt};
-  if (type_ == ExchangeType::kTopic) b.topic.emplace(routing_key);
+  std::string id = binding_id(dest, routing_key, args);
+  if (binding_ids_.count(id)) return false;
+  Binding b{dest, std::string(routing_key), args, std::nullopt};
   if (type_ == ExchangeType::kHeaders) {
     HeadersPattern p;
     if (!HeadersPattern::parse(args, &p, error)) return false;
@@ -59,11 +67,15 @@ bool Exchange::add_binding(Destination dest, std::string_view routing_key,
   }
   index_add(b);
   bindings_.push_back(std::move(b));
+  binding_ids_.insert(std::move(id));
   return true;
 }
 
 bool Exchange::remove_binding(Destination dest, std::string_view routing_key,
                               const FieldTable& args) {
+  auto id = binding_ids_.find(binding_id(dest, routing_key, args));
+  if (id == binding_ids_.end()) return false;
+  binding_ids_.erase(id);
   auto it = std::find_if(bindings_.begin(), bindings_.end(), [&](const Binding& b) {
     return b.dest == dest && b.routing_key == routing_key && b.arguments == args;
   });
@@ -74,7 +86,12 @@ bool Exchange::remove_binding(Destination dest, std::string_view routing_key,
 }
 
 size_t Exchange::remove_bindings_to(Destination dest) {
-  size_t removed = std::erase_if(bindings_, [&](const Binding& b) { return b.dest == dest; });
+  size_t removed = std::erase_if(bindings_, [&](const Binding& b) {
+    if (!(b.dest == dest)) return false;
+    binding_ids_.erase(binding_id(b.dest, b.routing_key, b.arguments));
+    if (type_ == ExchangeType::kTopic) topic_trie_.remove(b.routing_key, b.dest);
+    return true;
+  });
   if (removed > 0 && type_ == ExchangeType::kDirect) {
     // Rebuild the index: several removed bindings may share a key (differing by arguments).
     direct_.clear();
@@ -84,6 +101,7 @@ size_t Exchange::remove_bindings_to(Destination dest) {
 }
 
 void Exchange::index_add(const Binding& b) {
+  if (type_ == ExchangeType::kTopic) topic_trie_.add(b.routing_key, b.dest);
   if (type_ != ExchangeType::kDirect) return;
   auto& dests = direct_[b.routing_key];
   // Bindings that differ only by arguments route once to the same destination.
@@ -91,6 +109,7 @@ void Exchange::index_add(const Binding& b) {
 }
 
 void Exchange::index_remove(const Binding& b) {
+  if (type_ == ExchangeType::kTopic) topic_trie_.remove(b.routing_key, b.dest);
   if (type_ != ExchangeType::kDirect) return;
   // Keep the destination while another binding with the same key still targets it.
   size_t same = 0;

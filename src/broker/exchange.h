@@ -7,13 +7,16 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "common/field_table.h"
 #include "broker/message_stats.h"
 #include "broker/headers_matcher.h"
 #include "broker/ref.h"
+#include "broker/exchange_destination.h"
 #include "broker/topic_matcher.h"
+#include "broker/topic_trie.h"
 
 namespace warren::broker {
 
@@ -25,24 +28,11 @@ enum class ExchangeType { kDirect, kFanout, kTopic, kHeaders };
 std::optional<ExchangeType> parse_exchange_type(std::string_view s);
 std::string_view exchange_type_name(ExchangeType t);
 
-// A binding's destination: exactly one of queue / exchange is set.
-struct Destination {
-  Queue* queue = nullptr;
-  Exchange* exchange = nullptr;
-  bool operator==(const Destination&) const = default;
-};
-
 struct Binding {
   Destination dest;
   std::string routing_key;
   FieldTable arguments;
-  std::optional<TopicPattern> topic;      // topic exchanges
   std::optional<HeadersPattern> headers;  // headers exchanges
-};
-
-struct StringHash {
-  using is_transparent = void;
-  size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
 };
 
 class Exchange {
@@ -95,6 +85,8 @@ class Exchange {
  private:
   void index_add(const Binding& b);
   void index_remove(const Binding& b);
+  static std::string binding_id(Destination dest, std::string_view routing_key,
+                                const FieldTable& args);
 
   std::string name_;
   ExchangeType type_;
@@ -105,6 +97,11 @@ class Exchange {
   std::vector<Binding> bindings_;
   // Direct exchanges: routing key -> destinations (heterogeneous lookup: no key copy per publish).
   std::unordered_map<std::string, std::vector<Destination>, StringHash, std::equal_to<>> direct_;
+  // Topic exchanges: the binding keys as a trie.
+  TopicTrie topic_trie_;
+  // Every binding's identity (binding_id): a bind finds an existing equal binding, and an
+  // unbind a missing one, without a scan of bindings_ (an MQTT broker binds a queue per client).
+  std::unordered_set<std::string, StringHash, std::equal_to<>> binding_ids_;
 };
 
 template <class Emit, class HeadersFn>
@@ -120,8 +117,7 @@ void Exchange::route(std::string_view routing_key, HeadersFn&& headers, Emit&& e
       for (const Binding& b : bindings_) emit(b.dest);
       break;
     case ExchangeType::kTopic:
-      for (const Binding& b : bindings_)
-        if (b.topic->matches(routing_key)) emit(b.dest);
+      topic_trie_.match(routing_key, emit);
       break;
     case ExchangeType::kHeaders: {
       if (bindings_.empty()) break;

@@ -2,11 +2,15 @@
 // words allowed, '*' = exactly one word, '#' = zero or more words, "" = zero words.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cstdint>
+#include <map>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "broker/topic_matcher.h"
+#include "broker/topic_trie.h"
 #include "matching_cases.h"
 
 namespace warren::broker {
@@ -212,6 +216,90 @@ TEST(TopicMatcherTest, AssignedPatternMatchesItsNewKey) {
   EXPECT_EQ(p.key(), "c.d");
   EXPECT_TRUE(p.matches("c.d"));
   EXPECT_FALSE(p.matches("a.b"));
+}
+
+// ---- TopicTrie (topic_trie.h): the topic exchange's index must route as the patterns match.
+
+// A distinct fake destination per binding number (never dereferenced).
+Destination Fake(size_t i) { return Destination{reinterpret_cast<Queue*>(uintptr_t{i + 1}), nullptr}; }
+
+std::vector<size_t> Routed(const TopicTrie& t, std::string_view key) {
+  std::vector<size_t> out;
+  t.match(key, [&](const Destination& d) { out.push_back(reinterpret_cast<uintptr_t>(d.queue) - 1); });
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+TEST(TopicTrieTest, SharedCaseTable) {
+  std::vector<testdata::TopicCase> cases;
+  ASSERT_NO_THROW(cases = testdata::LoadTopicCases());
+  for (const auto& c : cases) {
+    TopicTrie t;
+    t.add(c.pattern, Fake(0));
+    for (bool want : {true, false})
+      for (const auto& key : want ? c.match : c.no_match)
+        EXPECT_EQ(Routed(t, key) == std::vector<size_t>{0}, want)
+            << "pattern '" << c.pattern << "' key '" << key << "'";
+  }
+}
+
+TEST(TopicTrieTest, AllSmallPatternsInOneTrieRouteAsTheReference) {
+  // Every pattern of up to 3 words over {a, b, "", *, #}, all bound at once, against every key
+  // of up to 4 words over {a, b, ""}; then with every other binding removed again.
+  const std::vector<std::string> pwords = {"a", "b", "", "*", "#"};
+  const std::vector<std::string> kwords = {"a", "b", ""};
+  auto all = [](const std::vector<std::string>& alphabet, size_t max_len) {
+    std::vector<std::vector<std::string>> out = {{}}, frontier = {{}};
+    for (size_t len = 1; len <= max_len; ++len) {
+      std::vector<std::vector<std::string>> next;
+      for (const auto& f : frontier)
+        for (const auto& w : alphabet) {
+          auto g = f;
+          g.push_back(w);
+          next.push_back(g);
+        }
+      out.insert(out.end(), next.begin(), next.end());
+      frontier = std::move(next);
+    }
+    return out;
+  };
+  std::vector<std::string> patterns, keys;
+  for (const auto& p : all(pwords, 3)) patterns.push_back(Join(p));
+  for (const auto& k : all(kwords, 4)) keys.push_back(Join(k));
+  TopicTrie t;
+  for (size_t i = 0; i < patterns.size(); ++i) t.add(patterns[i], Fake(i));
+  auto check = [&](const std::vector<bool>& bound) {
+    int mismatches = 0;
+    for (const auto& k : keys) {
+      std::vector<size_t> want;
+      for (size_t i = 0; i < patterns.size(); ++i)
+        if (bound[i] && RefMatch(Split(patterns[i]), 0, Split(k), 0)) want.push_back(i);
+      if (Routed(t, k) != want && ++mismatches <= 5) ADD_FAILURE() << "key '" << k << "'";
+    }
+    return mismatches;
+  };
+  std::vector<bool> bound(patterns.size(), true);
+  EXPECT_EQ(check(bound), 0);
+  for (size_t i = 0; i < patterns.size(); i += 2) {
+    t.remove(patterns[i], Fake(i));
+    bound[i] = false;
+  }
+  EXPECT_EQ(check(bound), 0);
+  for (size_t i = 1; i < patterns.size(); i += 2) t.remove(patterns[i], Fake(i));
+  EXPECT_TRUE(t.empty());  // every node pruned
+}
+
+TEST(TopicTrieTest, RepeatedBindingsCountAndRemoveOneAtATime) {
+  TopicTrie t;
+  t.add("a.#.#.b", Fake(0));  // consecutive '#' fold into one
+  t.add("a.#.b", Fake(0));
+  EXPECT_EQ(Routed(t, "a.b"), (std::vector<size_t>{0, 0}));
+  t.remove("a.#.b", Fake(0));
+  EXPECT_EQ(Routed(t, "a.x.y.b"), (std::vector<size_t>{0}));
+  t.remove("a.#.b", Fake(1));  // not bound: nothing happens
+  t.remove("a.#.#.b", Fake(0));
+  EXPECT_TRUE(t.empty());
+  EXPECT_TRUE(Routed(t, "a.b").empty());
 }
 
 }  // namespace
