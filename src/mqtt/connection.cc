@@ -66,7 +66,7 @@ void Connection::start() {
 
 bool Connection::reading_paused() const {
   return flow_->paused() || alarm_blocked_ || broker_.journal_backlogged() ||
-         out_.size() >= broker_.limits().output_hard_cap;
+         output_.out().size() >= broker_.limits().output_hard_cap;
 }
 
 void Connection::read_some() {
@@ -196,7 +196,7 @@ bool Connection::handle_packet(const FixedHeader& h, std::string_view body) {
     }
     case PacketType::kPingreq:
       if (auto e = check_empty(h, body)) return malformed(*e);
-      write_pingresp(out_);
+      write_pingresp(out());
       output_added();
       return true;
     case PacketType::kDisconnect:
@@ -218,7 +218,7 @@ void Connection::output_added() {
 }
 
 bool Connection::output_blocked() const {
-  return out_.size() >= broker_.limits().output_high_water;
+  return output_.out().size() >= broker_.limits().output_high_water;
 }
 
 void Connection::flush_output() {
@@ -227,31 +227,22 @@ void Connection::flush_output() {
 }
 
 void Connection::write_now() {
-  if (write_in_flight_ || out_.empty() || state_ == State::kClosed) return;
+  if (!output_.ready_to_write() || state_ == State::kClosed) return;
   const bool was_blocked = output_blocked();
-  const bool was_capped = out_.size() >= broker_.limits().output_hard_cap;
-  writing_.swap(out_);
-  write_in_flight_ = true;
-  stream_->async_write(asio::buffer(writing_),
+  const bool was_capped = out().size() >= broker_.limits().output_hard_cap;
+  std::string_view data = output_.start_write();
+  stream_->async_write(asio::buffer(data.data(), data.size()),
                        [self = shared_from_this()](boost::system::error_code ec, size_t n) {
-                      self->write_in_flight_ = false;
-                      self->traffic_.send_oct += n;
-                      ++self->traffic_.send_cnt;
-                      self->writing_.clear();
-                      if (self->writing_.capacity() > (64u << 10) &&
-                          n < self->writing_.capacity() / 8)
-                        std::string().swap(self->writing_);
-                      if (self->state_ == State::kClosed) return;
-                      if (ec) {
-                        self->close(ec.message());
-                        return;
-                      }
-                      if (!self->out_.empty()) {
-                        self->write_now();
-                      } else if (self->close_after_flush_) {
-                        self->close("closed after the last reply", false);
-                      }
-                    });
+                         self->output_.write_done(n);
+                         self->traffic_.send_oct += n;
+                         ++self->traffic_.send_cnt;
+                         if (self->state_ == State::kClosed) return;
+                         if (ec) {
+                           self->close(ec.message());
+                           return;
+                         }
+                         self->write_now();
+                       });
   if (was_capped) resume_reading();
   if (was_blocked)  // space freed: consumers skipped for a full socket may receive again
     for (auto& c : consumers_)
@@ -291,11 +282,11 @@ void Connection::close(std::string_view why, bool send_will) {
   state_ = State::kClosed;
   timer_.cancel();
   // Whatever is still queued (a CONNACK refusing the login) goes out first when it can.
-  if (!out_.empty() && !write_in_flight_) {
-    writing_.swap(out_);
-    out_.clear();
-    stream_->async_write(asio::buffer(writing_),
-                         [self = shared_from_this()](boost::system::error_code, size_t) {
+  if (output_.ready_to_write()) {
+    std::string_view data = output_.start_write();
+    stream_->async_write(asio::buffer(data.data(), data.size()),
+                         [self = shared_from_this()](boost::system::error_code, size_t n) {
+                           self->output_.write_done(n);
                            self->stream_->close();
                          });
   } else {

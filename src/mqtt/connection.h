@@ -24,6 +24,7 @@
 #include "broker/publisher_flow.h"
 #include "broker/queue.h"
 #include "common/byte_stream.h"
+#include "common/output_buffers.h"
 #include "common/read_buffer.h"
 #include "mqtt/packet.h"
 #include "mqtt/service.h"
@@ -67,6 +68,7 @@ class Connection : public broker::OutputFlusher,
   enum class Qos : uint8_t { k0 = 0, k1 = 1 };
 
   // ---- I/O (connection.cc)
+  std::string& out() { return output_.out(); }
   void read_some();
   void on_read(size_t n);
   void resume_reading();
@@ -146,11 +148,8 @@ class Connection : public broker::OutputFlusher,
   // Socket
   ReadBuffer in_;
   size_t in_len_ = 0;
-  std::string out_;
-  std::string writing_;
+  OutputBuffers output_;
   bool read_in_flight_ = false;
-  bool write_in_flight_ = false;
-  bool close_after_flush_ = false;
   bool resources_released_ = false;
   boost::asio::steady_timer timer_;  // login timeout, then keep-alive
   std::chrono::steady_clock::time_point last_recv_;

@@ -33,7 +33,7 @@ Login split_user_name(std::string_view name, const Settings& s) {
 
 bool Connection::on_connect(Connect c) {
   auto refuse = [&](ConnackCode code, std::string_view why) {
-    write_connack(out_, false, code);
+    write_connack(out(), false, code);
     close(why, false);
     return false;
   };
@@ -62,11 +62,11 @@ bool Connection::on_connect(Connect c) {
   deliveries_.set_prefetch(service_.settings().prefetch, false);
   std::optional<bool> session_present = prepare_session();
   if (!session_present) {
-    write_connack(out_, false, ConnackCode::kServerUnavailable);
+    write_connack(out(), false, ConnackCode::kServerUnavailable);
     close("cannot set up the session", false);
     return false;
   }
-  write_connack(out_, *session_present, ConnackCode::kAccepted);
+  write_connack(out(), *session_present, ConnackCode::kAccepted);
   output_added();
   start_keepalive();
   spdlog::debug("MQTT connection {} from {}:{}: user '{}', vhost '{}', client id '{}', clean "

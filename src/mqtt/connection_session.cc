@@ -125,7 +125,7 @@ void Connection::write_pubacks() {
       publish_seq_,
       [&](uint64_t through, bool) {
         while (!unconfirmed_.empty() && unconfirmed_.front().first <= through) {
-          write_puback(out_, unconfirmed_.front().second);
+          write_puback(out(), unconfirmed_.front().second);
           unconfirmed_.pop_front();
         }
       },
@@ -229,7 +229,7 @@ void Connection::on_subscribe(const Subscribe& s) {
     codes.push_back(static_cast<uint8_t>(qos));
     granted.emplace_back(t.filter, static_cast<uint8_t>(qos));
   }
-  write_suback(out_, s.packet_id, codes);
+  write_suback(out(), s.packet_id, codes);
   for (const auto& [filter, qos] : granted) send_retained(filter, qos);
   output_added();
 }
@@ -239,7 +239,7 @@ void Connection::send_retained(const std::string& filter, uint8_t granted) {
       vhost_->name(), filter, [&](const std::string& topic, const RetainedMessage& m) {
         // The lower of the subscription's and the message's QoS, as RabbitMQ and mosquitto.
         const uint8_t qos = std::min(granted, m.qos);
-        write_publish(out_, topic, m.payload, qos, qos > 0 ? next_packet_id() : 0, false, true);
+        write_publish(out(), topic, m.payload, qos, qos > 0 ? next_packet_id() : 0, false, true);
       });
 }
 
@@ -255,7 +255,7 @@ void Connection::on_unsubscribe(const Unsubscribe& u) {
       vhost_->unbind_queue(consumer->queue->name(), exchange, topic_to_routing_key(t.filter),
                            FieldTable{}, id_);
   }
-  write_unsuback(out_, u.packet_id);
+  write_unsuback(out(), u.packet_id);
   output_added();
 }
 
@@ -292,12 +292,12 @@ void Connection::deliver(broker::Consumer& c, broker::Queue* q, broker::QueuedMe
   const std::string topic = routing_key_to_topic(msg->routing_key());
   if (qos == 0) {
     deliveries_.delivered(&c, q, std::move(m), true);
-    write_publish(out_, topic, msg->body(), 0, 0, dup, false);
+    write_publish(out(), topic, msg->body(), 0, 0, dup, false);
   } else {
     const uint64_t tag = deliveries_.delivered(&c, q, std::move(m), false);
     const uint16_t packet_id = next_packet_id();
     awaiting_puback_.emplace_back(packet_id, tag);
-    write_publish(out_, topic, msg->body(), 1, packet_id, dup, false);
+    write_publish(out(), topic, msg->body(), 1, packet_id, dup, false);
   }
   output_added();
 }

@@ -196,9 +196,9 @@ void Connection::on_heartbeat_tick() {
     close_socket("missed heartbeats");
     return;
   }
-  if (send != 0 && state_ == State::kRunning && out_.empty() && !write_in_flight_ &&
+  if (send != 0 && state_ == State::kRunning && out().empty() && !output_.writing() &&
       now - last_send_ >= std::chrono::milliseconds(send / 2)) {
-    out_.push_back('\n');
+    out().push_back('\n');
     write_now();
   }
   arm_heartbeat();
@@ -224,31 +224,26 @@ void Connection::flush_output() {
 }
 
 void Connection::write_now() {
-  if (write_in_flight_ || out_.empty() || state_ == State::kClosed) return;
+  if (!output_.ready_to_write() || state_ == State::kClosed) return;
   bool was_blocked = output_blocked();
-  bool was_capped = out_.size() >= broker_.limits().output_hard_cap;
-  writing_.swap(out_);
-  write_in_flight_ = true;
+  bool was_capped = out().size() >= broker_.limits().output_hard_cap;
+  std::string_view data = output_.start_write();
   last_send_ = Clock::now();
-  stream_->async_write(asio::buffer(writing_),
+  stream_->async_write(asio::buffer(data.data(), data.size()),
                        [self = shared_from_this()](boost::system::error_code ec, size_t n) {
-                      self->write_in_flight_ = false;
-                      self->traffic_.send_oct += n;
-                      ++self->traffic_.send_cnt;
-                      self->writing_.clear();
-                      if (self->writing_.capacity() > (64u << 10) &&
-                          n < self->writing_.capacity() / 8)
-                        std::string().swap(self->writing_);
-                      if (ec) {
-                        self->close_socket("write failed");
-                        return;
-                      }
-                      if (!self->out_.empty()) {
-                        self->write_now();
-                      } else if (self->close_when_flushed_) {
-                        self->close_socket("flushed");
-                      }
-                    });
+                         self->output_.write_done(n);
+                         self->traffic_.send_oct += n;
+                         ++self->traffic_.send_cnt;
+                         if (ec) {
+                           self->close_socket("write failed");
+                           return;
+                         }
+                         if (!self->out().empty()) {
+                           self->write_now();
+                         } else if (self->close_when_flushed_) {
+                           self->close_socket("flushed");
+                         }
+                       });
   if (was_capped) resume_reading();
   // Space freed: subscriptions skipped for a full socket may receive again.
   if (was_blocked) session_.request_dispatch_all();
@@ -263,7 +258,7 @@ void Connection::close_after_flush(std::string_view why) {
   session_.shutdown();
   flow_->stop();
   close_when_flushed_ = true;
-  if (!write_in_flight_ && out_.empty()) return close_socket(why);
+  if (!output_.writing() && out().empty()) return close_socket(why);
   write_now();
   // A client that does not read its ERROR is not waited for long.
   heartbeat_timer_.expires_after(std::chrono::seconds(3));
@@ -274,7 +269,7 @@ void Connection::close_after_flush(std::string_view why) {
 
 void Connection::close_with_error(std::string_view message, std::string_view detail) {
   if (state_ != State::kRunning) return close_socket(message);
-  write_frame(out_, "ERROR",
+  write_frame(out(), "ERROR",
               {{"message", std::string(message)},
                {"content-type", "text/plain"},
                {"version", "1.0,1.1,1.2"}},

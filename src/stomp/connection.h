@@ -14,6 +14,7 @@
 
 #include "broker/broker.h"
 #include "common/byte_stream.h"
+#include "common/output_buffers.h"
 #include "broker/publisher_flow.h"
 #include "stomp/session.h"
 #include "stomp/settings.h"
@@ -36,9 +37,11 @@ class Connection : public broker::OutputFlusher,
   broker::Broker& broker() { return broker_; }
   uint64_t id() const { return id_; }
   bool peer_is_loopback() const { return peer_is_loopback_; }
-  std::string& out() { return out_; }
+  std::string& out() { return output_.out(); }
   void output_added();
-  bool output_blocked() const { return out_.size() >= broker_.limits().output_high_water; }
+  bool output_blocked() const {
+    return output_.out().size() >= broker_.limits().output_high_water;
+  }
   // Receipts became due: written with the next flush.
   void confirm_pending();
   broker::PublisherFlow& flow() { return *flow_; }
@@ -66,7 +69,7 @@ class Connection : public broker::OutputFlusher,
   void resume_reading();
   bool reading_paused() const {
     return flow_->paused() || memory_blocked_ || broker_.journal_backlogged() ||
-           out_.size() >= broker_.limits().output_hard_cap;
+           output_.out().size() >= broker_.limits().output_hard_cap;
   }
   void after_login();
   void arm_heartbeat();
@@ -93,9 +96,7 @@ class Connection : public broker::OutputFlusher,
   std::string in_;
   size_t in_len_ = 0;
   bool read_in_flight_ = false;
-  std::string out_;
-  std::string writing_;
-  bool write_in_flight_ = false;
+  OutputBuffers output_;
   bool close_when_flushed_ = false;
   bool receipts_pending_ = false;
   bool memory_blocked_ = false;
