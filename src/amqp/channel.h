@@ -55,6 +55,7 @@ class Channel : public broker::DeliverySink, public broker::JournalWaiter {
   bool can_deliver(const broker::Consumer& c) const override;
   void deliver(broker::Consumer& c, broker::Queue* q, broker::QueuedMessage&& m) override;
   void cancelled_by_broker(broker::Consumer& c) override;
+  const broker::ClientIdentity* identity() const override { return &identity_; }
   // Asks the queues this channel consumes from to dispatch again (credit or socket space freed).
   void request_dispatch_all();
 
@@ -120,6 +121,9 @@ class Channel : public broker::DeliverySink, public broker::JournalWaiter {
 
   Connection& conn_;
   uint16_t id_;
+  // This channel as the firehose names it: views of the connection's user and name, which do
+  // not change once it is open (channels exist only then).
+  broker::ClientIdentity identity_;
   bool closing_ = false;
 
   // Publish being assembled from method + header + body frames.

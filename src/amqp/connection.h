@@ -41,6 +41,8 @@ class Connection : public broker::OutputFlusher,
   broker::VHost& vhost() { return *vhost_; }
   uint64_t id() const { return id_; }
   const std::string& user() const { return user_; }
+  // RabbitMQ's connection name, "peer:port -> host:port" (the firehose's connection header).
+  const std::string& name() const { return name_; }
   uint32_t frame_max() const { return frame_max_; }
   bool consumer_cancel_notify() const { return consumer_cancel_notify_; }
   std::string& out() { return out_; }
@@ -126,6 +128,7 @@ class Connection : public broker::OutputFlusher,
   std::string peer_host_, local_host_;  // for warrenctl list_connections
   uint16_t peer_port_ = 0, local_port_ = 0;
   std::string client_name_;  // client property connection_name
+  std::string name_;  // "peer:port -> host:port"
   std::shared_ptr<const FieldTable> client_properties_;
   uint64_t connected_at_ms_;
   broker::ConnectionTraffic traffic_;

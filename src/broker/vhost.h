@@ -22,6 +22,8 @@
 
 namespace warren::broker {
 
+class Firehose;
+
 struct ExchangeDeclare {
   std::string_view name;
   std::string_view type;
@@ -126,6 +128,12 @@ class VHost {
   void set_reply_consumers(ReplyConsumers* r) { reply_consumers_ = r; }
   ReplyConsumers* reply_consumers() { return reply_consumers_; }
 
+  // Firehose tracing (firehose.h), null while off: the publish path and the queues' deliveries
+  // test only this pointer. start_tracing: node is the node name trace messages carry.
+  Firehose* firehose() const { return firehose_.get(); }
+  void start_tracing(std::string node);
+  void stop_tracing();
+
   // The exchange a publish names, if it may be published to: 404 if missing, 403 if internal.
   // nullptr is the default exchange.
   OpResult<Exchange*> publishable_exchange(std::string_view name);
@@ -203,6 +211,7 @@ class VHost {
   ObjectStats stats_;
   QueueTotals queue_totals_;  // queues point here: a VHost never moves (held by unique_ptr)
   Exchange* default_exchange_ = nullptr;  // "" (counted without a lookup per publish)
+  std::unique_ptr<Firehose> firehose_;
 };
 
 template <class HeadersFn>
