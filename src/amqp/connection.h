@@ -128,7 +128,6 @@ class Connection : public broker::OutputFlusher,
   std::string peer_host_, local_host_;  // for warrenctl list_connections
   uint16_t peer_port_ = 0, local_port_ = 0;
   std::string client_name_;  // client property connection_name
-  std::string name_;  // "peer:port -> host:port"
   std::shared_ptr<const FieldTable> client_properties_;
   uint64_t connected_at_ms_;
   broker::ConnectionTraffic traffic_;
@@ -163,6 +162,7 @@ class Connection : public broker::OutputFlusher,
   boost::asio::steady_timer close_timer_;
   std::chrono::steady_clock::time_point last_recv_;
   std::chrono::steady_clock::time_point last_send_;
+  std::string name_;  // "peer:port -> host:port" (read only while tracing)
 };
 
 }  // namespace warren::amqp

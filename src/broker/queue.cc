@@ -485,12 +485,14 @@ size_t Queue::dispatch() {
   size_t delivered = 0;
   if (may_expire_ && !ready_.empty() && ready_.front().expires_at != 0)
     expire_heads(steady_now_ms());
+  // Tested once per dispatch, not per message: tracing is switched between loop turns only.
+  const bool traced = this->traced();
   while (!ready_.empty() && !consumers_.empty()) {
     Consumer* c = next_consumer();
     if (c == nullptr) break;
     QueuedMessage m;
     if (!take_front(&m)) break;
-    if (traced()) [[unlikely]] trace_delivery(m, c->sink->identity());
+    if (traced) [[unlikely]] trace_delivery(m, c->sink->identity());
     c->sink->deliver(*c, this, std::move(m));
     ++delivered;
     ++delivered_total_;

@@ -178,6 +178,9 @@ class VHost {
                   std::vector<Queue*>& out, uint64_t mark);
   Exchange* add_exchange(std::string name, ExchangeType type, Exchange::Options options);
   void add_queue(QueueRef q);  // into queues_ and queue_names_
+  // The firehose's copy of a client's publish (not the broker's own), once routed.
+  [[gnu::noinline]] void trace_published(const PublishRequest& request,
+                                         const std::vector<Queue*>& targets);
   // Enqueues a routed message on each target (the tail of publish() and publish_delayed()).
   void enqueue_routed(const std::vector<Queue*>& targets, PublishRequest& request,
                       PublishOutcome& outcome);

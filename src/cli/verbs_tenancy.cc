@@ -196,7 +196,8 @@ int run_tenancy_verb(const Options& o, const Verb& v) {
   if (name == "trace_on" || name == "trace_off") {
     if (!need_args(o, v, 0)) return kExitUsage;
     const bool on = name == "trace_on";
-    const std::string done = (on ? "Trace enabled for vhost " : "Trace disabled for vhost ") + o.vhost;
+    const std::string done =
+        (on ? "Trace enabled for vhost " : "Trace disabled for vhost ") + o.vhost;
     return simple(o, {{"verb", name}, {"vhost", o.vhost}},
                   (on ? "Starting tracing for vhost " : "Stopping tracing for vhost ") +
                       quoted(o.vhost) + " ...",

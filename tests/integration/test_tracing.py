@@ -9,6 +9,7 @@ import pika
 import pytest
 
 from amqp_helpers import expect_channel_closed, wait_until
+from mqtt_helpers import Client, mqtt_port
 from test_warrenctl import RABBITMQCTL_LINK, ctl, rows
 from tracing_helpers import FirehoseReader
 
@@ -312,3 +313,31 @@ def test_broker_keeps_serving_under_tracing(server):
     assert fh.nothing_within(0.3)
     c.close()
     fh.close()
+
+
+def test_mqtt_publishes_and_deliveries_are_traced(server):
+    # Protocol neutral: MQTT goes through the same publish path and queue dispatch. As RabbitMQ's
+    # MQTT plugin, the client shows as channel 1 of a connection named after its socket.
+    trace_on(server)
+    fh = FirehoseReader(server.port)
+    sub = Client(mqtt_port(server), client_id="trace-sub")
+    pub = Client(mqtt_port(server), client_id="trace-pub")
+    try:
+        assert sub.connect() == 0 and pub.connect() == 0
+        sub.subscribe("t/x", qos=1)
+        pub.publish("t/x", b"over mqtt", qos=1)
+        assert [m.payload for m in sub.expect(1)] == [b"over mqtt"]
+        publish, deliver = fh.take(2)
+        queue = "mqtt-subscription-trace-subqos1"
+        assert publish.routing_key == "publish.amq.topic"
+        assert (publish["routing_keys"], publish["routed_queues"]) == (["t.x"], [queue])
+        assert deliver.routing_key == "deliver." + queue
+        for t in (publish, deliver):
+            assert t.body == b"over mqtt"
+            assert (t["user"], t["channel"], t["vhost"]) == ("guest", 1, "/")
+            m = CONNECTION_NAME.match(t["connection"])
+            assert m and int(m.group(1)) == mqtt_port(server), t["connection"]
+    finally:
+        sub.disconnect()
+        pub.disconnect()
+        fh.close()
