@@ -10,6 +10,7 @@ import pytest
 
 from amqp_helpers import expect_channel_closed, wait_until
 from mqtt_helpers import Client, mqtt_port
+from test_management_api import call as api
 from test_warrenctl import RABBITMQCTL_LINK, ctl, rows
 from tracing_helpers import FirehoseReader
 
@@ -341,3 +342,26 @@ def test_mqtt_publishes_and_deliveries_are_traced(server):
         sub.disconnect()
         pub.disconnect()
         fh.close()
+
+
+def test_management_api_shows_and_switches_tracing(server):
+    # The management UI's switch: PUT /api/vhosts/{vhost} {"tracing": ...} (rabbit_vhost:put_vhost).
+    assert api(server, "GET", "/api/vhosts/%2F")[1]["tracing"] is False
+    assert api(server, "PUT", "/api/vhosts/%2F", {"tracing": True})[0] == 204
+    assert api(server, "GET", "/api/vhosts/%2F")[1]["tracing"] is True
+    assert rows(ctl(server, "list_vhosts", "name", "tracing", "-q")[1]) == [
+        ["name", "tracing"], ["/", "true"]]
+    fh = FirehoseReader(server.port)
+    # A message published through the API is traced with the HTTP user.
+    status, body, _ = api(server, "POST", "/api/exchanges/%2F/amq.default/publish",
+                          {"routing_key": "nowhere", "payload": "via http",
+                           "payload_encoding": "string", "properties": {}})
+    assert status == 200, body
+    t = fh.next()
+    assert (t.routing_key, t.body, t["user"]) == ("publish.", b"via http", "guest")
+    # a PUT without the field leaves tracing as it is
+    assert api(server, "PUT", "/api/vhosts/%2F", {})[0] == 204
+    assert api(server, "GET", "/api/vhosts/%2F")[1]["tracing"] is True
+    assert api(server, "PUT", "/api/vhosts/%2F", {"tracing": False})[0] == 204
+    assert api(server, "GET", "/api/vhosts/%2F")[1]["tracing"] is False
+    fh.close()
