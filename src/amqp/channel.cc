@@ -42,7 +42,8 @@ Status require(Connection& c, Permission what, std::string_view kind, std::strin
 
 }  // namespace
 
-Channel::Channel(Connection& conn, uint16_t id) : conn_(conn), id_(id) {}
+Channel::Channel(Connection& conn, uint16_t id)
+    : conn_(conn), id_(id), identity_{conn.user(), conn.name(), id} {}
 
 Channel::~Channel() {
   shutdown();
@@ -385,7 +386,7 @@ Status Channel::on(const BasicGet& m) {
   if (Status s = require(conn_, Permission::kRead, "queue", *qname)) return s;
   auto q = conn_.vhost().usable_queue(*qname, conn_.id());
   if (!q) return q.error();
-  broker::QueuedMessage qm = (*q)->pop();
+  broker::QueuedMessage qm = (*q)->pop(&identity_);
   if (!qm.msg) {
     conn_.broker().count_get_empty(**q, &deliveries_.stats());
     send(BasicGetEmpty{});
@@ -599,6 +600,7 @@ broker::PublishOutcome Channel::publish(broker::MessageRef msg, bool mandatory) 
   // Kept for a basic.return: the publish path may hand the message on.
   broker::MessageRef kept = mandatory ? msg : broker::MessageRef();
   broker::PublishRequest request{std::move(msg), mandatory, &conn_.flow()};
+  request.publisher = &identity_;
   broker::PublishOutcome outcome = conn_.vhost().publish(request);
   conn_.broker().count_publish(conn_.vhost(), outcome, &deliveries_.stats());
   if (outcome.returned) {

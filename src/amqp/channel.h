@@ -55,6 +55,7 @@ class Channel : public broker::DeliverySink, public broker::JournalWaiter {
   bool can_deliver(const broker::Consumer& c) const override;
   void deliver(broker::Consumer& c, broker::Queue* q, broker::QueuedMessage&& m) override;
   void cancelled_by_broker(broker::Consumer& c) override;
+  const broker::ClientIdentity* identity() const override { return &identity_; }
   // Asks the queues this channel consumes from to dispatch again (credit or socket space freed).
   void request_dispatch_all();
 
@@ -157,6 +158,11 @@ class Channel : public broker::DeliverySink, public broker::JournalWaiter {
   uint8_t publish_delivery_mode_ = 0;
   uint8_t publish_priority_ = 0;
   int64_t publish_expiration_ms_ = -1;
+
+  // This channel as the firehose names it: views of the connection's user and name, which do
+  // not change once it is open (channels exist only then). Last: read only while tracing, it
+  // stays out of the way of the fields the message path uses.
+  broker::ClientIdentity identity_;
 };
 
 using broker::kReplyToQueue;

@@ -113,6 +113,8 @@ Connection::Connection(asio::ip::tcp::socket socket, broker::Broker& broker, Tls
     local_host_ = local.address().to_string();
     local_port_ = local.port();
   }
+  name_ = peer_host_ + ":" + std::to_string(peer_port_) + " -> " + local_host_ + ":" +
+          std::to_string(local_port_);
   transport_.socket().set_option(asio::ip::tcp::no_delay(true), ec);
 }
 

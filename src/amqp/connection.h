@@ -41,6 +41,8 @@ class Connection : public broker::OutputFlusher,
   broker::VHost& vhost() { return *vhost_; }
   uint64_t id() const { return id_; }
   const std::string& user() const { return user_; }
+  // RabbitMQ's connection name, "peer:port -> host:port" (the firehose's connection header).
+  const std::string& name() const { return name_; }
   uint32_t frame_max() const { return frame_max_; }
   bool consumer_cancel_notify() const { return consumer_cancel_notify_; }
   std::string& out() { return out_; }
@@ -160,6 +162,7 @@ class Connection : public broker::OutputFlusher,
   boost::asio::steady_timer close_timer_;
   std::chrono::steady_clock::time_point last_recv_;
   std::chrono::steady_clock::time_point last_send_;
+  std::string name_;  // "peer:port -> host:port" (read only while tracing)
 };
 
 }  // namespace warren::amqp

@@ -39,6 +39,7 @@ VHost& Broker::add_vhost(std::string name) {
     slot = std::make_unique<VHost>(name, this, metadata_, &journal_);
     slot->set_reply_consumers(&reply_consumers_);
     slot->set_delay_timer(this);
+    if (tracing(name)) slot->start_tracing(node_name_);
   }
   return *slot;
 }

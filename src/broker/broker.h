@@ -6,6 +6,7 @@
 #include <functional>
 #include <memory>
 #include <queue>
+#include <set>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -172,6 +173,15 @@ class Broker : public DispatchScheduler, public DelayTimer {
   Status check_access(std::string_view user, std::string_view vhost, auth::Permission what,
                       std::string_view kind, std::string_view name) const;
 
+  // Firehose tracing (rabbitmqctl trace_on/trace_off; firehose.h), by vhost name as RabbitMQ's
+  // trace_vhosts setting: in memory only (no vhost is traced after a restart), and a name is
+  // kept whether or not such a vhost exists, so a vhost created (or recreated) under it is
+  // traced. broker_tracing.cc.
+  void set_tracing(const std::string& vhost, bool on);
+  bool tracing(std::string_view vhost) const { return traced_vhosts_.contains(vhost); }
+  // The node name trace messages carry (the server sets warren@<hostname> at start).
+  void set_node_name(std::string name) { node_name_ = std::move(name); }
+
   uint64_t next_connection_id() { return ++last_connection_id_; }
 
   // The registry owns open connections: a connection paused by flow control has no I/O in flight
@@ -296,6 +306,8 @@ class Broker : public DispatchScheduler, public DelayTimer {
   boost::asio::steady_timer wakeup_timer_;
   uint64_t wakeup_timer_at_ = 0;  // when the timer fires (0: idle)
   MemoryTrimmer trimmer_;
+  std::set<std::string, std::less<>> traced_vhosts_;
+  std::string node_name_ = "warren@localhost";
 };
 
 }  // namespace warren::broker

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <string_view>
 
+#include "broker/client_identity.h"
 #include "broker/message.h"
 
 namespace warren::broker {
@@ -22,6 +23,10 @@ struct PublishRequest {
   // construction and destruction.
   bool (*accept)(const void* accept_context, const Queue& q) = nullptr;
   const void* accept_context = nullptr;
+  // The client that published (a protocol adapter's channel), for the firehose while the vhost
+  // is traced; null for the broker's own publishes (dead-lettering, trace messages), which
+  // RabbitMQ does not trace either.
+  const ClientIdentity* publisher = nullptr;
 };
 
 struct PublishOutcome {

@@ -7,6 +7,7 @@
 #include <spdlog/spdlog.h>
 
 #include "broker/dead_letter.h"
+#include "broker/firehose.h"
 #include "broker/memory_trimmer.h"
 #include "broker/message_journal.h"
 #include "broker/vhost.h"
@@ -18,6 +19,10 @@ uint64_t steady_now_ms() {
                                    std::chrono::steady_clock::now().time_since_epoch())
                                    .count());
 }
+
+// Inline, tested before each delivery: the whole cost of the firehose while it is off (the
+// receiver's identity, a virtual call, is asked only while it is on).
+inline bool Queue::traced() const { return owner_ != nullptr && owner_->firehose() != nullptr; }
 
 Queue::Queue(std::string vhost, std::string name, Options options, DispatchScheduler* scheduler)
     : vhost_(std::move(vhost)), name_(std::move(name)), options_(std::move(options)),
@@ -169,6 +174,7 @@ Queue::Enqueued Queue::enqueue(MessageRef m) {
     if (!ready_.empty()) dispatch();
     if (Consumer* c = ready_.empty() ? next_consumer() : nullptr) {
       ++delivered_total_;
+      if (traced()) [[unlikely]] trace_delivery(qm, c->sink->identity());
       c->sink->deliver(*c, this, std::move(qm));
       return result;
     }
@@ -377,10 +383,11 @@ void Queue::requeue(std::vector<QueuedMessage> messages) {
   if (!consumers_.empty()) request_dispatch();
 }
 
-QueuedMessage Queue::pop() {
+QueuedMessage Queue::pop(const ClientIdentity* receiver) {
   touch();
   QueuedMessage m;
   if (!take_front(&m)) return {};
+  if (traced()) [[unlikely]] trace_delivery(m, receiver);
   ++delivered_total_;
   release_publishers_if_drained();
   return m;
@@ -478,17 +485,24 @@ size_t Queue::dispatch() {
   size_t delivered = 0;
   if (may_expire_ && !ready_.empty() && ready_.front().expires_at != 0)
     expire_heads(steady_now_ms());
+  // Tested once per dispatch, not per message: tracing is switched between loop turns only.
+  const bool traced = this->traced();
   while (!ready_.empty() && !consumers_.empty()) {
     Consumer* c = next_consumer();
     if (c == nullptr) break;
     QueuedMessage m;
     if (!take_front(&m)) break;
+    if (traced) [[unlikely]] trace_delivery(m, c->sink->identity());
     c->sink->deliver(*c, this, std::move(m));
     ++delivered;
     ++delivered_total_;
   }
   release_publishers_if_drained();
   return delivered;
+}
+
+void Queue::trace_delivery(const QueuedMessage& m, const ClientIdentity* receiver) const {
+  owner_->firehose()->delivered(*this, m, receiver);
 }
 
 void Queue::request_dispatch() {

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "common/field_table.h"
+#include "broker/client_identity.h"
 #include "broker/message_stats.h"
 #include "broker/message.h"
 #include "broker/queue_settings.h"
@@ -38,6 +39,8 @@ class DeliverySink {
   // The broker removed the consumer (its queue was deleted); the sink notifies the client and
   // frees the consumer.
   virtual void cancelled_by_broker(Consumer& c) = 0;
+  // Who receives, named in the firehose's trace of each delivery (asked only while tracing).
+  virtual const ClientIdentity* identity() const { return nullptr; }
 };
 
 struct Consumer {
@@ -211,8 +214,9 @@ class Queue {
   // The wakeup this queue waits for (0: none). A broker wakeup for another time is redundant:
   // this one (or a wake_up() that already ran) reschedules from the state it finds.
   uint64_t pending_wakeup() const { return wakeup_at_; }
-  // Takes the head message for basic.get; empty msg when the queue is empty.
-  QueuedMessage pop();
+  // Takes the head message for basic.get; empty msg when the queue is empty. receiver: who
+  // gets it, for the firehose.
+  QueuedMessage pop(const ClientIdentity* receiver = nullptr);
   size_t purge();
 
   void add_consumer(Consumer* c);
@@ -253,6 +257,9 @@ class Queue {
   void account_added(const QueuedMessage& m);
   void account_removed(const QueuedMessage& m);
   bool ram_full() const { return ram_messages_ >= kRamMessages || ram_bytes_ >= kRamBytes; }
+  // Whether the vhost is traced (firehose.h); then trace_delivery copies each delivery.
+  bool traced() const;
+  void trace_delivery(const QueuedMessage& m, const ClientIdentity* receiver) const;
   // Removes the head message, reading its body back from the journal if it was paged out. A
   // message that cannot be read back is dropped (the journal logs why). False when empty.
   bool take_front(QueuedMessage* out);

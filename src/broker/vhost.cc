@@ -2,6 +2,7 @@
 
 #include "common/random_id.h"
 
+#include "broker/firehose.h"
 #include "broker/queue_arguments.h"
 
 #include <random>
@@ -68,7 +69,17 @@ VHost::VHost(std::string name, DispatchScheduler* scheduler, store::MetadataStor
   add_exchange("amq.topic", ExchangeType::kTopic, durable);
   add_exchange("amq.headers", ExchangeType::kHeaders, durable);
   add_exchange("amq.match", ExchangeType::kHeaders, durable);
+  // The firehose's exchange, in every vhost whether traced or not (as rabbit_vhost declares it).
+  Exchange::Options trace = durable;
+  trace.internal = true;
+  add_exchange(std::string(Firehose::kExchange), ExchangeType::kTopic, trace);
 }
+
+void VHost::start_tracing(std::string node) {
+  firehose_ = std::make_unique<Firehose>(*this, std::move(node));
+}
+
+void VHost::stop_tracing() { firehose_.reset(); }
 
 void VHost::add_queue(QueueRef q) {
   auto [it, added] = queues_.emplace(q->name(), std::move(q));

@@ -22,6 +22,8 @@
 
 namespace warren::broker {
 
+class Firehose;
+
 struct ExchangeDeclare {
   std::string_view name;
   std::string_view type;
@@ -126,6 +128,12 @@ class VHost {
   void set_reply_consumers(ReplyConsumers* r) { reply_consumers_ = r; }
   ReplyConsumers* reply_consumers() { return reply_consumers_; }
 
+  // Firehose tracing (firehose.h), null while off: the publish path and the queues' deliveries
+  // test only this pointer. start_tracing: node is the node name trace messages carry.
+  Firehose* firehose() const { return firehose_.get(); }
+  void start_tracing(std::string node);
+  void stop_tracing();
+
   // The exchange a publish names, if it may be published to: 404 if missing, 403 if internal.
   // nullptr is the default exchange.
   OpResult<Exchange*> publishable_exchange(std::string_view name);
@@ -170,6 +178,9 @@ class VHost {
                   std::vector<Queue*>& out, uint64_t mark);
   Exchange* add_exchange(std::string name, ExchangeType type, Exchange::Options options);
   void add_queue(QueueRef q);  // into queues_ and queue_names_
+  // The firehose's copy of a client's publish (not the broker's own), once routed.
+  [[gnu::noinline]] void trace_published(const PublishRequest& request,
+                                         const std::vector<Queue*>& targets);
   // Enqueues a routed message on each target (the tail of publish() and publish_delayed()).
   void enqueue_routed(const std::vector<Queue*>& targets, PublishRequest& request,
                       PublishOutcome& outcome);
@@ -203,6 +214,7 @@ class VHost {
   ObjectStats stats_;
   QueueTotals queue_totals_;  // queues point here: a VHost never moves (held by unique_ptr)
   Exchange* default_exchange_ = nullptr;  // "" (counted without a lookup per publish)
+  std::unique_ptr<Firehose> firehose_;
 };
 
 template <class HeadersFn>

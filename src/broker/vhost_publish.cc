@@ -2,6 +2,7 @@
 // protocols to come).
 #include <optional>
 
+#include "broker/firehose.h"
 #include "broker/publisher_flow.h"
 #include "broker/vhost.h"
 #include "common/basic_properties.h"
@@ -64,6 +65,7 @@ PublishOutcome VHost::publish(PublishRequest& request) {
     if (std::string_view token = ReplyConsumers::token_of(rk); !token.empty()) {
       // A reply to a direct reply-to requester goes straight to its consumer; when the requester
       // is gone the address is unroutable, as in RabbitMQ.
+      if (firehose_ != nullptr) [[unlikely]] trace_published(request, targets);
       Consumer* c = reply_consumers_ ? reply_consumers_->find(token) : nullptr;
       if (c == nullptr) {
         outcome.returned = request.mandatory;
@@ -102,6 +104,8 @@ PublishOutcome VHost::publish(PublishRequest& request) {
       outcome.journal_seq = std::max(outcome.journal_seq, a.journal_seq);
     }
   }
+  // Once routed, as rabbit_channel's tap_in: whether it is then enqueued, returned or refused.
+  if (firehose_ != nullptr) [[unlikely]] trace_published(request, targets);
   if (targets.empty()) {
     // A message that waits in a delayed exchange is not returned: whether it routes is decided
     // when it is due (the plugin returns it as NO_ROUTE and delivers it later anyway).
@@ -110,6 +114,12 @@ PublishOutcome VHost::publish(PublishRequest& request) {
   }
   enqueue_routed(targets, request, outcome);
   return outcome;
+}
+
+// Out of line, so that the publish path keeps its registers for itself while tracing is off.
+void VHost::trace_published(const PublishRequest& request, const std::vector<Queue*>& targets) {
+  if (request.publisher != nullptr)
+    firehose_->published(*request.message, targets, *request.publisher);
 }
 
 PublishOutcome VHost::publish_delayed(Exchange* x, const MessageRef& msg) {

@@ -40,6 +40,8 @@ const std::vector<Verb>& tenancy_verbs() {
        "Lists all policies in a virtual host"},
       {"list_vhost_limits", "list_vhost_limits [--vhost <vhost>]",
        "Displays configured virtual host limits"},
+      {"trace_on", "trace_on [--vhost <vhost>]", ""},
+      {"trace_off", "trace_off [--vhost <vhost>]", ""},
   };
   return v;
 }
@@ -190,6 +192,16 @@ int run_tenancy_verb(const Options& o, const Verb& v) {
     return table(o, {{"verb", name}, {"vhost", o.vhost}},
                  "Listing policies for vhost " + quoted(o.vhost) + " ...",
                  {"vhost", "name", "pattern", "apply-to", "definition", "priority"});
+  }
+  if (name == "trace_on" || name == "trace_off") {
+    if (!need_args(o, v, 0)) return kExitUsage;
+    const bool on = name == "trace_on";
+    const std::string done =
+        (on ? "Trace enabled for vhost " : "Trace disabled for vhost ") + o.vhost;
+    return simple(o, {{"verb", name}, {"vhost", o.vhost}},
+                  (on ? "Starting tracing for vhost " : "Stopping tracing for vhost ") +
+                      quoted(o.vhost) + " ...",
+                  done.c_str());
   }
   if (name == "list_vhost_limits") {
     if (!need_args(o, v, 0)) return kExitUsage;

@@ -181,6 +181,9 @@ void publish(ApiCall& c, broker::VHost& vh, const std::string& exchange) {
   msg->priority = props.has_priority() ? props.priority : 0;
   msg->expiration_ms = expiration_ms;
   broker::PublishRequest request{std::move(msg)};
+  // The firehose names the HTTP user; RabbitMQ's own connection for the API has no match here.
+  const broker::ClientIdentity publisher{c.user.name, "", 0};
+  request.publisher = &publisher;
   broker::PublishOutcome outcome = vh.publish(request);
   c.broker.count_publish(vh, outcome, nullptr);
   reply_json(r, bhttp::status::ok,
@@ -220,8 +223,9 @@ void get(ApiCall& c, broker::VHost& vh, const std::string& queue) {
   broker::DeliveryTracker tracker;
   json::array out;
   uint64_t last_tag = 0;
+  const broker::ClientIdentity receiver{c.user.name, "", 0};  // for the firehose
   for (int64_t i = 0; i < count; ++i) {
-    broker::QueuedMessage qm = (*q)->pop();
+    broker::QueuedMessage qm = (*q)->pop(&receiver);
     if (!qm.msg) break;
     broker::MessageRef msg = qm.msg;
     bool redelivered = qm.redelivered;

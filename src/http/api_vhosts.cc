@@ -21,7 +21,7 @@ json::object vhost_json(broker::Broker& b, const std::string& name,
                       {"metadata", json::object{{"description", description},
                                                 {"tags", json::array()}}},
                       {"default_queue_type", "undefined"},
-                      {"tracing", false},
+                      {"tracing", b.tracing(name)},
                       {"cluster_state", json::object{{node, "running"}}}};
   add_lengths(o, vh->stats(), ready, unacked, range);
   json::value stats = message_stats_json(vh->stats(), broker::StatsKind::kVHost, range);
@@ -53,8 +53,13 @@ void handle_vhosts(ApiCall& c) {
     }
     if (!c.administrator) return not_administrator(r);
     if (c.method() == bhttp::verb::put) {
+      auto body = json_body(c.req, r);
+      if (!body) return;
       bool existed = c.broker.find_vhost(name) != nullptr;
       if (auto s = c.broker.create_vhost(name)) return reply_broker_error(r, *s);
+      // The management UI's tracing switch: {"tracing": true|false}, as rabbit_vhost:put_vhost.
+      if (auto t = body->find("tracing"); t != body->end() && t->value().is_bool())
+        c.broker.set_tracing(name, t->value().get_bool());
       return no_content(r, existed ? bhttp::status::no_content : bhttp::status::created);
     }
     if (c.method() == bhttp::verb::delete_) {

@@ -60,6 +60,7 @@ class Connection : public broker::OutputFlusher,
   bool can_deliver(const broker::Consumer& c) const override;
   void deliver(broker::Consumer& c, broker::Queue* q, broker::QueuedMessage&& m) override;
   void cancelled_by_broker(broker::Consumer& c) override;
+  const broker::ClientIdentity* identity() const override { return &identity_; }
   // broker::JournalWaiter
   bool journal_synced(const store::Completion& c) override;
 
@@ -122,6 +123,8 @@ class Connection : public broker::OutputFlusher,
 
   // Session
   std::string user_;
+  std::string name_;  // "peer:port -> host:port", set with user_
+  broker::ClientIdentity identity_;  // views of user_ and name_ (firehose)
   broker::VHost* vhost_ = nullptr;
   std::string client_id_;
   uint8_t level_ = kLevel311;

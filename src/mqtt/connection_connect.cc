@@ -123,6 +123,11 @@ std::optional<ConnackCode> Connection::log_in(const Connect& c) {
   }
   user_ = std::move(login.user);
   vhost_ = vhost;
+  // The firehose's names for this client: RabbitMQ's MQTT plugin publishes and consumes on
+  // channel 1 of a connection named after the socket.
+  name_ = peer_host_ + ":" + std::to_string(peer_port_) + " -> " + local_host_ + ":" +
+          std::to_string(local_port_);
+  identity_ = broker::ClientIdentity{user_, name_, 1};
   return std::nullopt;
 }
 

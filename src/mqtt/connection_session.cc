@@ -107,6 +107,7 @@ std::optional<std::string> Connection::publish(std::string_view topic, std::stri
   const bool confirm = packet_id != 0;
   if (confirm) unconfirmed_.emplace_back(++publish_seq_, packet_id);
   broker::PublishRequest request{std::move(msg), false, flow_.get()};
+  request.publisher = &identity_;
   broker::PublishOutcome outcome = vhost_->publish(request);
   broker_.count_publish(*vhost_, outcome, &deliveries_.stats());
   if (confirm) {

@@ -59,6 +59,9 @@ bool run_policy_verb(ControlContext& ctx, const std::string& verb,
                      ControlReply& reply);  // control_verbs_policies.cc
 bool run_plugin_verb(ControlContext& ctx, const std::string& verb,
                      ControlReply& reply);  // control_verbs_plugins.cc
+bool run_tracing_verb(ControlContext& ctx, const std::string& verb,
+                      const boost::json::object& request,
+                      ControlReply& reply);  // control_verbs_tracing.cc
 
 class ControlServer {
  public:

@@ -299,7 +299,7 @@ void run_control_verb(ControlContext& ctx, json::object& req, ControlReply& repl
     for (const std::string& name : ctx.broker.list_vhosts()) {
       json::object o;
       o["name"] = name;
-      o["tracing"] = false;
+      o["tracing"] = ctx.broker.tracing(name);
       o["cluster_state"] = json::object{{ctx.node_name, "running"}};
       reply.rows.push_back(std::move(o));
     }
@@ -401,6 +401,7 @@ void run_control_verb(ControlContext& ctx, json::object& req, ControlReply& repl
   if (run_tenancy_verb(ctx, verb, req, reply)) return;
   if (run_policy_verb(ctx, verb, req, reply)) return;
   if (run_plugin_verb(ctx, verb, reply)) return;
+  if (run_tracing_verb(ctx, verb, req, reply)) return;
   (void)vhost_or_error;
   reply.error("unknown verb " + verb, 64);
 }

@@ -72,6 +72,7 @@ int main(int argc, char** argv) {
   boost::asio::io_context io(1);  // one thread, no internal locking
   broker::Broker broker(io, config->limits, auth::UserStore{}, &*metadata);
   broker.users().set_loopback_users(config->loopback_users);
+  broker.set_node_name(server::node_name());  // the firehose's "node" header
   // Users, vhosts (each with its definitions) and permissions; the default user on first start.
   if (broker::Status s = broker.restore_access(*definitions, config->default_access)) {
     spdlog::critical("cannot restore users and vhosts: {}", s->text);

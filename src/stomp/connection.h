@@ -37,6 +37,10 @@ class Connection : public broker::OutputFlusher,
   broker::Broker& broker() { return broker_; }
   uint64_t id() const { return id_; }
   bool peer_is_loopback() const { return peer_is_loopback_; }
+  // "peer:port -> host:port", RabbitMQ's connection name (the firehose's `connection` header).
+  std::string connection_name() const {
+    return peer_ + " -> " + local_host_ + ":" + std::to_string(local_port_);
+  }
   std::string& out() { return output_.out(); }
   void output_added();
   bool output_blocked() const {

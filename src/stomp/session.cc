@@ -242,6 +242,8 @@ AfterFrame Session::connect(Frame& frame) {
     return AfterFrame::kContinue;
   }
   user_ = user->name;
+  connection_name_ = conn_.connection_name();
+  identity_ = broker::ClientIdentity{user_, connection_name_, 1};
   vhost_ = vhost;
   ++vhost_->open_connections;
   version_ = *version;
@@ -550,6 +552,7 @@ StompStatus Session::publish(broker::MessageRef msg, const std::optional<std::st
     conn_.confirm_pending();
   }
   broker::PublishRequest request{std::move(msg), false, &conn_.flow()};
+  request.publisher = &identity_;
   broker::PublishOutcome outcome = vhost_->publish(request);
   b.count_publish(*vhost_, outcome, &deliveries_.stats());
   if (confirm_mode_) {

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "broker/broker.h"
+#include "broker/client_identity.h"
 #include "broker/confirm_tracker.h"
 #include "broker/delivery_tracker.h"
 #include "stomp/destination.h"
@@ -59,6 +60,7 @@ class Session : public broker::DeliverySink, public broker::JournalWaiter {
   bool can_deliver(const broker::Consumer& c) const override;
   void deliver(broker::Consumer& c, broker::Queue* q, broker::QueuedMessage&& m) override;
   void cancelled_by_broker(broker::Consumer& c) override;
+  const broker::ClientIdentity* identity() const override { return &identity_; }
   void request_dispatch_all();
   // JournalWaiter: persistent publishes with a pending receipt became durable.
   bool journal_synced(const store::Completion& c) override;
@@ -113,6 +115,8 @@ class Session : public broker::DeliverySink, public broker::JournalWaiter {
   const Settings& settings_;
   broker::VHost* vhost_ = nullptr;
   std::string user_;
+  std::string connection_name_;  // "peer:port -> host:port", set with user_
+  broker::ClientIdentity identity_;  // views of user_ and connection_name_ (firehose)
   std::string version_;
   std::string session_id_;
   uint32_t send_heartbeat_ms_ = 0, receive_heartbeat_ms_ = 0;
