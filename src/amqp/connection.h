@@ -15,7 +15,7 @@
 
 #include "amqp/frame.h"
 #include "amqp/amqp_error.h"
-#include "amqp/tls_context.h"
+#include "net/tls_context.h"
 #include "amqp/transport.h"
 #include "common/read_buffer.h"
 #include "broker/broker.h"
@@ -23,6 +23,7 @@
 
 namespace warren::amqp {
 
+using net::TlsContext;
 class Channel;
 
 class Connection : public broker::OutputFlusher,

@@ -24,6 +24,8 @@ constexpr uint16_t kDefaultStompPort = 61613;
 struct FileListeners {
   std::vector<ListenAddress> tcp;  // listeners.tcp.*, in file order
   std::vector<ListenAddress> mqtt;  // mqtt.listeners.tcp.*
+  std::vector<ListenAddress> mqtt_tls;  // mqtt.listeners.ssl.*
+  std::vector<ListenAddress> stomp_tls;  // stomp.listeners.ssl.*
   std::vector<ListenAddress> stomp;  // stomp.listeners.tcp.*
 };
 
@@ -54,6 +56,14 @@ std::optional<std::string> apply_entry(const ConfEntry& e, Config& c, FileListen
     auto l = conf_listener(v);
     if (!l) return bad("a port or address:port");
     add_listener(files.tcp, *l);
+    return std::nullopt;
+  }
+  for (auto [prefix, out] : {std::pair{"mqtt.listeners.ssl.", &files.mqtt_tls},
+                             {"stomp.listeners.ssl.", &files.stomp_tls}}) {
+    if (!prefixed(prefix, &rest)) continue;
+    auto l = conf_listener(v);
+    if (!l) return bad("a port or address:port");
+    add_listener(*out, *l);
     return std::nullopt;
   }
   if (prefixed("mqtt.listeners.tcp.", &rest)) {
@@ -302,6 +312,13 @@ std::optional<Config> parse_config(int argc, char** argv, int* exit_code) {
   app.add_option("--mqtt-port", mqtt_port,
                  "MQTT listener port, on the --bind addresses (0 = any free port); turns MQTT on")
       ->default_str("1883");
+  uint16_t mqtts_port = 8883, stomps_port = 61614;
+  app.add_option("--mqtts-port", mqtts_port,
+                 "MQTT over TLS port with the --ssl-* certificate (0 = any free port); turns it on")
+      ->default_str("8883");
+  app.add_option("--stomps-port", stomps_port,
+                 "STOMP over TLS port with the --ssl-* certificate (0 = any free port); turns it on")
+      ->default_str("61614");
   uint16_t web_stomp_port = 15674;
   app.add_option("--web-stomp-port", web_stomp_port,
                  "STOMP over WebSocket port, path /ws (0 = any free port); turns it on")
@@ -401,13 +418,24 @@ std::optional<Config> parse_config(int argc, char** argv, int* exit_code) {
   };
   c.mqtt_listeners = protocol_listeners("--mqtt-port", mqtt_port, 1883, files.mqtt);
   c.stomp.listeners = protocol_listeners("--stomp-port", stomp_port, kDefaultStompPort, files.stomp);
+  // TLS listeners only where a key or flag asks for them.
+  auto tls_listeners = [&](const char* flag, uint16_t port, const std::vector<ListenAddress>& from_file) {
+    if (app.count(flag) == 0) return from_file;
+    std::vector<ListenAddress> out;
+    for (const ListenAddress& l : from_file.empty() ? c.amqp_listeners : from_file)
+      out.push_back({l.address, port});
+    return out;
+  };
+  c.mqtt_tls_listeners = tls_listeners("--mqtts-port", mqtts_port, files.mqtt_tls);
+  c.stomp.tls_listeners = tls_listeners("--stomps-port", stomps_port, files.stomp_tls);
   if (app.count("--web-mqtt-port") > 0) c.web_mqtt_port = web_mqtt_port;
   if (app.count("--web-stomp-port") > 0) c.stomp.web_port = web_stomp_port;
   for (const auto& [flag, plugin] :
        {std::pair{"--management-port", "rabbitmq_management"},
         {"--prometheus-port", "rabbitmq_prometheus"}, {"--mqtt-port", "rabbitmq_mqtt"},
         {"--web-mqtt-port", "rabbitmq_web_mqtt"}, {"--stomp-port", "rabbitmq_stomp"},
-        {"--web-stomp-port", "rabbitmq_web_stomp"}})
+        {"--web-stomp-port", "rabbitmq_web_stomp"}, {"--mqtts-port", "rabbitmq_mqtt/ssl"},
+        {"--stomps-port", "rabbitmq_stomp/ssl"}})
     if (app.count(flag) > 0) c.forced_plugins.insert(plugin);
   if (app.count("--amqps-port") > 0) c.tls.port = amqps_port;
   else if (!c.tls.port && !c.tls.certfile.empty()) c.tls.port = kDefaultAmqpsPort;

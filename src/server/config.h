@@ -34,6 +34,7 @@ struct TlsConfig {
 // --stomp-port forces them on): stomp.listeners.tcp.*, else 61613 on the AMQP addresses.
 struct StompConfig {
   std::vector<ListenAddress> listeners;
+  std::vector<ListenAddress> tls_listeners;  // stomp.listeners.ssl.* / --stomps-port: STOMP over TLS
   stomp::Settings settings;  // stomp.default_user, default_pass, default_vhost, ...
   // STOMP over WebSocket (rabbitmq_web_stomp), on the AMQP listeners' addresses.
   uint16_t web_port = 15674;     // web_stomp.tcp.port
@@ -67,6 +68,9 @@ struct Config {
   // MQTT (rabbitmq_mqtt): where it listens once the plugin is enabled (or --mqtt-port forces
   // it on): mqtt.listeners.tcp.*, else 1883 on the AMQP addresses.
   std::vector<ListenAddress> mqtt_listeners;
+  // mqtt.listeners.ssl.* / --mqtts-port: MQTT over TLS with ssl_options' certificate (none by
+  // default, as RabbitMQ).
+  std::vector<ListenAddress> mqtt_tls_listeners;
   mqtt::Settings mqtt;  // mqtt.* keys
   // MQTT over WebSocket (rabbitmq_web_mqtt), on the AMQP listeners' addresses.
   uint16_t web_mqtt_port = 15675;  // web_mqtt.tcp.port

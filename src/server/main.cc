@@ -106,22 +106,24 @@ int main(int argc, char** argv) {
     return 1;
   }
   listeners.start();
-  // amqps: the same addresses on the TLS port.
-  std::unique_ptr<amqp::TlsContext> tls;
+  // TLS (ssl_options.*): for amqps on the AMQP addresses, and for mqtts and stomps.
+  std::unique_ptr<net::TlsContext> tls;
   server::TcpListeners tls_listeners("AMQPS");
-  if (config->tls.port) {
-    amqp::TlsOptions options;
+  if (!config->tls.certfile.empty() || config->tls.port) {
+    net::TlsOptions options;
     options.certfile = config->tls.certfile;
     options.keyfile = config->tls.keyfile;
     options.cacertfile = config->tls.cacertfile;
     options.verify_peer = config->tls.verify == "verify_peer";
     options.fail_if_no_peer_cert = config->tls.fail_if_no_peer_cert;
     options.handshake_timeout = std::chrono::milliseconds(config->tls.handshake_timeout_ms);
-    tls = amqp::TlsContext::create(options, &error);
+    tls = net::TlsContext::create(options, &error);
     if (!tls) {
       spdlog::critical("{}", error);
       return 1;
     }
+  }
+  if (config->tls.port) {
     std::vector<server::ListenAddress> addresses;
     for (const server::ListenAddress& l : config->amqp_listeners)
       addresses.push_back({l.address, *config->tls.port});
@@ -135,6 +137,11 @@ int main(int argc, char** argv) {
       return 1;
     }
     tls_listeners.start();
+  }
+  if (!tls && (!config->mqtt_tls_listeners.empty() || !config->stomp.tls_listeners.empty())) {
+    spdlog::critical("mqtt.listeners.ssl / stomp.listeners.ssl need ssl_options.certfile and "
+                     "ssl_options.keyfile");
+    return 1;
   }
   // The management HTTP API and web UI, Prometheus, MQTT, STOMP and their WebSocket variants:
   // switched on by DATA_DIR/enabled_plugins (warren-plugins), or forced by their port flags.
@@ -164,7 +171,7 @@ int main(int argc, char** argv) {
   };
   server::PluginEndpoints endpoints;
   server::PluginListeners plugin_listeners;
-  server::register_plugin_endpoints(plugin_listeners, endpoints, io, broker, *config,
+  server::register_plugin_endpoints(plugin_listeners, endpoints, io, broker, *config, tls.get(),
                                     management_handler, prometheus_handler);
   // What /api/overview and the health checks list as this node's listeners, rebuilt whenever
   // plugins change.
@@ -183,8 +190,10 @@ int main(int argc, char** argv) {
     add(listeners.describe(), "amqp", "", "");
     add(tls_listeners.describe(), "amqp/ssl", config->tls.certfile, config->tls.cacertfile);
     add(endpoints.mqtt.describe(), "mqtt", "", "");
+    add(endpoints.mqtts.describe(), "mqtt/ssl", config->tls.certfile, config->tls.cacertfile);
     add(endpoints.web_mqtt.describe(), "http/web-mqtt", "", "");
     add(endpoints.stomp.describe(), "stomp", "", "");
+    add(endpoints.stomps.describe(), "stomp/ssl", config->tls.certfile, config->tls.cacertfile);
     add(endpoints.web_stomp.describe(), "http/web-stomp", "", "");
     add(endpoints.management.describe(), "http", "", "");
     add(endpoints.prometheus.describe(), "http/prometheus", "", "");

@@ -4,6 +4,7 @@
 
 #include "mqtt/connection.h"
 #include "net/tcp_byte_stream.h"
+#include "net/tls_byte_stream.h"
 #include "net/websocket_byte_stream.h"
 #include "stomp/connection.h"
 
@@ -32,8 +33,8 @@ void close_connections(broker::Broker& broker, std::string_view prefix) {
 
 void register_plugin_endpoints(PluginListeners& listeners, PluginEndpoints& ep,
                                boost::asio::io_context& io, broker::Broker& broker,
-                               const Config& config, const http::Handler& management,
-                               const http::Handler& prometheus) {
+                               const Config& config, net::TlsContext* tls,
+                               const http::Handler& management, const http::Handler& prometheus) {
   const std::set<std::string>& forced = config.forced_plugins;
   auto mqtt_service = [&ep, &broker, &config](std::string* error) {
     if (ep.mqtt_service) return true;
@@ -85,6 +86,49 @@ void register_plugin_endpoints(PluginListeners& listeners, PluginEndpoints& ep,
        [&ep] { ep.mqtt.stop(); },
        [&broker] { close_connections(broker, "MQTT "); },
        [&ep] { return ep.mqtt.describe(); }});
+  // mqtts and stomps: only where mqtt.listeners.ssl / stomp.listeners.ssl (or --mqtts-port /
+  // --stomps-port) say, with ssl_options' certificate.
+  if (tls != nullptr && !config.mqtt_tls_listeners.empty())
+    listeners.add(
+        {"rabbitmq_mqtt", "MQTTS", forced.count("rabbitmq_mqtt/ssl") > 0,
+         [&ep, &io, &config, tls, mqtt_service](std::string* error) {
+           if (!mqtt_service(error)) return false;
+           mqtt::Service& service = *ep.mqtt_service;
+           if (!ep.mqtts.open(
+                   io, config.mqtt_tls_listeners,
+                   [&service, tls](Socket s) {
+                     net::TlsByteStream::accept(
+                         std::move(s), *tls, [&service](std::unique_ptr<net::TlsByteStream> t) {
+                           std::make_shared<mqtt::Connection>(std::move(t), service)->start();
+                         });
+                   },
+                   error))
+             return false;
+           ep.mqtts.start();
+           return true;
+         },
+         [&ep] { ep.mqtts.stop(); }, [] {}, [&ep] { return ep.mqtts.describe(); }});
+  if (tls != nullptr && !config.stomp.tls_listeners.empty())
+    listeners.add(
+        {"rabbitmq_stomp", "STOMPS", forced.count("rabbitmq_stomp/ssl") > 0,
+         [&ep, &io, &broker, &config, tls](std::string* error) {
+           if (!ep.stomps.open(
+                   io, config.stomp.tls_listeners,
+                   [&broker, &config, tls](Socket s) {
+                     net::TlsByteStream::accept(
+                         std::move(s), *tls,
+                         [&broker, &config](std::unique_ptr<net::TlsByteStream> t) {
+                           std::make_shared<stomp::Connection>(std::move(t), broker,
+                                                               config.stomp.settings)
+                               ->start();
+                         });
+                   },
+                   error))
+             return false;
+           ep.stomps.start();
+           return true;
+         },
+         [&ep] { ep.stomps.stop(); }, [] {}, [&ep] { return ep.stomps.describe(); }});
   listeners.add(
       {"rabbitmq_web_mqtt", "web MQTT", forced.count("rabbitmq_web_mqtt") > 0,
        [&ep, &io, &config, mqtt_service](std::string* error) {

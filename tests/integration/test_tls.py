@@ -216,3 +216,45 @@ def test_certificate_expiration_health_check(warren_factory, certs):
     assert len(listener["cacertfile_expires_on"]) == 1
     status, body, _ = call(b, "GET", "/api/health/checks/protocol-listener/amqps")
     assert status == 200 and "amqp/ssl" in body["protocols"]
+
+
+# ---- MQTT and STOMP over TLS (mqtt.listeners.ssl / stomp.listeners.ssl, here --mqtts-port and
+# --stomps-port), with the same ssl_options certificate as amqps.
+
+
+def test_mqtt_over_tls_with_paho(warren_factory, certs):
+    from mqtt_helpers import Client
+    b = warren_factory(*tls_args(certs, "--mqtts-port", "0"))
+    port = b.listener_port("MQTTS")
+    sub, pub = Client(port), Client(b.listener_port("MQTT"))
+    sub.c.tls_set(ca_certs=str(certs / "ca.pem"))
+    try:
+        assert sub.connect() == 0
+        assert sub.subscribe("tls/+", 1) == [1]
+        assert pub.connect() == 0
+        pub.publish("tls/x", b"encrypted both ways", qos=1)
+        [m] = sub.expect(1)
+        assert (m.topic, m.payload) == ("tls/x", b"encrypted both ways")
+    finally:
+        sub.disconnect()
+        pub.disconnect()
+    # Plain MQTT on the TLS port gets no CONNACK: the handshake fails and the socket closes.
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    s.sendall(b"\x10\x0c\x00\x04MQTT\x04\x02\x00\x3c\x00\x00")
+    s.settimeout(10)
+    assert s.recv(4096)[:1] != b"\x20"
+    s.close()
+
+
+def test_stomp_over_tls(warren_factory, certs):
+    b = warren_factory(*tls_args(certs, "--stomps-port", "0"))
+    raw = socket.create_connection(("127.0.0.1", b.listener_port("STOMPS")), timeout=10)
+    s = client_context(certs).wrap_socket(raw, server_hostname="localhost")
+    try:
+        s.sendall(b"CONNECT\naccept-version:1.2\nhost:/\nlogin:guest\npasscode:guest\n\n\x00")
+        assert s.recv(4096).startswith(b"CONNECTED\n")
+    finally:
+        s.close()
+    status, body, _ = __import__("test_management_api").call(b, "GET", "/api/overview")
+    protocols = {l["protocol"] for l in body["listeners"]}
+    assert {"mqtt", "stomp", "stomp/ssl", "amqp/ssl"} <= protocols

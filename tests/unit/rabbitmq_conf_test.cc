@@ -286,6 +286,17 @@ TEST_F(ConfigFile, MqttKeysAndListeners) {
   EXPECT_TRUE(c->mqtt.ignore_colons_in_username);
   EXPECT_EQ(c->mqtt.max_packet_size_unauthenticated, 1024u);
   EXPECT_EQ(c->mqtt.max_packet_size_authenticated, 1048576u);
+  // TLS listeners only when asked for: mqtt.listeners.ssl.*, stomp.listeners.ssl.*, the flags.
+  EXPECT_TRUE(c->mqtt_tls_listeners.empty());
+  auto tls = parse("mqtt.listeners.ssl.default = 127.0.0.1:8883\nstomp.listeners.ssl.1 = 61614\n");
+  ASSERT_TRUE(tls);
+  ASSERT_EQ(tls->mqtt_tls_listeners.size(), 1u);
+  EXPECT_EQ(tls->mqtt_tls_listeners[0].port, 8883);
+  EXPECT_EQ(tls->stomp.tls_listeners.size(), 2u);  // a bare port: both families
+  auto tls_flag = parse("", {"--mqtts-port", "0", "--bind", "127.0.0.1"});
+  ASSERT_TRUE(tls_flag);
+  ASSERT_EQ(tls_flag->mqtt_tls_listeners.size(), 1u);
+  EXPECT_EQ(tls_flag->forced_plugins.count("rabbitmq_mqtt/ssl"), 1u);
   auto ttl = parse("mqtt.subscription_ttl = undefined\n");
   ASSERT_TRUE(ttl);
   EXPECT_EQ(ttl->mqtt.subscription_ttl_ms, 0u);

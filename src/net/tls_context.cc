@@ -1,8 +1,8 @@
-#include "amqp/tls_context.h"
+#include "net/tls_context.h"
 
 #include <openssl/ssl.h>
 
-namespace warren::amqp {
+namespace warren::net {
 
 namespace ssl = boost::asio::ssl;
 
@@ -45,4 +45,4 @@ std::unique_ptr<TlsContext> TlsContext::create(const TlsOptions& options, std::s
   return t;
 }
 
-}  // namespace warren::amqp
+}  // namespace warren::net

@@ -1,6 +1,7 @@
-// The TLS settings of an amqps listener (RabbitMQ's ssl_options): the server certificate and
-// key, the CA that signs client certificates, whether to ask for (verify_peer) and require
-// (fail_if_no_peer_cert) one, and how long a client may take to finish the TLS handshake.
+// The TLS settings of the TLS listeners (amqps, mqtts, stomps; RabbitMQ's ssl_options): the
+// server certificate and key, the CA that signs client certificates, whether to ask for
+// (verify_peer) and require (fail_if_no_peer_cert) one, and how long a client may take to finish
+// the TLS handshake.
 #pragma once
 
 #include <chrono>
@@ -9,7 +10,7 @@
 
 #include <boost/asio/ssl/context.hpp>
 
-namespace warren::amqp {
+namespace warren::net {
 
 struct TlsOptions {
   std::string certfile, keyfile, cacertfile;
@@ -32,4 +33,4 @@ class TlsContext {
   std::chrono::milliseconds handshake_timeout_{5000};
 };
 
-}  // namespace warren::amqp
+}  // namespace warren::net
