@@ -37,7 +37,7 @@ class Connection : public broker::OutputFlusher,
                    public broker::JournalWaiter,
                    public std::enable_shared_from_this<Connection> {
  public:
-  // stream: TCP, or a WebSocket whose upgrade is done (MQTT over WebSocket).
+  // stream: TCP, TLS after its handshake, or a WebSocket after its upgrade.
   Connection(std::unique_ptr<ByteStream> stream, Service& service);
   ~Connection() override;
 
@@ -132,7 +132,7 @@ class Connection : public broker::OutputFlusher,
   bool registered_ = false;  // holds client_id_ in the service's session table
   std::optional<Will> will_;
   uint16_t keep_alive_ = 0;
-  // Subscriptions: topic filter -> granted QoS (for UNSUBSCRIBE and the management UI).
+  // Subscriptions: topic filter -> granted QoS (UNSUBSCRIBE finds the queue to unbind from).
   std::map<std::string, uint8_t, std::less<>> subscriptions_;
   std::unique_ptr<broker::Consumer> consumers_[2];  // by QoS
   broker::DeliveryTracker deliveries_;
@@ -146,7 +146,9 @@ class Connection : public broker::OutputFlusher,
   uint64_t publish_seq_ = 0;
   std::shared_ptr<broker::PublisherFlow> flow_;
   bool alarm_blocked_ = false;
-  uint64_t write_permitted_generation_ = 0;  // write on the exchange was checked at this one
+  // The permissions generation (auth::AccessControl::generation) at which write on the exchange
+  // was last granted; none yet.
+  uint64_t write_permitted_generation_ = UINT64_MAX;
 
   // Socket
   ReadBuffer in_;

@@ -400,6 +400,16 @@ def test_publish_without_write_permission_closes_and_subscribe_is_refused(broker
     assert c.disconnected.wait(10)
 
 
+def test_first_publish_without_write_permission_closes(broker, clients, uname):
+    user = uname("nowrite")
+    for args in (["add_user", user, "pw"], ["set_permissions", "-p", "/", user, ".*", "", ".*"]):
+        code, _, err = ctl(broker, *args)
+        assert code == 0, err
+    c = connected(clients, username=user, password="pw")
+    c.c.publish("any/topic", b"x", 1)
+    assert c.disconnected.wait(10), "a publish without write permission was accepted"
+
+
 def test_anonymous_login_can_be_switched_off(warren_factory, tmp_path):
     conf = tmp_path / "rabbitmq.conf"
     conf.write_text("mqtt.allow_anonymous = false\n")
