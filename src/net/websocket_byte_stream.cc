@@ -17,11 +17,12 @@ namespace {
 // The handshake's state, kept alive by the asynchronous operations that use it.
 struct Handshake : std::enable_shared_from_this<Handshake> {
   Handshake(boost::asio::ip::tcp::socket s, std::string p, std::vector<std::string> subs,
-            bool bin, WebSocketByteStream::Ready r)
+            bool bin, WebSocketByteStream::Ready r, bool any)
       : stream(std::make_unique<WebSocketByteStream>(std::move(s))),
         path(std::move(p)),
         subprotocols(std::move(subs)),
         binary(bin),
+        any_subprotocol(any),
         ready(std::move(r)),
         timer(stream->executor()) {}
 
@@ -74,8 +75,12 @@ struct Handshake : std::enable_shared_from_this<Handshake> {
         if (one == s) chosen = s;
       start = end + 1;
     }
-    if (chosen.empty() && !offered.empty())
-      return refuse(http::status::bad_request, "unsupported WebSocket subprotocol\n");
+    if (chosen.empty() && !offered.empty()) {
+      if (!any_subprotocol)
+        return refuse(http::status::bad_request, "unsupported WebSocket subprotocol\n");
+      chosen = offered.substr(0, offered.find(','));
+      chosen.erase(chosen.find_last_not_of(' ') + 1);
+    }
     auto& ws = stream->ws();
     ws.binary(binary);
     ws.set_option(websocket::stream_base::decorator(
@@ -98,6 +103,7 @@ struct Handshake : std::enable_shared_from_this<Handshake> {
   std::string path;
   std::vector<std::string> subprotocols;
   bool binary;
+  bool any_subprotocol;
   WebSocketByteStream::Ready ready;
   boost::asio::steady_timer timer;
   beast::flat_buffer buffer;
@@ -112,9 +118,10 @@ WebSocketByteStream::WebSocketByteStream(boost::asio::ip::tcp::socket socket)
     : ws_(std::move(socket)) {}
 
 void WebSocketByteStream::accept(boost::asio::ip::tcp::socket socket, std::string path,
-                                 std::vector<std::string> subprotocols, bool binary, Ready ready) {
+                                 std::vector<std::string> subprotocols, bool binary, Ready ready,
+                                 bool any_subprotocol) {
   std::make_shared<Handshake>(std::move(socket), std::move(path), std::move(subprotocols), binary,
-                              std::move(ready))
+                              std::move(ready), any_subprotocol)
       ->start();
 }
 

@@ -24,9 +24,11 @@ class WebSocketByteStream : public ByteStream {
   using Ready = std::function<void(std::unique_ptr<WebSocketByteStream>)>;
   // Reads the upgrade request; when its path is `path` and it offers one of `subprotocols`
   // (the first offered that is in the list is chosen), completes the handshake and calls
-  // ready(stream). Anything else gets an HTTP error (404, 400) and the socket closes.
+  // ready(stream). Anything else gets an HTTP error (404, 400) and the socket closes, except
+  // that with any_subprotocol an unknown one is echoed (RabbitMQ's web MQTT accepts any).
   static void accept(boost::asio::ip::tcp::socket socket, std::string path,
-                     std::vector<std::string> subprotocols, bool binary, Ready ready);
+                     std::vector<std::string> subprotocols, bool binary, Ready ready,
+                     bool any_subprotocol = false);
 
   boost::asio::any_io_executor executor() override;
   void async_read_some(boost::asio::mutable_buffer into, Handler h) override;

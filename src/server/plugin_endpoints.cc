@@ -142,7 +142,8 @@ void register_plugin_endpoints(PluginListeners& listeners, PluginEndpoints& ep,
                        std::move(s), path, {"mqtt", "mqttv3.1"}, true,
                        [&service](std::unique_ptr<net::WebSocketByteStream> ws) {
                          std::make_shared<mqtt::Connection>(std::move(ws), service)->start();
-                       });
+                       },
+                       /*any_subprotocol=*/true);
                  },
                  error))
            return false;
