@@ -410,6 +410,32 @@ def test_first_publish_without_write_permission_closes(broker, clients, uname):
     assert c.disconnected.wait(10), "a publish without write permission was accepted"
 
 
+def test_configured_exchange_and_default_vhost(warren_factory, tmp_path):
+    conf = tmp_path / "rabbitmq.conf"
+    conf.write_text("mqtt.exchange = iot.topic\nmqtt.vhost = iot\n")
+    b = warren_factory("--config", str(conf))
+    for args in (["add_vhost", "iot"], ["set_permissions", "-p", "iot", "guest", ".*", ".*", ".*"]):
+        code, _, err = ctl(b, *args)
+        assert code == 0, err
+    conn = pika.BlockingConnection(pika.ConnectionParameters("127.0.0.1", b.port, "iot"))
+    try:
+        ch = conn.channel()
+        ch.exchange_declare("iot.topic", "topic", durable=True)
+        q = ch.queue_declare("", exclusive=True).method.queue
+        ch.queue_bind(q, "iot.topic", "sensors.#")
+        c = Client(mqtt_helpers.mqtt_port(b))  # guest, no vhost in the name: mqtt.vhost
+        assert c.connect() == 0
+        assert c.subscribe("sensors/+", 1) == [1]
+        c.publish("sensors/t1", b"21.5", qos=1)
+        [m] = c.expect(1)
+        assert m.payload == b"21.5"
+        method, _, body = amqp_helpers.consume_n(ch, q, 1)[0]
+        assert (method.exchange, method.routing_key, body) == ("iot.topic", "sensors.t1", b"21.5")
+        c.disconnect()
+    finally:
+        conn.close()
+
+
 def test_anonymous_login_can_be_switched_off(warren_factory, tmp_path):
     conf = tmp_path / "rabbitmq.conf"
     conf.write_text("mqtt.allow_anonymous = false\n")
