@@ -49,6 +49,16 @@ const std::vector<Verb>& verbs() {
        {"auth_mechanism", "channel_max", "channels", "client_properties", "connection_name",
         "frame_max", "host", "name", "peer_host", "peer_port", "pid", "port", "protocol", "ssl",
         "state", "timeout", "type", "user", "vhost"}},
+      {"list_mqtt_connections", "list_mqtt_connections [--no-table-headers] [<column>, ...]",
+       "Lists MQTT connections on the target node",
+       {"client_id", "conn_name"},
+       {"client_id", "conn_name", "host", "peer_host", "peer_port", "port", "protocol", "ssl",
+        "state", "timeout", "user", "vhost"}},
+      {"list_stomp_connections", "list_stomp_connections [--no-table-headers] [<column>, ...]",
+       "Lists STOMP connections on the target node",
+       {"conn_name", "user", "vhost"},
+       {"conn_name", "host", "peer_host", "peer_port", "port", "protocol", "ssl", "state",
+        "timeout", "user", "vhost"}},
       {"list_channels", "list_channels [--no-table-headers] [<column>, ...]",
        "Lists all channels in the node",
        {"pid", "user", "consumer_count", "messages_unacknowledged"},
@@ -190,6 +200,10 @@ int list(const Options& o, const Verb& v) {
     banner(o, "Listing bindings for vhost " + o.vhost + "...");
   } else if (name == "list_consumers") {
     banner(o, "Listing consumers in vhost " + o.vhost + " ...");
+  } else if (name == "list_mqtt_connections") {
+    banner(o, "Listing MQTT connections ...");
+  } else if (name == "list_stomp_connections") {
+    banner(o, "Listing STOMP connections ...");
   } else {
     banner(o, "Listing " + name.substr(5) + " ...");
   }

@@ -209,6 +209,29 @@ void list_connections(ControlContext& ctx, ControlReply& reply) {
   }
 }
 
+// rabbitmqctl list_mqtt_connections / list_stomp_connections: the connections of one protocol
+// ("MQTT" matches "MQTT 3.1.1" and "Web MQTT 3.1.1").
+void list_protocol_connections(ControlContext& ctx, std::string_view protocol,
+                               ControlReply& reply) {
+  for (const broker::ConnectionInfo& c : connection_infos(ctx)) {
+    if (c.id == 0 || c.protocol.find(protocol) == std::string::npos) continue;
+    json::object o;
+    if (protocol == "MQTT") o["client_id"] = c.client_name;
+    o["conn_name"] = connection_name(c);
+    o["user"] = c.user;
+    o["vhost"] = c.vhost;
+    o["peer_host"] = c.peer_host;
+    o["peer_port"] = c.peer_port;
+    o["host"] = c.host;
+    o["port"] = c.port;
+    o["state"] = c.state;
+    o["protocol"] = c.protocol;
+    o["ssl"] = c.ssl;
+    o["timeout"] = c.heartbeat;
+    reply.rows.push_back(std::move(o));
+  }
+}
+
 void list_channels(ControlContext& ctx, ControlReply& reply) {
   for (const broker::ConnectionInfo& c : connection_infos(ctx)) {
     std::vector<broker::ChannelInfo> chans = c.channels;
@@ -294,6 +317,8 @@ void run_control_verb(ControlContext& ctx, json::object& req, ControlReply& repl
     return list_consumers(ctx, vh, reply);
   }
   if (verb == "list_connections") return list_connections(ctx, reply);
+  if (verb == "list_mqtt_connections") return list_protocol_connections(ctx, "MQTT", reply);
+  if (verb == "list_stomp_connections") return list_protocol_connections(ctx, "STOMP", reply);
   if (verb == "list_channels") return list_channels(ctx, reply);
   if (verb == "list_vhosts") {
     for (const std::string& name : ctx.broker.list_vhosts()) {

@@ -205,6 +205,21 @@ def test_management_lists_mqtt_connections(broker, clients, uname):
     assert row["client_properties"]["product"] == "MQTT client"
 
 
+def test_warrenctl_lists_mqtt_connections(broker, clients, uname):
+    cid = uname("ctl")
+    c = connected(clients, client_id=cid)
+    code, out, err = ctl(broker, "list_mqtt_connections")
+    assert code == 0, err
+    assert out.splitlines()[0] == "Listing MQTT connections ..."
+    assert out.splitlines()[1] == "client_id\tconn_name"
+    row = [line.split("\t") for line in out.splitlines() if line.startswith(cid)][0]
+    assert row[1].startswith("127.0.0.1:") and " -> 127.0.0.1:" in row[1]
+    code, out, err = ctl(broker, "list_mqtt_connections", "client_id", "user", "vhost",
+                         "protocol", "-q")
+    assert "%s\tguest\t/\tMQTT 3.1.1" % cid in out.splitlines()
+    c.disconnect()
+
+
 # ---- sessions
 
 
