@@ -13,6 +13,7 @@
 #include "common/field_table.h"
 #include "mqtt/connection.h"
 #include "mqtt/topic.h"
+#include "store/metadata_store.h"
 
 namespace warren::mqtt {
 
@@ -198,6 +199,11 @@ broker::Queue* Connection::ensure_queue(Qos qos) {
 
 void Connection::on_subscribe(const Subscribe& s) {
   const std::string& exchange = service_.settings().exchange;
+  // The durable queue and bindings a SUBSCRIBE stores share one fsync of the metadata store
+  // instead of one each (a persistent session's first SUBSCRIBE declares its queue and binds).
+  std::optional<store::MetadataStore::Batch> batch;
+  if (store::MetadataStore* m = broker_.metadata())
+    if (auto b = m->begin()) batch.emplace(std::move(*b));
   std::vector<uint8_t> codes;
   std::vector<std::pair<std::string, uint8_t>> granted;
   for (const TopicRequest& t : s.topics) {
@@ -230,6 +236,10 @@ void Connection::on_subscribe(const Subscribe& s) {
     codes.push_back(static_cast<uint8_t>(qos));
     granted.emplace_back(t.filter, static_cast<uint8_t>(qos));
   }
+  if (batch)
+    if (store::Status failed = batch->commit())
+      spdlog::error("MQTT connection {}: the subscriptions of client '{}' are not stored: {}", id_,
+                    client_id_, failed->message);
   write_suback(out(), s.packet_id, codes);
   for (const auto& [filter, qos] : granted) send_retained(filter, qos);
   output_added();
