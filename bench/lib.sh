@@ -187,6 +187,20 @@ start_rabbitmq() {
   rabbitmq_wait_up 120
 }
 
+# start_rabbitmq_mqtt NODE MQTT_PORT: installs rabbitmq-server when missing, then starts a private
+# node with the rabbitmq_mqtt plugin listening on MQTT_PORT, and waits for it. Sets PORT (AMQP).
+start_rabbitmq_mqtt() {
+  rabbitmq_install
+  rabbitmq_setup "$WORK/rabbitmq" "$1"
+  echo '[rabbitmq_mqtt].' >"$RMQ_DIR/plugins"
+  echo "mqtt.listeners.tcp.default = $2" >"$RMQ_DIR/rabbitmq.conf"
+  chown -R rabbitmq:rabbitmq "$RMQ_DIR" 2>/dev/null || true
+  RABBITMQ_CONFIG_FILE=$RMQ_DIR/rabbitmq rabbitmq_launch
+  rabbitmq_wait_up 180
+  wait_for_port "$2" "$RMQ_PID" 60
+  sleep 5  # the plugin settles after the port opens
+}
+
 # rabbitmq_beam_pid: the pid of the node's Erlang VM: the beam.smp whose environment names the node
 # (RABBITMQ_NODENAME; the name is not on its command line), or else whose command line has the
 # node's private epmd port.

@@ -31,15 +31,7 @@ for broker in $BENCH_BROKERS; do
       "$BENCH_CONNECTIONS" warren "$BENCH_SUBSCRIBE_QOS" | tee -a "$RESULTS"
     stop_warren 60
   else
-    rabbitmq_install
-    rabbitmq_setup "$WORK/rabbitmq" "warren-mqtt-idle-$$@localhost"
-    echo '[rabbitmq_mqtt].' >"$RMQ_DIR/plugins"
-    echo "mqtt.listeners.tcp.default = $MQTT_PORT" >"$RMQ_DIR/rabbitmq.conf"
-    chown -R rabbitmq:rabbitmq "$RMQ_DIR" 2>/dev/null || true
-    RABBITMQ_CONFIG_FILE=$RMQ_DIR/rabbitmq rabbitmq_launch
-    rabbitmq_wait_up 180
-    wait_for_port "$MQTT_PORT" "$RMQ_PID" 60
-    sleep 5
+    start_rabbitmq_mqtt "warren-mqtt-idle-$$@localhost" "$MQTT_PORT"
     /usr/bin/python3 bench/mqtt_idle_connections.py "$MQTT_PORT" "$(rabbitmq_beam_pid)" \
       "$BENCH_CONNECTIONS" rabbitmq "$BENCH_SUBSCRIBE_QOS" | tee -a "$RESULTS"
     stop_rabbitmq

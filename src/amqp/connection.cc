@@ -8,6 +8,7 @@
 
 #include "amqp/channel.h"
 #include "amqp/frame_errors.h"
+#include "common/socket_ends.h"
 #include "common/field_table.h"
 #include "auth/user_store.h"
 
@@ -71,13 +72,6 @@ std::string reply_text(std::string_view text) {
   return std::string(text.substr(0, 252)) + "...";
 }
 
-bool is_loopback(const asio::ip::address& a) {
-  if (a.is_loopback()) return true;
-  if (a.is_v6() && a.to_v6().is_v4_mapped())
-    return asio::ip::make_address_v4(asio::ip::v4_mapped, a.to_v6()).is_loopback();
-  return false;
-}
-
 }  // namespace
 
 namespace {
@@ -100,22 +94,14 @@ Connection::Connection(asio::ip::tcp::socket socket, broker::Broker& broker, Tls
       flow_(std::make_shared<broker::PublisherFlow>(broker.io(), id_, [this] { resume_reading(); })),
       heartbeat_timer_(transport_.get_executor()),
       close_timer_(transport_.get_executor()) {
-  boost::system::error_code ec;
-  auto ep = transport_.socket().remote_endpoint(ec);
-  if (!ec) {
-    peer_ = ep.address().to_string() + ":" + std::to_string(ep.port());
-    peer_is_loopback_ = is_loopback(ep.address());
-    peer_host_ = ep.address().to_string();
-    peer_port_ = ep.port();
-  }
-  auto local = transport_.socket().local_endpoint(ec);
-  if (!ec) {
-    local_host_ = local.address().to_string();
-    local_port_ = local.port();
-  }
-  name_ = peer_host_ + ":" + std::to_string(peer_port_) + " -> " + local_host_ + ":" +
-          std::to_string(local_port_);
-  transport_.socket().set_option(asio::ip::tcp::no_delay(true), ec);
+  const SocketEnds ends = SocketEnds::of(transport_.socket());
+  peer_ = ends.peer();
+  peer_is_loopback_ = ends.peer_is_loopback;
+  peer_host_ = ends.peer_host;
+  peer_port_ = ends.peer_port;
+  local_host_ = ends.local_host;
+  local_port_ = ends.local_port;
+  name_ = ends.name();
 }
 
 Connection::~Connection() = default;

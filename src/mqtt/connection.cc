@@ -17,12 +17,6 @@ namespace {
 // Bulk reads grow the buffer up to this; a larger packet gets a buffer of its own size.
 constexpr size_t kReadBufferMax = 256 * 1024;
 
-bool is_loopback(const asio::ip::address& a) {
-  if (a.is_loopback()) return true;
-  return a.is_v6() && a.to_v6().is_v4_mapped() &&
-         asio::ip::make_address_v4(asio::ip::v4_mapped, a.to_v6()).is_loopback();
-}
-
 }  // namespace
 
 Connection::Connection(std::unique_ptr<ByteStream> stream, Service& service)
@@ -35,20 +29,7 @@ Connection::Connection(std::unique_ptr<ByteStream> stream, Service& service)
                                                     [this] { resume_reading(); })),
       in_(kReadBufferMax),
       timer_(stream_->executor()) {
-  boost::system::error_code ec;
-  asio::ip::tcp::socket& socket = stream_->socket();
-  auto ep = socket.remote_endpoint(ec);
-  if (!ec) {
-    peer_host_ = ep.address().to_string();
-    peer_port_ = ep.port();
-    peer_is_loopback_ = is_loopback(ep.address());
-  }
-  auto local = socket.local_endpoint(ec);
-  if (!ec) {
-    local_host_ = local.address().to_string();
-    local_port_ = local.port();
-  }
-  socket.set_option(asio::ip::tcp::no_delay(true), ec);
+  ends_ = SocketEnds::of(stream_->socket());
 }
 
 Connection::~Connection() { broker_.stop_waiting_for_journal(this); }
@@ -118,7 +99,7 @@ void Connection::on_read(size_t n) {
                                                    : settings.max_packet_size_unauthenticated;
     if (h.remaining > max) {
       spdlog::warn("MQTT connection {} from {}:{}: packet of {} bytes is over the limit of {}",
-                   id_, peer_host_, peer_port_, h.remaining, max);
+                   id_, ends_.peer_host, ends_.peer_port, h.remaining, max);
       close("packet too large");
       return;
     }
@@ -263,7 +244,7 @@ void Connection::start_keepalive() {
     if (self->reading_paused()) self->last_recv_ = now;
     if (now - self->last_recv_ > std::chrono::milliseconds(self->keep_alive_ * 1500)) {
       spdlog::info("MQTT connection {} from {}:{} (client id '{}'): keepalive timeout", self->id_,
-                   self->peer_host_, self->peer_port_, self->client_id_);
+                   self->ends_.peer_host, self->ends_.peer_port, self->client_id_);
       self->close("keepalive timeout");
       return;
     }
@@ -275,8 +256,8 @@ void Connection::close(std::string_view why, bool send_will) {
   if (state_ == State::kClosed) return;
   const bool was_running = state_ == State::kRunning;
   spdlog::log(was_running ? spdlog::level::info : spdlog::level::debug,
-              "MQTT connection {} from {}:{} (client id '{}') closing: {}", id_, peer_host_,
-              peer_port_, client_id_, why);
+              "MQTT connection {} from {}:{} (client id '{}') closing: {}", id_, ends_.peer_host,
+              ends_.peer_port, client_id_, why);
   if (was_running && send_will) publish_will();
   release_resources();
   state_ = State::kClosed;
@@ -324,10 +305,10 @@ broker::ConnectionInfo Connection::info() const {
                (level_ == kLevel31 ? "3.1.0" : "3.1.1");
   i.user = user_;
   i.vhost = vhost_ != nullptr ? vhost_->name() : "";
-  i.peer_host = peer_host_;
-  i.peer_port = peer_port_;
-  i.host = local_host_;
-  i.port = local_port_;
+  i.peer_host = ends_.peer_host;
+  i.peer_port = ends_.peer_port;
+  i.host = ends_.local_host;
+  i.port = ends_.local_port;
   i.state = state_ == State::kRunning ? "running"
             : state_ == State::kClosed ? "closing"
                                        : "starting";

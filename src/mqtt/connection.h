@@ -25,6 +25,7 @@
 #include "broker/queue.h"
 #include "common/byte_stream.h"
 #include "common/output_buffers.h"
+#include "common/socket_ends.h"
 #include "common/read_buffer.h"
 #include "mqtt/packet.h"
 #include "mqtt/service.h"
@@ -115,9 +116,7 @@ class Connection : public broker::OutputFlusher,
   std::unique_ptr<ByteStream> stream_;
   uint64_t id_;
   State state_ = State::kConnecting;
-  std::string peer_host_, local_host_;
-  uint16_t peer_port_ = 0, local_port_ = 0;
-  bool peer_is_loopback_ = false;
+  SocketEnds ends_;
   uint64_t connected_at_ms_;
   broker::ConnectionTraffic traffic_;
 

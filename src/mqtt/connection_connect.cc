@@ -71,7 +71,7 @@ bool Connection::on_connect(Connect c) {
   start_keepalive();
   spdlog::debug("MQTT connection {} from {}:{}: user '{}', vhost '{}', client id '{}', clean "
                 "session {}, keepalive {} s",
-                id_, peer_host_, peer_port_, user_, vhost_->name(), client_id_, clean_session_,
+                id_, ends_.peer_host, ends_.peer_port, user_, vhost_->name(), client_id_, clean_session_,
                 keep_alive_);
   return true;
 }
@@ -83,14 +83,14 @@ std::optional<ConnackCode> Connection::log_in(const Connect& c) {
     name = *c.username;
     password = *c.password;
   } else if (c.username || c.password) {
-    spdlog::warn("MQTT login failed from {}: {} provided without {}", peer_host_,
+    spdlog::warn("MQTT login failed from {}: {} provided without {}", ends_.peer_host,
                  c.username ? "user name" : "password", c.username ? "password" : "user name");
     return ConnackCode::kBadUsernameOrPassword;
   } else if (s.allow_anonymous) {
     name = s.default_user;
     password = s.default_pass;
   } else {
-    spdlog::warn("MQTT login failed from {}: no credentials provided", peer_host_);
+    spdlog::warn("MQTT login failed from {}: no credentials provided", ends_.peer_host);
     return ConnackCode::kBadUsernameOrPassword;
   }
   Login login = split_user_name(name, s);
@@ -102,10 +102,10 @@ std::optional<ConnackCode> Connection::log_in(const Connect& c) {
   }
   if (broker_.users().authenticate(login.user, password) == nullptr) {
     spdlog::warn("MQTT login failed for user '{}' from {}: invalid credentials", login.user,
-                 peer_host_);
+                 ends_.peer_host);
     return ConnackCode::kBadUsernameOrPassword;
   }
-  if (!peer_is_loopback_ && broker_.users().loopback_only(login.user)) {
+  if (!ends_.peer_is_loopback && broker_.users().loopback_only(login.user)) {
     spdlog::warn("MQTT login failed for user '{}': this user's access is restricted to localhost",
                  login.user);
     return ConnackCode::kNotAuthorized;
@@ -125,8 +125,7 @@ std::optional<ConnackCode> Connection::log_in(const Connect& c) {
   vhost_ = vhost;
   // The firehose's names for this client: RabbitMQ's MQTT plugin publishes and consumes on
   // channel 1 of a connection named after the socket.
-  name_ = peer_host_ + ":" + std::to_string(peer_port_) + " -> " + local_host_ + ":" +
-          std::to_string(local_port_);
+  name_ = ends_.name();
   identity_ = broker::ClientIdentity{user_, name_, 1};
   return std::nullopt;
 }

@@ -174,23 +174,30 @@ std::vector<broker::ConnectionInfo> connection_infos(ControlContext& ctx) {
   return out;
 }
 
+// The columns every connection listing has.
+json::object connection_row(const broker::ConnectionInfo& c) {
+  json::object o;
+  o["user"] = c.user;
+  o["vhost"] = c.vhost;
+  o["peer_host"] = c.peer_host;
+  o["peer_port"] = c.peer_port;
+  o["host"] = c.host;
+  o["port"] = c.port;
+  o["state"] = c.state;
+  o["ssl"] = c.ssl;
+  o["timeout"] = c.heartbeat;
+  return o;
+}
+
 void list_connections(ControlContext& ctx, ControlReply& reply) {
   for (const broker::ConnectionInfo& c : connection_infos(ctx)) {
     if (c.id == 0) continue;
-    json::object o;
+    json::object o = connection_row(c);
     o["pid"] = connection_pid(ctx, c.id);
     o["name"] = connection_name(c);
-    o["user"] = c.user;
-    o["vhost"] = c.vhost;
-    o["peer_host"] = c.peer_host;
-    o["peer_port"] = c.peer_port;
-    o["host"] = c.host;
-    o["port"] = c.port;
-    o["state"] = c.state;
     o["channels"] = c.channels.size();
     o["channel_max"] = c.channel_max;
     o["frame_max"] = c.frame_max;
-    o["timeout"] = c.heartbeat;
     // rabbitmqctl's rendering of the protocol: {0,9,1} for AMQP, {'MQTT',"3.1.1"} for MQTT.
     if (c.protocol == "AMQP 0-9-1") {
       o["protocol"] = "{0,9,1}";
@@ -199,7 +206,6 @@ void list_connections(ControlContext& ctx, ControlReply& reply) {
       o["protocol"] = "{'" + c.protocol.substr(0, space) + "',\"" + c.protocol.substr(space + 1) + "\"}";
     }
     o["type"] = "network";
-    o["ssl"] = c.ssl;
     o["auth_mechanism"] = c.auth_mechanism;
     json::object props;
     if (!c.client_name.empty()) props["connection_name"] = c.client_name;
@@ -215,19 +221,10 @@ void list_protocol_connections(ControlContext& ctx, std::string_view protocol,
                                ControlReply& reply) {
   for (const broker::ConnectionInfo& c : connection_infos(ctx)) {
     if (c.id == 0 || c.protocol.find(protocol) == std::string::npos) continue;
-    json::object o;
+    json::object o = connection_row(c);
     if (protocol == "MQTT") o["client_id"] = c.client_name;
     o["conn_name"] = connection_name(c);
-    o["user"] = c.user;
-    o["vhost"] = c.vhost;
-    o["peer_host"] = c.peer_host;
-    o["peer_port"] = c.peer_port;
-    o["host"] = c.host;
-    o["port"] = c.port;
-    o["state"] = c.state;
     o["protocol"] = c.protocol;
-    o["ssl"] = c.ssl;
-    o["timeout"] = c.heartbeat;
     reply.rows.push_back(std::move(o));
   }
 }

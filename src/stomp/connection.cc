@@ -19,13 +19,6 @@ namespace {
 constexpr size_t kReadBufferStart = 4096;
 constexpr size_t kReadBufferQuiet = 64 << 10;  // an idle connection shrinks back below this
 
-bool is_loopback(const asio::ip::address& a) {
-  if (a.is_loopback()) return true;
-  if (a.is_v6() && a.to_v6().is_v4_mapped())
-    return asio::ip::make_address_v4(asio::ip::v4_mapped, a.to_v6()).is_loopback();
-  return false;
-}
-
 }  // namespace
 
 Connection::Connection(std::unique_ptr<ByteStream> stream, broker::Broker& broker,
@@ -41,21 +34,8 @@ Connection::Connection(std::unique_ptr<ByteStream> stream, broker::Broker& broke
       session_(*this, settings_),
       heartbeat_timer_(stream_->executor()),
       login_timer_(stream_->executor()) {
-  boost::system::error_code ec;
-  asio::ip::tcp::socket& socket = stream_->socket();
-  auto ep = socket.remote_endpoint(ec);
-  if (!ec) {
-    peer_host_ = ep.address().to_string();
-    peer_port_ = ep.port();
-    peer_ = peer_host_ + ":" + std::to_string(peer_port_);
-    peer_is_loopback_ = is_loopback(ep.address());
-  }
-  auto local = socket.local_endpoint(ec);
-  if (!ec) {
-    local_host_ = local.address().to_string();
-    local_port_ = local.port();
-  }
-  socket.set_option(asio::ip::tcp::no_delay(true), ec);
+  ends_ = SocketEnds::of(stream_->socket());
+  peer_ = ends_.peer();
 }
 
 Connection::~Connection() = default;
@@ -325,10 +305,10 @@ broker::ConnectionInfo Connection::info() const {
   i.id = id_;
   i.user = session_.user();
   i.vhost = std::string(vhost_name());
-  i.peer_host = peer_host_;
-  i.peer_port = peer_port_;
-  i.host = local_host_;
-  i.port = local_port_;
+  i.peer_host = ends_.peer_host;
+  i.peer_port = ends_.peer_port;
+  i.host = ends_.local_host;
+  i.port = ends_.local_port;
   i.state = state_ == State::kRunning ? (session_.logged_in() ? "running" : "starting") : "closing";
   i.protocol = std::string(stream_->is_websocket() ? "Web STOMP " : "STOMP ") + session_.version();
   i.client_name = "STOMP " + session_.version();

@@ -15,6 +15,7 @@
 #include "broker/broker.h"
 #include "common/byte_stream.h"
 #include "common/output_buffers.h"
+#include "common/socket_ends.h"
 #include "broker/publisher_flow.h"
 #include "stomp/session.h"
 #include "stomp/settings.h"
@@ -36,11 +37,9 @@ class Connection : public broker::OutputFlusher,
   // For the session.
   broker::Broker& broker() { return broker_; }
   uint64_t id() const { return id_; }
-  bool peer_is_loopback() const { return peer_is_loopback_; }
+  bool peer_is_loopback() const { return ends_.peer_is_loopback; }
   // "peer:port -> host:port", RabbitMQ's connection name (the firehose's `connection` header).
-  std::string connection_name() const {
-    return peer_ + " -> " + local_host_ + ":" + std::to_string(local_port_);
-  }
+  std::string connection_name() const { return ends_.name(); }
   std::string& out() { return output_.out(); }
   void output_added();
   bool output_blocked() const {
@@ -91,9 +90,7 @@ class Connection : public broker::OutputFlusher,
   uint64_t id_;
   State state_ = State::kRunning;
   std::string peer_;
-  std::string peer_host_, local_host_;
-  uint16_t peer_port_ = 0, local_port_ = 0;
-  bool peer_is_loopback_ = false;
+  SocketEnds ends_;
   uint64_t connected_at_ms_;
   broker::ConnectionTraffic traffic_;
 

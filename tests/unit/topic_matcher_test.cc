@@ -41,6 +41,24 @@ std::string Join(const std::vector<std::string>& words) {
   return s;
 }
 
+// Every sequence of 0 to max_len words over the alphabet.
+std::vector<std::vector<std::string>> AllSequences(const std::vector<std::string>& alphabet,
+                                                   size_t max_len) {
+  std::vector<std::vector<std::string>> out = {{}}, frontier = {{}};
+  for (size_t len = 1; len <= max_len; ++len) {
+    std::vector<std::vector<std::string>> next;
+    for (const auto& f : frontier)
+      for (const auto& w : alphabet) {
+        auto g = f;
+        g.push_back(w);
+        next.push_back(g);
+      }
+    out.insert(out.end(), next.begin(), next.end());
+    frontier = std::move(next);
+  }
+  return out;
+}
+
 TEST(TopicSplitTest, SplitsLikeRabbitMQ) {
   EXPECT_EQ(Split(""), (std::vector<std::string>{}));
   EXPECT_EQ(Split("a"), (std::vector<std::string>{"a"}));
@@ -157,25 +175,9 @@ TEST(TopicMatcherTest, AgreesWithReferenceOnAllSmallPatternsAndKeys) {
   // {a, b, ""}.
   const std::vector<std::string> pwords = {"a", "b", "", "*", "#"};
   const std::vector<std::string> kwords = {"a", "b", ""};
-  auto all = [](const std::vector<std::string>& alphabet, size_t max_len) {
-    std::vector<std::vector<std::string>> out = {{}};
-    std::vector<std::vector<std::string>> frontier = {{}};
-    for (size_t len = 1; len <= max_len; ++len) {
-      std::vector<std::vector<std::string>> next;
-      for (const auto& f : frontier)
-        for (const auto& w : alphabet) {
-          auto g = f;
-          g.push_back(w);
-          next.push_back(g);
-        }
-      out.insert(out.end(), next.begin(), next.end());
-      frontier = std::move(next);
-    }
-    return out;
-  };
   std::vector<std::string> patterns, keys;
-  for (const auto& p : all(pwords, 4)) patterns.push_back(Join(p));
-  for (const auto& k : all(kwords, 4)) keys.push_back(Join(k));
+  for (const auto& p : AllSequences(pwords, 4)) patterns.push_back(Join(p));
+  for (const auto& k : AllSequences(kwords, 4)) keys.push_back(Join(k));
   int mismatches = 0;
   for (const auto& ps : patterns) {
     TopicPattern tp(ps);
@@ -248,24 +250,9 @@ TEST(TopicTrieTest, AllSmallPatternsInOneTrieRouteAsTheReference) {
   // of up to 4 words over {a, b, ""}; then with every other binding removed again.
   const std::vector<std::string> pwords = {"a", "b", "", "*", "#"};
   const std::vector<std::string> kwords = {"a", "b", ""};
-  auto all = [](const std::vector<std::string>& alphabet, size_t max_len) {
-    std::vector<std::vector<std::string>> out = {{}}, frontier = {{}};
-    for (size_t len = 1; len <= max_len; ++len) {
-      std::vector<std::vector<std::string>> next;
-      for (const auto& f : frontier)
-        for (const auto& w : alphabet) {
-          auto g = f;
-          g.push_back(w);
-          next.push_back(g);
-        }
-      out.insert(out.end(), next.begin(), next.end());
-      frontier = std::move(next);
-    }
-    return out;
-  };
   std::vector<std::string> patterns, keys;
-  for (const auto& p : all(pwords, 3)) patterns.push_back(Join(p));
-  for (const auto& k : all(kwords, 4)) keys.push_back(Join(k));
+  for (const auto& p : AllSequences(pwords, 3)) patterns.push_back(Join(p));
+  for (const auto& k : AllSequences(kwords, 4)) keys.push_back(Join(k));
   TopicTrie t;
   for (size_t i = 0; i < patterns.size(); ++i) t.add(patterns[i], Fake(i));
   auto check = [&](const std::vector<bool>& bound) {
