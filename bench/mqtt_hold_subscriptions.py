@@ -16,7 +16,8 @@ def pkt(first, body):
 socks = []
 for i in range(n):
     s = socket.socket(); s.bind(("127.0.0.%d" % (1 + i % 8), 0)); s.connect(("127.0.0.1", port))
-    s.sendall(pkt(0x10, utf8("MQTT") + bytes([4, 2]) + struct.pack("!H", 0) + utf8("hold-%d" % i)) +
+    s.sendall(pkt(0x10, utf8("MQTT") + bytes([4, 0xC2]) + struct.pack("!H", 0) + utf8("hold-%d" % i) +
+                   utf8("guest") + utf8("guest")) +
               pkt(0x82, struct.pack("!H", 1) + utf8("dev/%d/cmd" % i) + b"\x00"))
     socks.append(s)
     if i % 200 == 199:

@@ -48,7 +48,9 @@ def packet(first, body):
 
 
 def connect_packet(client_id):
-    return packet(0x10, utf8("MQTT") + bytes([4, 0x02]) + struct.pack("!H", 0) + utf8(client_id))
+    # Clean session, user name and password (guest, from loopback).
+    return packet(0x10, utf8("MQTT") + bytes([4, 0xC2]) + struct.pack("!H", 0) + utf8(client_id) +
+                  utf8("guest") + utf8("guest"))
 
 
 def subscribe_packet(topic, qos):

@@ -48,6 +48,11 @@ class Message {
 
   uint8_t delivery_mode = 0;  // 2 = persistent
   uint8_t priority = 0;
+  // MQTT: published with the RETAIN flag (for a subscription's Retain As Published).
+  bool retain = false;
+  // The id of the publishing connection, truncated (for MQTT's No Local); 0 = unknown. Both
+  // live in the padding before expiration_ms, and neither survives a restart.
+  uint32_t publisher_tag = 0;
   int64_t expiration_ms = -1;  // the per-message TTL (expiration property); -1 = none
 
  private:

@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 
 #include "broker/vhost.h"
+#include "mqtt/reason_code.h"
 
 namespace warren::mqtt {
 
@@ -92,7 +93,7 @@ void Connection::on_read(size_t n) {
     HeaderStatus st = parse_fixed_header(data, &h);
     if (st == HeaderStatus::kNeedMore) break;
     if (st == HeaderStatus::kMalformed) {
-      close("malformed packet header");
+      disconnect(reason::kMalformedPacket, "malformed packet header");
       return;
     }
     const uint32_t max = state_ == State::kRunning ? settings.max_packet_size_authenticated
@@ -100,7 +101,7 @@ void Connection::on_read(size_t n) {
     if (h.remaining > max) {
       spdlog::warn("MQTT connection {} from {}:{}: packet of {} bytes is over the limit of {}",
                    id_, ends_.peer_host, ends_.peer_port, h.remaining, max);
-      close("packet too large");
+      disconnect(reason::kPacketTooLarge, "packet too large");
       return;
     }
     const size_t total = h.header_size + static_cast<size_t>(h.remaining);
@@ -133,25 +134,29 @@ bool Connection::handle_packet(const FixedHeader& h, std::string_view body) {
     }
     auto c = decode_connect(h, body);
     if (!c) {
+      // A 5.0 client learns why (MQTT 5.0 section 4.13.1); the level byte tells us it is one.
+      if (body.size() >= 7 && static_cast<uint8_t>(body[6]) == kLevel5) {
+        write_connack5(out(), false, reason::kMalformedPacket, {});
+      }
       close(c.error().text, false);
       return false;
     }
     return on_connect(std::move(*c));
   }
   auto malformed = [&](const PacketError& e) {
-    close(e.text);
+    disconnect(reason::kMalformedPacket, e.text);
     return false;
   };
   switch (h.type) {
     case PacketType::kPublish: {
-      auto p = decode_publish(h, body);
+      auto p = decode_publish(h, body, v5());
       if (!p) return malformed(p.error());
       return on_publish(*p);
     }
     case PacketType::kPuback: {
-      auto id = decode_packet_id(h, body);
-      if (!id) return malformed(id.error());
-      on_puback(*id);
+      auto a = decode_ack(h, body, v5());
+      if (!a) return malformed(a.error());
+      on_puback(a->packet_id);
       return true;
     }
     case PacketType::kPubrec:
@@ -159,18 +164,18 @@ bool Connection::handle_packet(const FixedHeader& h, std::string_view body) {
     case PacketType::kPubcomp: {
       // QoS 2 is downgraded to 1 in both directions (as RabbitMQ), so these acknowledge
       // nothing of ours; a well-formed one is ignored.
-      auto id = decode_packet_id(h, body);
-      if (!id) return malformed(id.error());
+      auto a = decode_ack(h, body, v5());
+      if (!a) return malformed(a.error());
       return true;
     }
     case PacketType::kSubscribe: {
-      auto s = decode_subscribe(h, body);
+      auto s = decode_subscribe(h, body, v5());
       if (!s) return malformed(s.error());
       on_subscribe(*s);
       return state_ != State::kClosed;
     }
     case PacketType::kUnsubscribe: {
-      auto u = decode_unsubscribe(h, body);
+      auto u = decode_unsubscribe(h, body, v5());
       if (!u) return malformed(u.error());
       on_unsubscribe(*u);
       return true;
@@ -180,16 +185,18 @@ bool Connection::handle_packet(const FixedHeader& h, std::string_view body) {
       write_pingresp(out());
       output_added();
       return true;
-    case PacketType::kDisconnect:
-      if (auto e = check_empty(h, body)) return malformed(*e);
-      // A clean DISCONNECT: the will is discarded (3.1.1 section 3.14.4).
-      close("client sent DISCONNECT", false);
+    case PacketType::kDisconnect: {
+      auto d = decode_disconnect(h, body, v5());
+      if (!d) return malformed(d.error());
+      // 3.1.1: a clean DISCONNECT discards the will (section 3.14.4); 5.0 says by its reason.
+      on_disconnect(*d);
       return false;
-    case PacketType::kConnect:
-      close("a second CONNECT");  // a protocol violation (3.1.1 section 3.1.0)
+    }
+    case PacketType::kConnect:  // a protocol violation (3.1.1 section 3.1.0)
+      disconnect(reason::kProtocolError, "a second CONNECT");
       return false;
     default:
-      close("a packet only a server sends");
+      disconnect(reason::kProtocolError, "a packet only a server sends");
       return false;
   }
 }
@@ -245,7 +252,7 @@ void Connection::start_keepalive() {
     if (now - self->last_recv_ > std::chrono::milliseconds(self->keep_alive_ * 1500)) {
       spdlog::info("MQTT connection {} from {}:{} (client id '{}'): keepalive timeout", self->id_,
                    self->ends_.peer_host, self->ends_.peer_port, self->client_id_);
-      self->close("keepalive timeout");
+      self->disconnect(reason::kKeepAliveTimeout, "keepalive timeout");
       return;
     }
     self->start_keepalive();
@@ -276,12 +283,20 @@ void Connection::close(std::string_view why, bool send_will) {
   broker_.unregister_connection(this);
 }
 
-void Connection::force_close(std::string_view reason) { close(reason); }
+void Connection::disconnect(uint8_t code, std::string_view why, bool send_will) {
+  if (v5() && state_ == State::kRunning) write_disconnect5(out(), code);
+  close(why, send_will);
+}
 
-void Connection::taken_over() {
+void Connection::force_close(std::string_view why) {
+  disconnect(reason::kAdministrativeAction, why);
+}
+
+void Connection::taken_over(bool session_continues) {
   spdlog::warn("MQTT disconnecting client with duplicate id '{}'", client_id_);
   registered_ = false;  // the new connection holds the id now
-  close("another connection took over its client id");
+  will_may_wait_ = session_continues;
+  disconnect(reason::kSessionTakenOver, "another connection took over its client id");
 }
 
 void Connection::alarms_cleared() {
@@ -302,7 +317,7 @@ broker::ConnectionInfo Connection::info() const {
   broker::ConnectionInfo i;
   i.id = id_;
   i.protocol = std::string(stream_->is_websocket() ? "Web MQTT " : "MQTT ") +
-               (level_ == kLevel31 ? "3.1.0" : "3.1.1");
+               (level_ == kLevel31 ? "3.1.0" : level_ == kLevel5 ? "5.0" : "3.1.1");
   i.user = user_;
   i.vhost = vhost_ != nullptr ? vhost_->name() : "";
   i.peer_host = ends_.peer_host;

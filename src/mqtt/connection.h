@@ -1,5 +1,5 @@
-// One MQTT 3.1/3.1.1 client connection, as RabbitMQ's rabbitmq_mqtt serves it, over the broker
-// core: PUBLISH goes through VHost::publish to the configured topic exchange (QoS 1 answered
+// One MQTT 3.1, 3.1.1 or 5.0 client connection, as RabbitMQ's rabbitmq_mqtt (3.13 for 5.0)
+// serves it, over the broker core: PUBLISH goes through VHost::publish to the configured topic exchange (QoS 1 answered
 // with PUBACK once the broker confirms it: routed, and on disk when persistent); each
 // subscription is a binding of the client's queue (mqtt-subscription-<id>qos0 or ...qos1) to
 // that exchange, consumed through the broker's delivery path, with QoS 1 deliveries settled by
@@ -13,6 +13,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include <boost/asio/ip/tcp.hpp>
@@ -28,6 +29,7 @@
 #include "common/socket_ends.h"
 #include "common/read_buffer.h"
 #include "mqtt/packet.h"
+#include "mqtt/reason_code.h"
 #include "mqtt/service.h"
 
 namespace warren::mqtt {
@@ -44,7 +46,10 @@ class Connection : public broker::OutputFlusher,
 
   void start();
   // Another connection CONNECTed with this one's client id: this one closes (its will is sent).
-  void taken_over();
+  // session_continues: the new connection resumes the session (Clean Start 0), so a will with
+  // a delay may still wait; otherwise the will goes out now.
+  void taken_over(bool session_continues);
+  bool v5() const { return level_ == kLevel5; }
 
   // broker::OutputFlusher
   void flush_output() override;
@@ -68,6 +73,22 @@ class Connection : public broker::OutputFlusher,
  private:
   enum class State { kConnecting, kRunning, kClosed };
   enum class Qos : uint8_t { k0 = 0, k1 = 1 };
+  // A subscription's options (5.0; a 3.1.1 one has only its QoS).
+  struct Subscription {
+    uint8_t qos = 0;  // granted
+    bool no_local = false;
+    bool retain_as_published = false;
+    uint8_t retain_handling = 0;
+    uint32_t id = 0;  // Subscription Identifier; 0 = none
+    // Bound with the x-mqtt-subscription-opts argument (a 5.0 session's binding), which a
+    // resumed session reads its options back from.
+    bool with_options = false;
+    bool operator==(const Subscription&) const = default;
+  };
+  static constexpr uint64_t kNeverExpires = UINT64_MAX;
+  // The binding argument holding a 5.0 subscription's options (RabbitMQ 3.13 keeps them in
+  // the binding too).
+  static constexpr std::string_view kSubscriptionOptionsArgument = "x-mqtt-subscription-opts";
 
   // ---- I/O (connection.cc)
   std::string& out() { return output_.out(); }
@@ -84,31 +105,63 @@ class Connection : public broker::OutputFlusher,
   // Closes the socket and releases everything; the will is published unless the client said
   // DISCONNECT (or never finished CONNECT).
   void close(std::string_view why, bool send_will = true);
+  // 5.0: tells the client why in a DISCONNECT packet first (3.1.1: just closes).
+  void disconnect(uint8_t reason, std::string_view why, bool send_will = true);
 
   // ---- CONNECT (connection_connect.cc)
   bool on_connect(Connect c);
-  // The CONNACK code refusing the login, or nullopt when the user may use the vhost.
-  std::optional<ConnackCode> log_in(const Connect& c);
+  // Refuses a CONNECT with a 5.0 reason code (mapped to a 3.1.1 return code for 3.1.1).
+  bool refuse(uint8_t reason, std::string_view why);
+  // The 5.0 reason code refusing the login, or nullopt when the user may use the vhost.
+  std::optional<uint8_t> log_in(const Connect& c);
+  // The session expiry interval (ms) a CONNECT asks for, capped at the configured maximum.
+  uint64_t session_expiry_of(const Connect& c) const;
+  // The CONNACK properties of an accepted 5.0 CONNECT.
+  std::string connack_properties(const Connect& c, bool assigned_id) const;
+  void on_disconnect(const Disconnect& d);
   // Applies the session state of a CONNECT: resumes a persistent session or drops an old one.
   // Returns whether a session was present.
   std::optional<bool> prepare_session();  // nullopt: refused (CONNACK 3)
 
   // ---- PUBLISH, SUBSCRIBE, deliveries (connection_session.cc)
   bool on_publish(const Publish& p);
+  // The topic a 5.0 PUBLISH names through its Topic Alias (recording a new alias), or the
+  // DISCONNECT reason code refusing it.
+  Result<std::string_view, uint8_t> resolve_topic_alias(const Publish& p);
   // Publishes an MQTT message through the broker (packet_id != 0: PUBACK it once confirmed).
   // An error is why the connection must close (no write permission, a topic too long).
+  // properties: a 5.0 publish's (null: none).
   std::optional<std::string> publish(std::string_view topic, std::string_view payload,
-                                     uint8_t qos, bool dup, uint16_t packet_id);
+                                     uint8_t qos, bool dup, uint16_t packet_id,
+                                     const Properties* properties = nullptr, bool retain = false);
   void on_subscribe(const Subscribe& s);
   void on_unsubscribe(const Unsubscribe& u);
   void on_puback(uint16_t packet_id);
   // The queue of subscriptions with this QoS, declared and consumed; null if refused.
   broker::Queue* ensure_queue(Qos qos);
   std::string queue_name(Qos qos) const;
+  // The binding arguments of a subscription: none for 3.1.1, its options for 5.0.
+  static FieldTable binding_arguments(const Subscription& s);
+  // Reads the subscriptions of a resumed session back from its queues' bindings.
+  void recover_subscriptions();
   void send_retained(const std::string& filter, uint8_t qos);
   uint16_t next_packet_id();
   void write_pubacks();
+  // Writes a 5.0 PUBLISH of a delivery; false when it is larger than the client's Maximum
+  // Packet Size (it is dropped, as MQTT 5.0 section 3.1.2.11.4 asks).
+  // expires_at: the queued message's expiry (steady-clock ms; 0 = none).
+  bool write_delivery5(const broker::Message& msg, uint64_t expires_at, uint8_t qos,
+                       uint16_t packet_id, bool dup, bool retain,
+                       const std::vector<uint32_t>& subscription_ids);
+
+  // ---- will (connection_will.cc)
   void publish_will();
+  // 5.0 Will Delay Interval: the will waits in queue mqtt-will-<client id>, which dead-letters
+  // it to the exchange when its delay (or the session) ends, as RabbitMQ 3.13 does.
+  void schedule_will(const Will& w, const Properties& properties, uint32_t delay_s);
+  // A new connection of this client id cancels a will still waiting.
+  void cancel_delayed_will();
+  std::string will_queue_name() const { return "mqtt-will-" + client_id_; }
   void release_resources();
 
   Service& service_;
@@ -127,12 +180,28 @@ class Connection : public broker::OutputFlusher,
   broker::VHost* vhost_ = nullptr;
   std::string client_id_;
   uint8_t level_ = kLevel311;
-  bool clean_session_ = true;
+  bool clean_session_ = true;  // 5.0: Clean Start
+  // How long the session outlives the connection: 0 = it ends with it (a 3.1.1 clean
+  // session); kNeverExpires = never.
+  uint64_t session_expiry_ms_ = 0;
   bool registered_ = false;  // holds client_id_ in the service's session table
   std::optional<Will> will_;
+  // False once a new connection took the session over with Clean Start 1: the session ends, so
+  // a will with a delay goes out at once.
+  bool will_may_wait_ = true;
   uint16_t keep_alive_ = 0;
-  // Subscriptions: topic filter -> granted QoS (UNSUBSCRIBE finds the queue to unbind from).
-  std::map<std::string, uint8_t, std::less<>> subscriptions_;
+  // Subscriptions by topic filter (UNSUBSCRIBE finds the queue to unbind from).
+  std::map<std::string, Subscription, std::less<>> subscriptions_;
+  // Some subscription has an identifier, No Local or Retain As Published: deliveries look up
+  // the subscriptions they match.
+  bool subscription_options_in_use_ = false;
+  // 5.0 limits the client set: the largest packet it takes, and how many topic aliases it
+  // accepts from us.
+  uint32_t max_packet_out_ = UINT32_MAX;
+  uint16_t topic_alias_max_out_ = 0;
+  std::unordered_map<std::string, uint16_t> aliases_out_;
+  std::vector<std::string> aliases_in_;  // index = alias - 1
+  std::string properties_scratch_;
   std::unique_ptr<broker::Consumer> consumers_[2];  // by QoS
   broker::DeliveryTracker deliveries_;
   // QoS 1 deliveries awaiting PUBACK: packet id -> delivery tag.
@@ -141,7 +210,12 @@ class Connection : public broker::OutputFlusher,
 
   // QoS 1 publishes awaiting the broker's confirm: (confirm tag, packet id) in order.
   broker::ConfirmTracker confirms_;
-  std::deque<std::pair<uint64_t, uint16_t>> unconfirmed_;
+  struct Unconfirmed {
+    uint64_t seq;
+    uint16_t packet_id;
+    bool unroutable;  // 5.0: PUBACK says "no matching subscribers"
+  };
+  std::deque<Unconfirmed> unconfirmed_;
   uint64_t publish_seq_ = 0;
   std::shared_ptr<broker::PublisherFlow> flow_;
   bool alarm_blocked_ = false;

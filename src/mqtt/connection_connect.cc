@@ -7,11 +7,25 @@
 #include "common/random_id.h"
 #include "broker/exchange.h"
 #include "mqtt/connection.h"
+#include "mqtt/reason_code.h"
 #include "mqtt/topic.h"
 
 namespace warren::mqtt {
 
 namespace {
+
+// A 5.0 CONNACK reason code as the 3.1.1 return code (RabbitMQ's
+// connect_reason_code_to_return_code).
+ConnackCode return_code_of(uint8_t code) {
+  switch (code) {
+    case reason::kUnsupportedProtocolVersion: return ConnackCode::kUnacceptableProtocolVersion;
+    case reason::kClientIdentifierNotValid: return ConnackCode::kIdentifierRejected;
+    case reason::kBadUserNameOrPassword: return ConnackCode::kBadUsernameOrPassword;
+    case reason::kNotAuthorized:
+    case reason::kQuotaExceeded: return ConnackCode::kNotAuthorized;
+    default: return ConnackCode::kServerUnavailable;
+  }
+}
 
 struct Login {
   std::string vhost;
@@ -31,52 +45,127 @@ Login split_user_name(std::string_view name, const Settings& s) {
 
 }  // namespace
 
+bool Connection::refuse(uint8_t code, std::string_view why) {
+  if (v5())
+    write_connack5(out(), false, code, {});
+  else
+    write_connack(out(), false, return_code_of(code));
+  close(why, false);
+  return false;
+}
+
 bool Connection::on_connect(Connect c) {
-  auto refuse = [&](ConnackCode code, std::string_view why) {
-    write_connack(out(), false, code);
-    close(why, false);
-    return false;
-  };
-  if (!((c.protocol_name == "MQTT" && c.level == kLevel311) ||
-        (c.protocol_name == "MQIsdp" && c.level == kLevel31)))
-    return refuse(ConnackCode::kUnacceptableProtocolVersion,
+  if (!supported_protocol(c.protocol_name, c.level))
+    return refuse(reason::kUnsupportedProtocolVersion,
                   fmt::format("unsupported protocol {} level {}", c.protocol_name, c.level));
   level_ = c.level;
-  if (c.client_id.empty() && !c.clean_session)
-    return refuse(ConnackCode::kIdentifierRejected,
-                  "an empty client id needs a clean session");
-  client_id_ = c.client_id.empty() ? random_id("") : std::move(c.client_id);
-  if (std::optional<ConnackCode> refused = log_in(c))
-    return refuse(*refused, "login refused");
+  if (v5() && c.properties.authentication_method)
+    return refuse(reason::kBadAuthenticationMethod,
+                  fmt::format("extended authentication (method '{}') is not supported",
+                              *c.properties.authentication_method));
+  // 5.0 lets a client without an id resume nothing: the server names it (and says so).
+  if (c.client_id.empty() && !c.clean_session && !v5())
+    return refuse(reason::kClientIdentifierNotValid, "an empty client id needs a clean session");
+  const bool assigned_id = c.client_id.empty();
+  client_id_ = assigned_id ? random_id("") : std::move(c.client_id);
+  if (std::optional<uint8_t> refused = log_in(c)) return refuse(*refused, "login refused");
+  if (v5() && c.will && c.will->qos == 2)  // Maximum QoS is 1
+    return refuse(reason::kQosNotSupported, "a will with QoS 2");
 
   // The id is ours now: a connection that held it closes first (its queues are released
   // before ours are declared).
   if (Connection* previous = service_.claim(vhost_->name(), client_id_, this))
-    previous->taken_over();
+    previous->taken_over(!c.clean_session);
   registered_ = true;
   clean_session_ = c.clean_session;
+  session_expiry_ms_ = session_expiry_of(c);
   will_ = std::move(c.will);
   keep_alive_ = c.keep_alive;
+  uint16_t prefetch = service_.settings().prefetch;
+  if (v5()) {
+    const Properties& p = c.properties;
+    max_packet_out_ = p.maximum_packet_size.value_or(UINT32_MAX);
+    topic_alias_max_out_ =
+        std::min(p.topic_alias_maximum.value_or(0), service_.settings().topic_alias_maximum);
+    // The client's Receive Maximum caps the QoS 1 deliveries awaiting its PUBACK.
+    prefetch = std::min(prefetch, p.receive_maximum.value_or(UINT16_MAX));
+  }
   ++vhost_->open_connections;
   state_ = State::kRunning;  // from here on, close() releases the session
-  deliveries_.set_prefetch(service_.settings().prefetch, false);
+  deliveries_.set_prefetch(prefetch, false);
+  cancel_delayed_will();
   std::optional<bool> session_present = prepare_session();
   if (!session_present) {
-    write_connack(out(), false, ConnackCode::kServerUnavailable);
+    if (v5())
+      write_connack5(out(), false, reason::kImplementationSpecificError, {});
+    else
+      write_connack(out(), false, ConnackCode::kServerUnavailable);
     close("cannot set up the session", false);
     return false;
   }
-  write_connack(out(), *session_present, ConnackCode::kAccepted);
+  if (v5())
+    write_connack5(out(), *session_present, reason::kSuccess, connack_properties(c, assigned_id));
+  else
+    write_connack(out(), *session_present, ConnackCode::kAccepted);
   output_added();
   start_keepalive();
-  spdlog::debug("MQTT connection {} from {}:{}: user '{}', vhost '{}', client id '{}', clean "
-                "session {}, keepalive {} s",
-                id_, ends_.peer_host, ends_.peer_port, user_, vhost_->name(), client_id_, clean_session_,
-                keep_alive_);
+  spdlog::debug("MQTT connection {} from {}:{}: protocol level {}, user '{}', vhost '{}', client "
+                "id '{}', clean {}, session expiry {} ms, keepalive {} s",
+                id_, ends_.peer_host, ends_.peer_port, level_, user_, vhost_->name(), client_id_,
+                clean_session_, session_expiry_ms_, keep_alive_);
   return true;
 }
 
-std::optional<ConnackCode> Connection::log_in(const Connect& c) {
+uint64_t Connection::session_expiry_of(const Connect& c) const {
+  const uint64_t max = service_.settings().max_session_expiry_ms;
+  // 3.1.1: a clean session ends with the connection; a persistent one lasts as long as the
+  // server keeps sessions (RabbitMQ 3.13 reads CleanSession=0 as Session Expiry 0xFFFFFFFF).
+  if (!v5()) return c.clean_session ? 0 : max;
+  const uint32_t requested = c.properties.session_expiry_interval.value_or(0);
+  if (requested == UINT32_MAX) return max;  // "does not expire"
+  return std::min<uint64_t>(uint64_t{requested} * 1000, max);
+}
+
+std::string Connection::connack_properties(const Connect&, bool assigned_id) const {
+  const Settings& s = service_.settings();
+  PropertyWriter w;
+  // The interval granted, which may be less than asked for (MQTT 5.0 section 3.2.2.3.2).
+  w.u32(PropertyId::kSessionExpiryInterval,
+        session_expiry_ms_ == kNeverExpires
+            ? UINT32_MAX
+            : static_cast<uint32_t>(std::min<uint64_t>(session_expiry_ms_ / 1000, UINT32_MAX - 1)));
+  if (assigned_id) w.string(PropertyId::kAssignedClientIdentifier, client_id_);
+  w.u16(PropertyId::kTopicAliasMaximum, s.topic_alias_maximum);
+  w.byte(PropertyId::kMaximumQos, 1);
+  w.u32(PropertyId::kMaximumPacketSize, s.max_packet_size_authenticated);
+  w.byte(PropertyId::kSharedSubscriptionAvailable, 0);
+  return w.bytes();
+}
+
+void Connection::on_disconnect(const Disconnect& d) {
+  if (d.properties.session_expiry_interval) {
+    const uint32_t requested = *d.properties.session_expiry_interval;
+    if (session_expiry_ms_ == 0 && requested != 0) {
+      // A protocol error (MQTT 5.0 section 3.14.2.2.2); the client is gone already, so as
+      // RabbitMQ the request is just ignored.
+      spdlog::warn("MQTT connection {}: ignoring session expiry interval {} in DISCONNECT: it "
+                   "was 0 in CONNECT", id_, requested);
+    } else if (requested == 0) {
+      session_expiry_ms_ = 0;  // the session ends now: release_resources deletes its queue
+    } else {
+      // The queue keeps the x-expires it was declared with (see the README).
+      const uint64_t max = service_.settings().max_session_expiry_ms;
+      session_expiry_ms_ =
+          requested == UINT32_MAX ? max : std::min<uint64_t>(uint64_t{requested} * 1000, max);
+    }
+  }
+  // 0x04 "disconnect with will message" asks for the will; any other client reason code
+  // (0x00 or an error) discards it, as RabbitMQ 3.13.
+  close(fmt::format("client sent DISCONNECT (reason {:#04x})", d.reason),
+        d.reason == reason::kDisconnectWithWill);
+}
+
+std::optional<uint8_t> Connection::log_in(const Connect& c) {
   const Settings& s = service_.settings();
   std::string name, password;
   if (c.username && c.password) {
@@ -85,41 +174,41 @@ std::optional<ConnackCode> Connection::log_in(const Connect& c) {
   } else if (c.username || c.password) {
     spdlog::warn("MQTT login failed from {}: {} provided without {}", ends_.peer_host,
                  c.username ? "user name" : "password", c.username ? "password" : "user name");
-    return ConnackCode::kBadUsernameOrPassword;
+    return reason::kBadUserNameOrPassword;
   } else if (s.allow_anonymous) {
     name = s.default_user;
     password = s.default_pass;
   } else {
     spdlog::warn("MQTT login failed from {}: no credentials provided", ends_.peer_host);
-    return ConnackCode::kBadUsernameOrPassword;
+    return reason::kBadUserNameOrPassword;
   }
   Login login = split_user_name(name, s);
   broker::VHost* vhost = broker_.find_vhost(login.vhost);
   if (vhost == nullptr) {
     spdlog::warn("MQTT login failed for user '{}': vhost '{}' does not exist", login.user,
                  login.vhost);
-    return ConnackCode::kBadUsernameOrPassword;
+    return reason::kBadUserNameOrPassword;
   }
   if (broker_.users().authenticate(login.user, password) == nullptr) {
     spdlog::warn("MQTT login failed for user '{}' from {}: invalid credentials", login.user,
                  ends_.peer_host);
-    return ConnackCode::kBadUsernameOrPassword;
+    return reason::kBadUserNameOrPassword;
   }
   if (!ends_.peer_is_loopback && broker_.users().loopback_only(login.user)) {
     spdlog::warn("MQTT login failed for user '{}': this user's access is restricted to localhost",
                  login.user);
-    return ConnackCode::kNotAuthorized;
+    return reason::kNotAuthorized;
   }
   if (!broker_.access_control().has_vhost_access(login.user, vhost->name())) {
     spdlog::warn("MQTT login failed for user '{}': virtual host '{}' access not allowed",
                  login.user, vhost->name());
-    return ConnackCode::kNotAuthorized;
+    return reason::kNotAuthorized;
   }
   if (vhost->max_connections >= 0 &&
       vhost->open_connections >= static_cast<size_t>(vhost->max_connections)) {
     spdlog::warn("MQTT login failed for user '{}': vhost '{}' connection limit ({}) is reached",
                  login.user, vhost->name(), vhost->max_connections);
-    return ConnackCode::kNotAuthorized;
+    return reason::kQuotaExceeded;
   }
   user_ = std::move(login.user);
   vhost_ = vhost;
@@ -138,9 +227,7 @@ std::optional<bool> Connection::prepare_session() {
     // Resume: consume the session's queue again, and recover its subscriptions from the
     // queue's bindings (so that UNSUBSCRIBE works after a reconnect).
     if (ensure_queue(Qos::k1) == nullptr) return std::nullopt;
-    if (broker::Exchange* x = vhost_->find_exchange(service_.settings().exchange))
-      for (const broker::Binding& b : x->bindings())
-        if (b.dest.queue == existing) subscriptions_[routing_key_to_topic(b.routing_key)] = 1;
+    recover_subscriptions();
     return true;
   }
   // A clean session starts empty: a persistent session left by this client id goes.
@@ -157,6 +244,35 @@ std::optional<bool> Connection::prepare_session() {
     }
   }
   return false;
+}
+
+void Connection::recover_subscriptions() {
+  broker::Exchange* x = vhost_->find_exchange(service_.settings().exchange);
+  const auto& consumer = consumers_[static_cast<int>(Qos::k1)];
+  if (x == nullptr || !consumer || !consumer->queue) return;
+  for (const broker::Binding& b : x->bindings()) {
+    if (b.dest.queue != consumer->queue.get()) continue;
+    Subscription sub;
+    sub.qos = 1;
+    if (const FieldValue* v = b.arguments.find(kSubscriptionOptionsArgument))
+      if (const FieldTable* o = v->as_table()) {
+        sub.with_options = true;
+        auto number = [&](std::string_view key) {
+          const FieldValue* f = o->find(key);
+          return f != nullptr ? f->as_int().value_or(0) : 0;
+        };
+        auto flag = [&](std::string_view key) {
+          const FieldValue* f = o->find(key);
+          return f != nullptr && f->as_bool().value_or(false);
+        };
+        sub.id = static_cast<uint32_t>(number("id"));
+        sub.no_local = flag("no-local");
+        sub.retain_as_published = flag("retain-as-published");
+        sub.retain_handling = static_cast<uint8_t>(number("retain-handling"));
+        subscription_options_in_use_ |= sub.id != 0 || sub.no_local || sub.retain_as_published;
+      }
+    subscriptions_[routing_key_to_topic(b.routing_key)] = sub;
+  }
 }
 
 }  // namespace warren::mqtt

@@ -53,7 +53,16 @@ void put_u16(std::string& out, uint16_t v) {
   out.push_back(static_cast<char>(v & 0xFF));
 }
 
+PacketError malformed_properties(std::string_view what, std::string why) {
+  return error(std::string(what) + " properties malformed: " + why);
+}
+
 }  // namespace
+
+bool supported_protocol(std::string_view name, uint8_t level) {
+  return (name == "MQTT" && (level == kLevel311 || level == kLevel5)) ||
+         (name == "MQIsdp" && level == kLevel31);
+}
 
 HeaderStatus parse_fixed_header(std::string_view in, FixedHeader* out) {
   if (in.size() < 2) return HeaderStatus::kNeedMore;
@@ -86,8 +95,8 @@ Result<Connect, PacketError> decode_connect(const FixedHeader& h, std::string_vi
   c.protocol_name.assign(name);
   // An unknown protocol name or level is answered with CONNACK 1 by the caller, so the rest is
   // only read for the versions this server speaks.
-  if (!((name == "MQTT" && c.level == kLevel311) || (name == "MQIsdp" && c.level == kLevel31)))
-    return c;
+  if (!supported_protocol(name, c.level)) return c;
+  const bool v5 = c.level == kLevel5;
   if (!r.u8(&flags) || !r.u16(&c.keep_alive)) return error("CONNECT too short");
   if ((flags & 0x01) != 0) return error("CONNECT reserved flag set");
   c.clean_session = (flags & 0x02) != 0;
@@ -98,11 +107,25 @@ Result<Connect, PacketError> decode_connect(const FixedHeader& h, std::string_vi
   const bool has_username = (flags & 0x80) != 0;
   if (will_qos == 3) return error("CONNECT will QoS 3");
   if (!will && (will_qos != 0 || will_retain)) return error("CONNECT will QoS/retain without will");
+  if (v5) {
+    std::string_view rest = r.rest();
+    if (auto e = decode_properties(&rest, PropertyContext::kConnect, &c.properties))
+      return malformed_properties("CONNECT", *e);
+    r = BodyReader(rest);
+  }
   std::string_view s;
   if (!r.bytes(&s) || !valid_string(s)) return error("CONNECT client identifier malformed");
   c.client_id.assign(s);
   if (will) {
     Will w;
+    if (v5) {
+      std::string_view rest = r.rest();
+      Properties will_properties;
+      if (auto e = decode_properties(&rest, PropertyContext::kWill, &will_properties))
+        return malformed_properties("CONNECT will", *e);
+      w.properties.assign(r.rest().substr(0, r.rest().size() - rest.size()));
+      r = BodyReader(rest);
+    }
     std::string_view topic, payload;
     if (!r.bytes(&topic) || !valid_string(topic) || topic.empty() || has_wildcard(topic))
       return error("CONNECT will topic malformed");
@@ -125,7 +148,8 @@ Result<Connect, PacketError> decode_connect(const FixedHeader& h, std::string_vi
   return c;
 }
 
-Result<Publish, PacketError> decode_publish(const FixedHeader& h, std::string_view body) {
+Result<Publish, PacketError> decode_publish(const FixedHeader& h, std::string_view body,
+                                            bool v5) {
   Publish p;
   p.retain = (h.flags & 0x01) != 0;
   p.qos = (h.flags >> 1) & 0x03;
@@ -133,42 +157,82 @@ Result<Publish, PacketError> decode_publish(const FixedHeader& h, std::string_vi
   if (p.qos == 3) return error("PUBLISH with QoS 3");
   BodyReader r(body);
   if (!r.bytes(&p.topic)) return error("PUBLISH too short");
-  if (p.topic.empty() || !valid_string(p.topic) || has_wildcard(p.topic))
+  // 5.0: an empty topic name stands for the one its Topic Alias names.
+  if ((p.topic.empty() && !v5) || !valid_string(p.topic) || has_wildcard(p.topic))
     return error("PUBLISH topic name malformed");
   if (p.qos > 0) {
     if (!r.u16(&p.packet_id)) return error("PUBLISH too short");
     if (p.packet_id == 0) return error("PUBLISH with packet identifier 0");
   }
-  p.payload = r.rest();
+  if (v5) {
+    std::string_view rest = r.rest();
+    if (auto e = decode_properties(&rest, PropertyContext::kPublish, &p.properties))
+      return malformed_properties("PUBLISH", *e);
+    p.payload = rest;
+  } else {
+    p.payload = r.rest();
+  }
+  if (p.topic.empty() && !p.properties.topic_alias)
+    return error("PUBLISH without topic name or topic alias");
   return p;
 }
 
-Result<uint16_t, PacketError> decode_packet_id(const FixedHeader& h, std::string_view body) {
+Result<Ack, PacketError> decode_ack(const FixedHeader& h, std::string_view body, bool v5) {
   // PUBREL carries flags 0010; the other acknowledgements 0000.
   const uint8_t expected = h.type == PacketType::kPubrel ? 0x02 : 0x00;
   if (h.flags != expected) return error("acknowledgement with wrong flags");
   BodyReader r(body);
-  uint16_t id = 0;
-  if (!r.u16(&id) || !r.empty()) return error("acknowledgement of wrong length");
-  return id;
+  Ack a;
+  if (!r.u16(&a.packet_id)) return error("acknowledgement of wrong length");
+  // 5.0: a reason code and properties may follow (both absent means success).
+  if (v5 && !r.empty()) {
+    r.u8(&a.reason);
+    if (!r.empty()) {
+      std::string_view rest = r.rest();
+      Properties ignored;
+      if (auto e = decode_properties(&rest, PropertyContext::kAck, &ignored))
+        return malformed_properties("acknowledgement", *e);
+      r = BodyReader(rest);
+    }
+  }
+  if (!r.empty()) return error("acknowledgement of wrong length");
+  return a;
 }
 
 namespace {
 
 Result<Subscribe, PacketError> decode_topic_list(const FixedHeader& h, std::string_view body,
-                                                bool with_qos, const char* what) {
+                                                bool with_qos, const char* what, bool v5) {
   if (h.flags != 0x02) return error(std::string(what) + " with wrong flags");
   BodyReader r(body);
   Subscribe s;
   if (!r.u16(&s.packet_id)) return error(std::string(what) + " too short");
   if (s.packet_id == 0) return error(std::string(what) + " with packet identifier 0");
+  if (v5) {
+    std::string_view rest = r.rest();
+    if (auto e = decode_properties(
+            &rest, with_qos ? PropertyContext::kSubscribe : PropertyContext::kUnsubscribe,
+            &s.properties))
+      return malformed_properties(what, *e);
+    r = BodyReader(rest);
+  }
   while (!r.empty()) {
     std::string_view filter;
     TopicRequest t;
     if (!r.bytes(&filter) || filter.empty() || !valid_string(filter))
       return error(std::string(what) + " topic filter malformed");
     if (with_qos) {
-      if (!r.u8(&t.qos) || t.qos > 2) return error(std::string(what) + " requested QoS malformed");
+      // 3.1.1: the requested QoS, other bits reserved. 5.0: QoS (bits 0-1), No Local (2),
+      // Retain As Published (3), Retain Handling (4-5); bits 6-7 reserved.
+      uint8_t options = 0;
+      if (!r.u8(&options)) return error(std::string(what) + " options missing");
+      t.qos = options & 0x03;
+      if (t.qos > 2 || (options & (v5 ? 0xC0 : 0xFC)) != 0)
+        return error(std::string(what) + " subscription options malformed");
+      t.no_local = (options & 0x04) != 0;
+      t.retain_as_published = (options & 0x08) != 0;
+      t.retain_handling = (options >> 4) & 0x03;
+      if (t.retain_handling == 3) return error(std::string(what) + " retain handling 3");
     }
     t.filter.assign(filter);
     s.topics.push_back(std::move(t));
@@ -179,12 +243,33 @@ Result<Subscribe, PacketError> decode_topic_list(const FixedHeader& h, std::stri
 
 }  // namespace
 
-Result<Subscribe, PacketError> decode_subscribe(const FixedHeader& h, std::string_view body) {
-  return decode_topic_list(h, body, true, "SUBSCRIBE");
+Result<Subscribe, PacketError> decode_subscribe(const FixedHeader& h, std::string_view body,
+                                                bool v5) {
+  return decode_topic_list(h, body, true, "SUBSCRIBE", v5);
 }
 
-Result<Unsubscribe, PacketError> decode_unsubscribe(const FixedHeader& h, std::string_view body) {
-  return decode_topic_list(h, body, false, "UNSUBSCRIBE");
+Result<Unsubscribe, PacketError> decode_unsubscribe(const FixedHeader& h, std::string_view body,
+                                                    bool v5) {
+  return decode_topic_list(h, body, false, "UNSUBSCRIBE", v5);
+}
+
+Result<Disconnect, PacketError> decode_disconnect(const FixedHeader& h, std::string_view body,
+                                                  bool v5) {
+  Disconnect d;
+  if (!v5) {
+    if (auto e = check_empty(h, body)) return *e;
+    return d;
+  }
+  if (h.flags != 0) return error("DISCONNECT with flags set");
+  BodyReader r(body);
+  if (r.empty()) return d;
+  r.u8(&d.reason);
+  if (r.empty()) return d;
+  std::string_view rest = r.rest();
+  if (auto e = decode_properties(&rest, PropertyContext::kDisconnect, &d.properties))
+    return malformed_properties("DISCONNECT", *e);
+  if (!rest.empty()) return error("DISCONNECT has trailing bytes");
+  return d;
 }
 
 std::optional<PacketError> check_empty(const FixedHeader& h, std::string_view body) {
@@ -236,5 +321,82 @@ void write_unsuback(std::string& out, uint16_t packet_id) {
 }
 
 void write_pingresp(std::string& out) { write_fixed_header(out, PacketType::kPingresp, 0, 0); }
+
+void write_connack5(std::string& out, bool session_present, uint8_t reason,
+                    std::string_view properties) {
+  const size_t remaining = 2 + varint_size(properties.size()) + properties.size();
+  write_fixed_header(out, PacketType::kConnack, 0, static_cast<uint32_t>(remaining));
+  out.push_back(session_present ? 1 : 0);
+  out.push_back(static_cast<char>(reason));
+  put_varint(out, static_cast<uint32_t>(properties.size()));
+  out.append(properties);
+}
+
+namespace {
+
+size_t publish5_remaining(std::string_view topic, size_t payload, uint8_t qos,
+                          std::string_view properties) {
+  return 2 + topic.size() + (qos > 0 ? 2 : 0) + varint_size(properties.size()) +
+         properties.size() + payload;
+}
+
+size_t fixed_header_size(size_t remaining) {
+  return 1 + varint_size(static_cast<uint32_t>(remaining));
+}
+
+}  // namespace
+
+size_t publish5_size(std::string_view topic, size_t payload, uint8_t qos,
+                     std::string_view properties) {
+  const size_t remaining = publish5_remaining(topic, payload, qos, properties);
+  return fixed_header_size(remaining) + remaining;
+}
+
+void write_publish5(std::string& out, std::string_view topic, std::string_view payload,
+                    uint8_t qos, uint16_t packet_id, bool dup, bool retain,
+                    std::string_view properties) {
+  const uint8_t flags = (dup ? 0x08 : 0) | (qos << 1) | (retain ? 0x01 : 0);
+  const size_t remaining = publish5_remaining(topic, payload.size(), qos, properties);
+  write_fixed_header(out, PacketType::kPublish, flags, static_cast<uint32_t>(remaining));
+  put_u16(out, static_cast<uint16_t>(topic.size()));
+  out.append(topic);
+  if (qos > 0) put_u16(out, packet_id);
+  put_varint(out, static_cast<uint32_t>(properties.size()));
+  out.append(properties);
+  out.append(payload);
+}
+
+void write_puback5(std::string& out, uint16_t packet_id, uint8_t reason) {
+  // Success without properties may leave out the reason code (MQTT 5.0 section 3.4.2.1).
+  write_fixed_header(out, PacketType::kPuback, 0, reason == 0 ? 2 : 3);
+  put_u16(out, packet_id);
+  if (reason != 0) out.push_back(static_cast<char>(reason));
+}
+
+namespace {
+
+void write_codes5(std::string& out, PacketType type, uint16_t packet_id,
+                  const std::vector<uint8_t>& codes) {
+  write_fixed_header(out, type, 0, static_cast<uint32_t>(3 + codes.size()));
+  put_u16(out, packet_id);
+  out.push_back(0);  // no properties
+  for (uint8_t c : codes) out.push_back(static_cast<char>(c));
+}
+
+}  // namespace
+
+void write_suback5(std::string& out, uint16_t packet_id, const std::vector<uint8_t>& codes) {
+  write_codes5(out, PacketType::kSuback, packet_id, codes);
+}
+
+void write_unsuback5(std::string& out, uint16_t packet_id, const std::vector<uint8_t>& codes) {
+  write_codes5(out, PacketType::kUnsuback, packet_id, codes);
+}
+
+void write_disconnect5(std::string& out, uint8_t reason) {
+  write_fixed_header(out, PacketType::kDisconnect, 0, 2);
+  out.push_back(static_cast<char>(reason));
+  out.push_back(0);  // no properties
+}
 
 }  // namespace warren::mqtt

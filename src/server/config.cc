@@ -201,11 +201,23 @@ std::optional<std::string> apply_entry(const ConfEntry& e, Config& c, FileListen
       {"mqtt.subscription_ttl",
        [&]() -> std::optional<std::string> {
          if (v == "undefined" || v == "infinity") {
-           c.mqtt.subscription_ttl_ms = 0;
+           c.mqtt.max_session_expiry_ms = UINT64_MAX;
            return std::nullopt;
          }
-         return integer(c.mqtt.subscription_ttl_ms, 1, int64_t{1} << 40);
+         return integer(c.mqtt.max_session_expiry_ms, 1, int64_t{1} << 40);
        }},
+      {"mqtt.max_session_expiry_interval_seconds",
+       [&]() -> std::optional<std::string> {
+         if (v == "infinity") {
+           c.mqtt.max_session_expiry_ms = UINT64_MAX;
+           return std::nullopt;
+         }
+         int64_t seconds = 0;
+         if (auto e = integer(seconds, 0, UINT32_MAX)) return e;
+         c.mqtt.max_session_expiry_ms = static_cast<uint64_t>(seconds) * 1000;
+         return std::nullopt;
+       }},
+      {"mqtt.topic_alias_maximum", [&] { return integer(c.mqtt.topic_alias_maximum, 0, 65535); }},
       {"mqtt.ignore_colons_in_username",
        [&] { return boolean(c.mqtt.ignore_colons_in_username); }},
       {"mqtt.max_packet_size_unauthenticated",

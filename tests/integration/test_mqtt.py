@@ -109,14 +109,14 @@ def test_unsubscribe_stops_deliveries(clients, uname):
 
 def test_mosquitto_command_line_clients(port, uname):
     topic = uname("cli") + "/x"
-    sub = subprocess.Popen(["mosquitto_sub", "-p", str(port), "-t", topic, "-q", "1", "-C", "1",
-                            "-v", "-W", "20"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    sub = subprocess.Popen(["mosquitto_sub", "-p", str(port), "-u", "guest", "-P", "guest",
+                            "-t", topic, "-q", "1", "-C", "1", "-v", "-W", "20"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         # mosquitto_sub has no "subscribed" signal: publish until it has received one.
         deadline = time.monotonic() + 20
         while sub.poll() is None and time.monotonic() < deadline:
-            subprocess.run(["mosquitto_pub", "-p", str(port), "-t", topic, "-m", "hello cli",
-                            "-q", "1"], check=True, timeout=20)
+            subprocess.run(["mosquitto_pub", "-p", str(port), "-u", "guest", "-P", "guest",
+                            "-t", topic, "-m", "hello cli", "-q", "1"], check=True, timeout=20)
             time.sleep(0.2)
         out, err = sub.communicate(timeout=20)
     finally:
@@ -451,17 +451,22 @@ def test_configured_exchange_and_default_vhost(warren_factory, tmp_path):
         conn.close()
 
 
-def test_anonymous_login_can_be_switched_off(warren_factory, tmp_path):
-    conf = tmp_path / "rabbitmq.conf"
-    conf.write_text("mqtt.allow_anonymous = false\n")
-    b = warren_factory("--config", str(conf))
-    port = mqtt_helpers.mqtt_port(b)
+def test_anonymous_login_only_when_configured(port, warren_factory, tmp_path):
+    # Off by default: a CONNECT without credentials is refused (bad user name or password).
     raw = RawClient(port)
-    assert raw.connect(client_id="") == (False, 4)
+    assert raw.connect(client_id="", username=None, password=None) == (False, 4)
     raw.close()
-    c = Client(port, username="guest", password="guest")
+    # mqtt.allow_anonymous = true logs such a client in as mqtt.default_user.
+    conf = tmp_path / "rabbitmq.conf"
+    conf.write_text("mqtt.allow_anonymous = true\nmqtt.default_user = guest\n"
+                    "mqtt.default_pass = guest\n")
+    b = warren_factory("--config", str(conf))
+    c = Client(mqtt_helpers.mqtt_port(b), username=None, password=None)
     assert c.connect() == 0
     c.disconnect()
+    raw = RawClient(mqtt_helpers.mqtt_port(b))
+    assert raw.connect(client_id="", username=None, password=None) == (False, 0)
+    raw.close()
 
 
 # ---- bad input
@@ -485,12 +490,18 @@ def test_malformed_and_unsupported_packets_close_only_that_connection(port, clie
         raw.send(data)
         assert raw.closed_by_broker(), data[:16]
         raw.close()
-    # MQTT 5 (level 5) and unknown levels: CONNACK 1 (unacceptable protocol version).
-    for level in (5, 2):
+    # Unknown levels: CONNACK 1 (unacceptable protocol version), as RabbitMQ.
+    for level in (6, 2):
         raw = RawClient(port)
         assert raw.connect(client_id="x", level=level) == (False, 1)
         assert raw.closed_by_broker()
         raw.close()
+    # A 3.1.1-shaped CONNECT that says level 5 lacks 5.0's property length: the 5.0 CONNACK
+    # says malformed packet (0x81).
+    raw = RawClient(port)
+    assert raw.connect(client_id="x", level=5) == (False, 0x81)
+    assert raw.closed_by_broker()
+    raw.close()
     # After CONNECT: a malformed PUBLISH (QoS 3), a wildcard topic, a second CONNECT.
     for data in (b"\x36\x03\x00\x01a", mqtt_helpers.publish_packet("a/+", b"x"),
                  mqtt_helpers.connect_packet()):

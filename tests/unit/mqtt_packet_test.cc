@@ -74,10 +74,10 @@ TEST(MqttPacket, ConnectFlagViolationsAreErrors) {
   EXPECT_FALSE(connect(0x02, str16(std::string("a\0b", 3))));  // NUL in a string
   EXPECT_FALSE(connect(0x02, str16("\xff")));  // not UTF-8
   // An unknown level is not an error here: the caller answers CONNACK 1.
-  std::string body5 = str16("MQTT") + "\x05" + std::string("\x02\x00\x00", 3);
-  auto v5 = decode_connect({PacketType::kConnect, 0, static_cast<uint32_t>(body5.size()), 2}, body5);
-  ASSERT_TRUE(v5);
-  EXPECT_EQ(v5->level, 5);
+  std::string body6 = str16("MQTT") + "\x06" + std::string("\x02\x00\x00", 3);
+  auto v6 = decode_connect({PacketType::kConnect, 0, static_cast<uint32_t>(body6.size()), 2}, body6);
+  ASSERT_TRUE(v6);
+  EXPECT_EQ(v6->level, 6);
 }
 
 TEST(MqttPacket, PublishSubscribeAndAcks) {
@@ -107,10 +107,10 @@ TEST(MqttPacket, PublishSubscribeAndAcks) {
   EXPECT_FALSE(decode_subscribe({PacketType::kSubscribe, 0x02, 0, 2},
                                 std::string("\x00\x05", 2) + str16("a") + "\x03"));
 
-  EXPECT_EQ(*decode_packet_id({PacketType::kPuback, 0, 2, 2}, std::string("\x01\x02", 2)), 0x102);
-  EXPECT_FALSE(decode_packet_id({PacketType::kPuback, 0, 3, 2}, std::string("\x01\x02\x03", 3)));
-  EXPECT_FALSE(decode_packet_id({PacketType::kPubrel, 0, 2, 2}, std::string("\x01\x02", 2)));
-  EXPECT_TRUE(decode_packet_id({PacketType::kPubrel, 2, 2, 2}, std::string("\x01\x02", 2)));
+  EXPECT_EQ(decode_ack({PacketType::kPuback, 0, 2, 2}, std::string("\x01\x02", 2))->packet_id, 0x102);
+  EXPECT_FALSE(decode_ack({PacketType::kPuback, 0, 3, 2}, std::string("\x01\x02\x03", 3)));
+  EXPECT_FALSE(decode_ack({PacketType::kPubrel, 0, 2, 2}, std::string("\x01\x02", 2)));
+  EXPECT_TRUE(decode_ack({PacketType::kPubrel, 2, 2, 2}, std::string("\x01\x02", 2)));
 
   std::string out;
   write_publish(out, "t", "x", 1, 0x0A0B, true, false);

@@ -282,7 +282,7 @@ TEST_F(ConfigFile, MqttKeysAndListeners) {
   EXPECT_EQ(c->mqtt.default_user, "dev");
   EXPECT_EQ(c->mqtt.default_pass, "pw");
   EXPECT_EQ(c->mqtt.prefetch, 50);
-  EXPECT_EQ(c->mqtt.subscription_ttl_ms, 3600000u);
+  EXPECT_EQ(c->mqtt.max_session_expiry_ms, 3600000u);
   EXPECT_TRUE(c->mqtt.ignore_colons_in_username);
   EXPECT_EQ(c->mqtt.max_packet_size_unauthenticated, 1024u);
   EXPECT_EQ(c->mqtt.max_packet_size_authenticated, 1048576u);
@@ -299,7 +299,13 @@ TEST_F(ConfigFile, MqttKeysAndListeners) {
   EXPECT_EQ(tls_flag->forced_plugins.count("rabbitmq_mqtt/ssl"), 1u);
   auto ttl = parse("mqtt.subscription_ttl = undefined\n");
   ASSERT_TRUE(ttl);
-  EXPECT_EQ(ttl->mqtt.subscription_ttl_ms, 0u);
+  EXPECT_EQ(ttl->mqtt.max_session_expiry_ms, UINT64_MAX);
+  auto v5 = parse("mqtt.max_session_expiry_interval_seconds = 60\nmqtt.topic_alias_maximum = 0\n");
+  ASSERT_TRUE(v5);
+  EXPECT_EQ(v5->mqtt.max_session_expiry_ms, 60000u);
+  EXPECT_EQ(v5->mqtt.topic_alias_maximum, 0);
+  EXPECT_FALSE(parse("mqtt.topic_alias_maximum = 70000\n"));
+  EXPECT_FALSE(parse("", {}).value().mqtt.allow_anonymous);  // only when configured
   // Without a listener key, 1883 on the AMQP addresses once the plugin is enabled;
   // --mqtt-port listens on the --bind addresses and forces MQTT on.
   auto defaults = parse("", {"--bind", "127.0.0.1"});
