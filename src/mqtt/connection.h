@@ -125,6 +125,9 @@ class Connection : public broker::OutputFlusher,
 
   // ---- PUBLISH, SUBSCRIBE, deliveries (connection_session.cc)
   bool on_publish(const Publish& p);
+  // Keeps a retained message (with a 5.0 publish's properties and expiry).
+  void retain(std::string_view topic, uint8_t qos, std::string_view payload,
+              const Properties* properties);
   // The topic a 5.0 PUBLISH names through its Topic Alias (recording a new alias), or the
   // DISCONNECT reason code refusing it.
   Result<std::string_view, uint8_t> resolve_topic_alias(const Publish& p);

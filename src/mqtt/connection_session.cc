@@ -53,8 +53,20 @@ bool Connection::on_publish(const Publish& p) {
     disconnect(reason::kNotAuthorized, *error);
     return false;
   }
-  if (p.retain) service_.retained().retain(vhost_->name(), topic, qos, p.payload);
+  if (p.retain) retain(topic, qos, p.payload, v5() ? &p.properties : nullptr);
   return true;
+}
+
+void Connection::retain(std::string_view topic, uint8_t qos, std::string_view payload,
+                        const Properties* properties) {
+  std::string kept;
+  uint64_t expires_at_ms = 0;
+  if (properties != nullptr) {
+    kept = retained_properties(*properties);
+    if (properties->message_expiry_interval)
+      expires_at_ms = broker::wall_now_ms() + uint64_t{*properties->message_expiry_interval} * 1000;
+  }
+  service_.retained().retain(vhost_->name(), topic, qos, payload, kept, expires_at_ms);
 }
 
 Result<std::string_view, uint8_t> Connection::resolve_topic_alias(const Publish& p) {
@@ -304,6 +316,7 @@ void Connection::on_subscribe(const Subscribe& s) {
 }
 
 void Connection::send_retained(const std::string& filter, uint8_t granted) {
+  const uint64_t now = broker::wall_now_ms();
   service_.retained().for_each_match(
       vhost_->name(), filter, [&](const std::string& topic, const RetainedMessage& m) {
         // The lower of the subscription's and the message's QoS, as RabbitMQ and mosquitto.
@@ -313,11 +326,17 @@ void Connection::send_retained(const std::string& filter, uint8_t granted) {
           write_publish(out(), topic, m.payload, qos, packet_id, false, true);
           return;
         }
+        // The publish's properties, what is left of its expiry, and the subscription's id.
+        std::string properties = m.properties;
         PropertyWriter w;
+        if (m.expires_at_ms != 0)
+          w.u32(PropertyId::kMessageExpiryInterval,
+                static_cast<uint32_t>((m.expires_at_ms - std::min(m.expires_at_ms, now)) / 1000));
         if (auto it = subscriptions_.find(filter); it != subscriptions_.end() && it->second.id != 0)
           w.varint(PropertyId::kSubscriptionIdentifier, it->second.id);
-        if (publish5_size(topic, m.payload.size(), qos, w.bytes()) <= max_packet_out_)
-          write_publish5(out(), topic, m.payload, qos, packet_id, false, true, w.bytes());
+        properties += w.bytes();
+        if (publish5_size(topic, m.payload.size(), qos, properties) <= max_packet_out_)
+          write_publish5(out(), topic, m.payload, qos, packet_id, false, true, properties);
       });
 }
 

@@ -42,7 +42,7 @@ void Connection::publish_will() {
     spdlog::warn("MQTT connection {}: could not send last will: {}", id_, *error);
     return;
   }
-  if (w.retain) service_.retained().retain(vhost_->name(), w.topic, qos, w.payload);
+  if (w.retain) retain(w.topic, qos, w.payload, v5() ? &properties : nullptr);
 }
 
 void Connection::schedule_will(const Will& w, const Properties& properties, uint32_t delay_s) {

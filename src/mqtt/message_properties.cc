@@ -139,6 +139,17 @@ EncodedPublish publish_properties(uint8_t qos, bool dup, const Properties& in,
   return out;
 }
 
+std::string retained_properties(const Properties& p) {
+  PropertyWriter w;
+  if (p.payload_format_indicator)
+    w.byte(PropertyId::kPayloadFormatIndicator, *p.payload_format_indicator);
+  if (p.content_type) w.string(PropertyId::kContentType, *p.content_type);
+  if (p.response_topic) w.string(PropertyId::kResponseTopic, *p.response_topic);
+  if (p.correlation_data) w.string(PropertyId::kCorrelationData, *p.correlation_data);
+  for (const auto& [name, value] : p.user_properties) w.user_property(name, value);
+  return w.bytes();
+}
+
 PublishedAs published_as(std::string_view raw_properties) {
   PublishedAs out;
   // Most deliveries of AMQP publishes have no such header: skip the decoding for them.

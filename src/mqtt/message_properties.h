@@ -32,6 +32,10 @@ struct EncodedPublish {
 EncodedPublish publish_properties(uint8_t qos, bool dup, const Properties& p,
                                   std::optional<int64_t> expiration_ms = std::nullopt);
 
+// The properties a retained 5.0 publish hands on to later subscribers (Payload Format
+// Indicator, Content Type, Response Topic, Correlation Data, User Properties): a property list.
+std::string retained_properties(const Properties& p);
+
 // What a delivery's properties say about its MQTT origin.
 struct PublishedAs {
   std::optional<uint8_t> qos;  // x-mqtt-publish-qos; none for a publish by another protocol

@@ -1,5 +1,6 @@
 #include "mqtt/retained_store.h"
 
+#include <chrono>
 #include <filesystem>
 
 #include <spdlog/spdlog.h>
@@ -23,9 +24,24 @@ constexpr const char* kSchema = R"sql(
     topic TEXT NOT NULL,
     qos INTEGER NOT NULL,
     payload BLOB NOT NULL,
+    properties BLOB NOT NULL DEFAULT x'',
+    expires_at INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (vhost, topic)
   );
 )sql";
+
+// A store written before MQTT 5.0 lacks the last two columns; adding one that exists fails
+// harmlessly.
+constexpr const char* kAddedColumns[] = {
+    "ALTER TABLE retained ADD COLUMN properties BLOB NOT NULL DEFAULT x''",
+    "ALTER TABLE retained ADD COLUMN expires_at INTEGER NOT NULL DEFAULT 0",
+};
+
+uint64_t wall_now_ms() {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                   std::chrono::system_clock::now().time_since_epoch())
+                                   .count());
+}
 
 }  // namespace
 
@@ -54,6 +70,7 @@ Result<std::unique_ptr<RetainedStore>, std::string> RetainedStore::open(const st
     sqlite3_free(message);
     return error;
   }
+  for (const char* alter : kAddedColumns) sqlite3_exec(raw, alter, nullptr, nullptr, nullptr);
   std::string error;
   if (!store->prepare(&error)) return path + ": " + error;
   store->load();
@@ -70,15 +87,17 @@ bool RetainedStore::prepare(std::string* error) {
     out->reset(s);
     return true;
   };
-  return compile("INSERT OR REPLACE INTO retained (vhost, topic, qos, payload) VALUES (?, ?, ?, ?)",
+  return compile("INSERT OR REPLACE INTO retained (vhost, topic, qos, payload, properties, "
+                 "expires_at) VALUES (?, ?, ?, ?, ?, ?)",
                  &upsert_) &&
          compile("DELETE FROM retained WHERE vhost = ? AND topic = ?", &erase_);
 }
 
 void RetainedStore::load() {
   sqlite3_stmt* s = nullptr;
-  if (sqlite3_prepare_v2(db_.get(), "SELECT vhost, topic, qos, payload FROM retained", -1, &s,
-                         nullptr) != SQLITE_OK)
+  if (sqlite3_prepare_v2(db_.get(),
+                         "SELECT vhost, topic, qos, payload, properties, expires_at FROM retained",
+                         -1, &s, nullptr) != SQLITE_OK)
     return;
   std::unique_ptr<sqlite3_stmt, Closer> select(s);
   while (sqlite3_step(s) == SQLITE_ROW) {
@@ -86,13 +105,15 @@ void RetainedStore::load() {
       return std::string(reinterpret_cast<const char*>(sqlite3_column_blob(s, col)),
                          static_cast<size_t>(sqlite3_column_bytes(s, col)));
     };
-    RetainedMessage m{static_cast<uint8_t>(sqlite3_column_int(s, 2)), text(3)};
+    RetainedMessage m{static_cast<uint8_t>(sqlite3_column_int(s, 2)), text(3), text(4),
+                      static_cast<uint64_t>(sqlite3_column_int64(s, 5))};
     by_vhost_[text(0)][text(1)] = std::move(m);
   }
 }
 
 void RetainedStore::retain(std::string_view vhost, std::string_view topic, uint8_t qos,
-                           std::string_view payload) {
+                           std::string_view payload, std::string_view properties,
+                           uint64_t expires_at_ms) {
   if (payload.empty()) {
     auto v = by_vhost_.find(vhost);
     if (v != by_vhost_.end()) {
@@ -106,6 +127,8 @@ void RetainedStore::retain(std::string_view vhost, std::string_view topic, uint8
     if (t == v->second.end()) t = v->second.emplace(std::string(topic), RetainedMessage{}).first;
     t->second.qos = qos;
     t->second.payload.assign(payload);
+    t->second.properties.assign(properties);
+    t->second.expires_at_ms = expires_at_ms;
   }
   if (!db_) return;
   sqlite3_stmt* s = payload.empty() ? erase_.get() : upsert_.get();
@@ -114,6 +137,9 @@ void RetainedStore::retain(std::string_view vhost, std::string_view topic, uint8
   if (!payload.empty()) {
     sqlite3_bind_int(s, 3, qos);
     sqlite3_bind_blob(s, 4, payload.data(), static_cast<int>(payload.size()), SQLITE_STATIC);
+    sqlite3_bind_blob(s, 5, properties.data(), static_cast<int>(properties.size()),
+                      SQLITE_STATIC);
+    sqlite3_bind_int64(s, 6, static_cast<sqlite3_int64>(expires_at_ms));
   }
   if (sqlite3_step(s) != SQLITE_DONE)
     spdlog::error("MQTT retained message for topic '{}' in vhost '{}' not stored: {}", topic,
@@ -127,13 +153,16 @@ void RetainedStore::for_each_match(
     const std::function<void(const std::string&, const RetainedMessage&)>& f) const {
   auto v = by_vhost_.find(vhost);
   if (v == by_vhost_.end()) return;
+  const uint64_t now = wall_now_ms();
+  auto live = [&](const RetainedMessage& m) { return m.expires_at_ms == 0 || m.expires_at_ms > now; };
   // A filter without wildcards is one lookup; a wildcard looks at every retained topic.
   if (filter.find_first_of("+#") == std::string_view::npos) {
-    if (auto t = v->second.find(filter); t != v->second.end()) f(t->first, t->second);
+    if (auto t = v->second.find(filter); t != v->second.end() && live(t->second))
+      f(t->first, t->second);
     return;
   }
   for (const auto& [topic, m] : v->second)
-    if (topic_matches(filter, topic)) f(topic, m);
+    if (live(m) && topic_matches(filter, topic)) f(topic, m);
 }
 
 size_t RetainedStore::size() const {

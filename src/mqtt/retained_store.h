@@ -22,6 +22,10 @@ namespace warren::mqtt {
 struct RetainedMessage {
   uint8_t qos = 0;
   std::string payload;
+  // MQTT 5.0: the publish's properties to hand on (a property list without its length, Message
+  // Expiry Interval excluded), and when the message expires (wall-clock ms; 0 = never).
+  std::string properties;
+  uint64_t expires_at_ms = 0;
 };
 
 class RetainedStore {
@@ -33,8 +37,10 @@ class RetainedStore {
   // Keeps `payload` as the topic's retained message; an empty payload clears it. A failed write
   // is logged and the message is kept in memory (it is lost at the next restart).
   void retain(std::string_view vhost, std::string_view topic, uint8_t qos,
-              std::string_view payload);
-  // Calls f(topic, message) for each retained message of the vhost that `filter` matches.
+              std::string_view payload, std::string_view properties = {},
+              uint64_t expires_at_ms = 0);
+  // Calls f(topic, message) for each retained message of the vhost that `filter` matches and
+  // that has not expired.
   void for_each_match(std::string_view vhost, std::string_view filter,
                       const std::function<void(const std::string&, const RetainedMessage&)>& f)
       const;
