@@ -35,6 +35,8 @@ struct Options {
   double time = 10;
   uint32_t window = 1000;
   std::string user = "guest", password = "guest";
+  int version = 4;  // CONNECT protocol level: 4 = MQTT 3.1.1, 5 = MQTT 5.0 (no properties sent)
+  bool v5() const { return version == 5; }
 };
 
 void put_u16(std::string& out, uint16_t v) {
@@ -71,9 +73,10 @@ class Client {
     ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     std::string body;
     put_str(body, "MQTT");
-    body.push_back(4);
+    body.push_back(static_cast<char>(o.version));
     body.push_back(static_cast<char>(0x02 | 0x80 | 0x40));  // clean session, user, password
     put_u16(body, 0);  // keep-alive off
+    if (o.v5()) body.push_back(0);  // no properties
     put_str(body, client_id);
     put_str(body, o.user);
     put_str(body, o.password);
@@ -82,7 +85,8 @@ class Client {
     send_all(packet + body);
     uint8_t type = 0;
     std::string_view reply;
-    if (!next_packet(&type, &reply) || (type >> 4) != 2 || reply.size() != 2 || reply[1] != 0)
+    // 3.1.1: flags and return code; 5.0: flags, reason code and properties.
+    if (!next_packet(&type, &reply) || (type >> 4) != 2 || reply.size() < 2 || reply[1] != 0)
       fail("CONNACK refused");
   }
   ~Client() { ::close(fd_); }
@@ -152,11 +156,12 @@ void publisher(const Options& o, const std::string& topic, std::atomic<uint64_t>
   const std::string payload(o.size, 'x');
   // One PUBLISH, re-stamped with a packet id for QoS 1.
   std::string one;
-  const size_t remaining = 2 + topic.size() + (o.qos ? 2 : 0) + payload.size();
+  const size_t remaining = 2 + topic.size() + (o.qos ? 2 : 0) + (o.v5() ? 1 : 0) + payload.size();
   fixed_header(one, static_cast<uint8_t>(0x30 | (o.qos << 1)), remaining);
   put_str(one, topic);
   const size_t id_at = one.size();
   if (o.qos) put_u16(one, 0);
+  if (o.v5()) one.push_back(0);  // no properties
   one += payload;
   const size_t batch = std::max<size_t>(1, 64 * 1024 / one.size());
   std::string out;
@@ -211,6 +216,7 @@ void subscriber(const Options& o, const std::string& filter, std::atomic<uint64_
   std::string sub;
   std::string body;
   put_u16(body, 1);
+  if (o.v5()) body.push_back(0);  // no properties
   put_str(body, filter);
   body.push_back(static_cast<char>(o.qos));
   fixed_header(sub, 0x82, body.size());
@@ -252,7 +258,7 @@ void subscriber(const Options& o, const std::string& filter, std::atomic<uint64_
 
 int main(int argc, char** argv) {
   Options o;
-  CLI::App app{"MQTT 3.1.1 throughput: publishers to perf/<run>/<i>, subscribers on perf/<run>/#",
+  CLI::App app{"MQTT 3.1.1 / 5.0 throughput: publishers to perf/<run>/<i>, subscribers on perf/<run>/#",
                "warren-mqtt-perf"};
   app.add_option("--port", o.port, "MQTT port")->capture_default_str();
   app.add_option("-P,--publishers", o.publishers, "publishing clients")->capture_default_str();
@@ -265,6 +271,9 @@ int main(int argc, char** argv) {
   app.add_option("-t,--time", o.time, "seconds of publishing")->capture_default_str();
   app.add_option("--window", o.window, "QoS 1: PUBLISHes awaiting PUBACK per publisher")
       ->check(CLI::Range(1u, 65000u))
+      ->capture_default_str();
+  app.add_option("--mqtt-version", o.version, "protocol level: 4 (MQTT 3.1.1) or 5 (MQTT 5.0)")
+      ->check(CLI::IsMember({4, 5}))
       ->capture_default_str();
   app.add_option("-u,--user", o.user)->capture_default_str();
   app.add_option("--password", o.password)->capture_default_str();
@@ -304,10 +313,10 @@ int main(int argc, char** argv) {
   g_stop_receiving = true;
   for (auto& t : subs) t.join();
   std::printf(
-      "{\"publishers\": %d, \"subscribers\": %d, \"qos\": %d, \"size\": %u, \"publish_s\": %.2f, "
+      "{\"mqtt_version\": %d, \"publishers\": %d, \"subscribers\": %d, \"qos\": %d, \"size\": %u, \"publish_s\": %.2f, "
       "\"sent\": %llu, \"acked\": %llu, \"received\": %llu, \"expected\": %llu, "
       "\"publish_rate\": %.0f, \"receive_rate\": %.0f}\n",
-      o.publishers, o.subscribers, o.qos, o.size, publish_s,
+      o.version, o.publishers, o.subscribers, o.qos, o.size, publish_s,
       static_cast<unsigned long long>(sent.load()), static_cast<unsigned long long>(acked.load()),
       static_cast<unsigned long long>(received.load()),
       static_cast<unsigned long long>(expected), sent_at_stop / publish_s,
