@@ -228,6 +228,7 @@ std::optional<std::string> apply_entry(const ConfEntry& e, Config& c, FileListen
       {"stomp.default_pass", [&] { return text(c.stomp.settings.default_passcode); }},
       {"stomp.default_vhost", [&] { return text(c.stomp.settings.default_vhost); }},
       {"stomp.default_nack_requeue", [&] { return boolean(c.stomp.settings.default_nack_requeue); }},
+      {"stomp.implicit_connect", [&] { return boolean(c.stomp.settings.implicit_connect); }},
       {"stomp.max_frame_size", [&] { return integer(c.stomp.settings.max_frame_size, 1, 512 << 20); }},
       {"stomp.login_timeout", [&] { return integer(c.stomp.settings.login_timeout_ms, 1, 3'600'000); }},
   };

@@ -176,6 +176,13 @@ void Session::write_receipt(const std::string& id) { write("RECEIPT", {{"receipt
 AfterFrame Session::handle(Frame& frame) {
   const std::string command = frame.command;
   if (command == "CONNECT" || command == "STOMP") return connect(frame);
+  if (!logged_in() && settings_.implicit_connect) {
+    // As rabbitmq_stomp: a login from an empty CONNECT; if it fails, its ERROR goes out and
+    // the connection closes.
+    Frame empty;
+    connect(empty, true);
+    if (!logged_in()) return AfterFrame::kCloseAfterFlush;
+  }
   if (!logged_in()) {
     write_error(protocol_error("Illegal command", "You must log in using CONNECT first"));
     return AfterFrame::kContinue;
@@ -193,7 +200,7 @@ AfterFrame Session::handle(Frame& frame) {
   return after;
 }
 
-AfterFrame Session::connect(Frame& frame) {
+AfterFrame Session::connect(Frame& frame, bool implicit) {
   // A second CONNECT crashes RabbitMQ's processor, which drops the connection.
   if (logged_in()) return AfterFrame::kCloseNow;
   const std::string* accept = frame.header("accept-version");
@@ -252,10 +259,11 @@ AfterFrame Session::connect(Frame& frame) {
   uint32_t send_s = heartbeat_seconds(cy), receive_s = heartbeat_seconds(cx);
   send_heartbeat_ms_ = send_s * 1000;
   receive_heartbeat_ms_ = receive_s * 1000;
-  write("CONNECTED", {{"server", std::string(kServer)},
-                      {"session", session_id_},
-                      {"heart-beat", fmt::format("{},{}", send_heartbeat_ms_, receive_heartbeat_ms_)},
-                      {"version", version_}});
+  if (!implicit)
+    write("CONNECTED", {{"server", std::string(kServer)},
+                        {"session", session_id_},
+                        {"heart-beat", fmt::format("{},{}", send_heartbeat_ms_, receive_heartbeat_ms_)},
+                        {"version", version_}});
   spdlog::debug("STOMP connection {}: user '{}' connected to vhost '{}' (STOMP {})", conn_.id(),
                 user_, vhost_->name(), version_);
   return AfterFrame::kContinue;

@@ -85,7 +85,9 @@ class Session : public broker::DeliverySink, public broker::JournalWaiter {
   };
   using TransactionAction = std::variant<PendingPublish, PendingSettlement>;
 
-  AfterFrame connect(Frame& frame);
+  // implicit: stomp.implicit_connect logs in for a first frame that is not CONNECT (no
+  // CONNECTED frame is sent).
+  AfterFrame connect(Frame& frame, bool implicit = false);
   StompStatus dispatch(const std::string& command, Frame& frame, AfterFrame* after);
   StompStatus subscribe(const Frame& f);
   StompStatus unsubscribe(const Frame& f);

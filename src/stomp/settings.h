@@ -20,6 +20,9 @@ struct Settings {
   bool default_nack_requeue = true;
   // Milliseconds a client has to log in before it is dropped (stomp.login_timeout).
   unsigned login_timeout_ms = 10'000;
+  // stomp.implicit_connect: a first frame other than CONNECT logs in as if a CONNECT without
+  // headers had come first (the default user, STOMP 1.0), and no CONNECTED frame is sent.
+  bool implicit_connect = false;
 };
 
 }  // namespace warren::stomp

@@ -592,6 +592,32 @@ def test_frame_over_max_frame_size_closes_the_connection(warren_factory, tmp_pat
     big.close()
 
 
+def test_implicit_connect_logs_in_with_the_first_frame(warren_factory, tmp_path):
+    # Off by default: a frame before CONNECT is an error.
+    conf = tmp_path / "rabbitmq.conf"
+    conf.write_text("stomp.implicit_connect = true\n")
+    b = warren_factory("--config", str(conf))
+    port = b.listener_port("STOMP")
+    q = unique("implicit")
+    c = RawStomp(port, connect=False)
+    # No CONNECT: the SUBSCRIBE logs in as the default user (guest) and no CONNECTED comes.
+    c.send_frame("SUBSCRIBE", [("destination", "/queue/" + q), ("id", "0"), ("receipt", "s")])
+    assert c.frame()[0] == "RECEIPT"
+    c.send_frame("SEND", [("destination", "/queue/" + q)], b"implicit")
+    f = c.frame()
+    assert f[0] == "MESSAGE" and f[2] == b"implicit", f
+    c.close()
+    # A default user that cannot log in: ERROR, and the connection closes.
+    conf.write_text("stomp.implicit_connect = true\nstomp.default_pass = wrong\n")
+    b2 = warren_factory("--config", str(conf))
+    bad = RawStomp(b2.listener_port("STOMP"), connect=False)
+    bad.send_frame("SEND", [("destination", "/queue/" + q)], b"x")
+    f = bad.frame()
+    assert f[0] == "ERROR" and headers_of(f)["message"] == "Bad CONNECT", f
+    assert bad.wait_closed()
+    bad.close()
+
+
 def test_stomp_connections_are_listed_and_closed_on_vhost_deletion(warren_factory):
     b = warren_factory()
     port = b.listener_port("STOMP")
