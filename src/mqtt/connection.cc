@@ -156,7 +156,7 @@ bool Connection::handle_packet(const FixedHeader& h, std::string_view body) {
     case PacketType::kPuback: {
       auto a = decode_ack(h, body, v5());
       if (!a) return malformed(a.error());
-      on_puback(a->packet_id);
+      on_puback(a->packet_id, a->reason);
       return true;
     }
     case PacketType::kPubrec:

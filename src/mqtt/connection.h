@@ -139,7 +139,9 @@ class Connection : public broker::OutputFlusher,
                                      const Properties* properties = nullptr, bool retain = false);
   void on_subscribe(const Subscribe& s);
   void on_unsubscribe(const Unsubscribe& u);
-  void on_puback(uint16_t packet_id);
+  // reason: 5.0's PUBACK reason code; 0x80 and above refuses the message, which is then
+  // discarded (dead-lettered if its queue says so), not sent again [MQTT-4.4.0-2].
+  void on_puback(uint16_t packet_id, uint8_t reason = reason::kSuccess);
   // The queue of subscriptions with this QoS, declared and consumed; null if refused.
   broker::Queue* ensure_queue(Qos qos);
   std::string queue_name(Qos qos) const;

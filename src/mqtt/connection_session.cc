@@ -473,14 +473,16 @@ bool Connection::write_delivery5(const broker::Message& msg, uint64_t expires_at
   return true;
 }
 
-void Connection::on_puback(uint16_t packet_id) {
+void Connection::on_puback(uint16_t packet_id, uint8_t code) {
   // An unknown id (a retained message's, or a bogus client's) is ignored, as RabbitMQ.
   auto it = std::find_if(awaiting_puback_.begin(), awaiting_puback_.end(),
                          [&](const auto& p) { return p.first == packet_id; });
   if (it == awaiting_puback_.end()) return;
   const uint64_t tag = it->second;
   awaiting_puback_.erase(it);
-  deliveries_.settle(tag, false, broker::Settlement::kAck);
+  deliveries_.settle(tag, false,
+                     code < reason::kUnspecifiedError ? broker::Settlement::kAck
+                                                      : broker::Settlement::kReject);
 }
 
 void Connection::cancelled_by_broker(broker::Consumer& c) {
