@@ -686,6 +686,27 @@ def test_will_delay_interval(connection, raws, clients5, uname):
     raw.send(mh.disconnect5_packet())
 
 
+def test_delayed_will_survives_a_broker_restart(restartable_broker, uname):
+    # The will waits in a durable queue as a persistent message: a broker killed during the
+    # delay still sends it after it comes back (the delay counts again from the restart).
+    b = restartable_broker.start()
+    cid, topic = uname("wdr"), uname("wdr-t")
+    raw = RawClient5(mh.mqtt_port(b))
+    sp, rc, _ = raw.connect5(client_id=cid, properties=[(mh.SESSION_EXPIRY_INTERVAL, 30)],
+                             will=(topic, b"after restart", 1, False),
+                             will_properties=[(mh.WILL_DELAY_INTERVAL, 2)])
+    assert rc == 0
+    raw.drop()
+    time.sleep(0.3)  # the will is in its queue (a durable declare and a persistent publish)
+    b = restartable_broker.restart(kill=True)
+    watcher = Client5(mh.mqtt_port(b))
+    assert watcher.connect() == 0
+    watcher.subscribe(topic, 1)
+    [m] = watcher.expect(1, timeout=6)
+    assert (m.topic, m.payload) == (topic, b"after restart")
+    watcher.disconnect()
+
+
 def test_reconnecting_within_the_will_delay_cancels_the_will(raws, clients5, uname):
     cid, topic = uname("wdc"), uname("wdc-t")
     watcher = connected(clients5)
