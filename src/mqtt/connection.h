@@ -123,7 +123,8 @@ class Connection : public broker::OutputFlusher,
   // Returns whether a session was present.
   std::optional<bool> prepare_session();  // nullopt: refused (CONNACK 3)
 
-  // ---- PUBLISH, SUBSCRIBE, deliveries (connection_session.cc)
+  // ---- PUBLISH, SUBSCRIBE, deliveries (connection_publish.cc, connection_subscribe.cc,
+  // connection_delivery.cc)
   bool on_publish(const Publish& p);
   // Keeps a retained message (with a 5.0 publish's properties and expiry).
   void retain(std::string_view topic, uint8_t qos, std::string_view payload,
