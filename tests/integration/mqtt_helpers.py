@@ -78,6 +78,10 @@ class Client(object):
         """Subscribes to one filter or a list of (filter, qos); returns the granted QoS list."""
         rc, mid = self.c.subscribe(topic, qos)
         assert rc == paho.MQTT_ERR_SUCCESS, rc
+        return self.await_suback(mid, timeout)
+
+    def await_suback(self, mid, timeout):
+        """The SUBACK of SUBSCRIBE `mid` (what the on_subscribe callback recorded)."""
         deadline = time.monotonic() + timeout
         with self.suback_event:
             while mid not in self.subacks:
@@ -744,14 +748,7 @@ class Client5(Client):
         else:
             rc, mid = self.c.subscribe(topic, qos=qos, options=options, properties=props)
         assert rc == paho.MQTT_ERR_SUCCESS, rc
-        deadline = time.monotonic() + timeout
-        with self.suback_event:
-            while mid not in self.subacks:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise AssertionError("no SUBACK within %.0f s" % timeout)
-                self.suback_event.wait(left)
-            return self.subacks[mid]
+        return self.await_suback(mid, timeout)
 
     def unsubscribe(self, topic, timeout=10.0):
         """Returns the UNSUBACK reason codes (a list)."""

@@ -50,16 +50,20 @@ def _factory(make_one):
     return made, make
 
 
-@pytest.fixture
-def clients5(port):
-    """``clients5(**Client5 kwargs)`` -> an MQTT 5.0 paho client (disconnected at teardown)."""
-    made, make = _factory(lambda **kw: Client5(port, **kw))
-    yield make
+def _disconnect_all(made):
     for c in made:
         try:
             c.disconnect()
         except Exception:
             pass
+
+
+@pytest.fixture
+def clients5(port):
+    """``clients5(**Client5 kwargs)`` -> an MQTT 5.0 paho client (disconnected at teardown)."""
+    made, make = _factory(lambda **kw: Client5(port, **kw))
+    yield make
+    _disconnect_all(made)
 
 
 @pytest.fixture
@@ -67,11 +71,7 @@ def clients(port):
     """``clients(**Client kwargs)`` -> an MQTT 3.1.1 paho client."""
     made, make = _factory(lambda **kw: Client(port, **kw))
     yield make
-    for c in made:
-        try:
-            c.disconnect()
-        except Exception:
-            pass
+    _disconnect_all(made)
 
 
 @pytest.fixture
