@@ -40,6 +40,17 @@ Status require(Connection& c, Permission what, std::string_view kind, std::strin
   return std::nullopt;
 }
 
+// rabbit_channel:binding_action: read on the binding key when the source is a topic exchange
+// and the user has topic permissions in the vhost (a missing source passes; the bind fails).
+Status require_topic_read(Connection& c, std::string_view exchange, std::string_view key) {
+  broker::Broker& b = c.broker();
+  if (!b.topic_checks_apply(c.user(), c.vhost().name())) return std::nullopt;
+  if (broker::Status s = b.check_topic_access_on(c.vhost().find_exchange(exchange), c.user(),
+                                                 c.vhost().name(), Permission::kRead, key))
+    return *s;
+  return std::nullopt;
+}
+
 }  // namespace
 
 Channel::Channel(Connection& conn, uint16_t id)
@@ -145,6 +156,7 @@ Status Channel::on(const ExchangeBind& m) {
   if (!args) return args.error();
   if (Status s = require(conn_, Permission::kWrite, "exchange", m.destination)) return s;
   if (Status s = require(conn_, Permission::kRead, "exchange", m.source)) return s;
+  if (Status s = require_topic_read(conn_, m.source, m.routing_key)) return s;
   if (Status s = conn_.vhost().bind_exchange(m.destination, m.source, m.routing_key, *args))
     return s;
   if (!m.no_wait) send(ExchangeBindOk{});
@@ -156,6 +168,7 @@ Status Channel::on(const ExchangeUnbind& m) {
   if (!args) return args.error();
   if (Status s = require(conn_, Permission::kWrite, "exchange", m.destination)) return s;
   if (Status s = require(conn_, Permission::kRead, "exchange", m.source)) return s;
+  if (Status s = require_topic_read(conn_, m.source, m.routing_key)) return s;
   if (Status s = conn_.vhost().unbind_exchange(m.destination, m.source, m.routing_key, *args))
     return s;
   if (!m.no_wait) send(ExchangeUnbindOk{});
@@ -215,6 +228,7 @@ Status Channel::on(const QueueBind& m) {
   if (m.queue.empty() && key.empty()) key = *q;
   if (Status s = require(conn_, Permission::kWrite, "queue", *q)) return s;
   if (Status s = require(conn_, Permission::kRead, "exchange", m.exchange)) return s;
+  if (Status s = require_topic_read(conn_, m.exchange, key)) return s;
   if (Status s = conn_.vhost().bind_queue(*q, m.exchange, key, *args, conn_.id())) return s;
   if (!m.no_wait) send(QueueBindOk{});
   return std::nullopt;
@@ -227,6 +241,7 @@ Status Channel::on(const QueueUnbind& m) {
   if (!q) return q.error();
   if (Status s = require(conn_, Permission::kWrite, "queue", *q)) return s;
   if (Status s = require(conn_, Permission::kRead, "exchange", m.exchange)) return s;
+  if (Status s = require_topic_read(conn_, m.exchange, m.routing_key)) return s;
   if (Status s = conn_.vhost().unbind_queue(*q, m.exchange, m.routing_key, *args, conn_.id()))
     return s;
   send(QueueUnbindOk{});
@@ -572,6 +587,9 @@ Status Channel::finish_publish() {
     }
     write_permitted_generation_ = generation;
     write_permitted_exchange_ = publish_exchange_;
+    // Most users have no topic permissions: then no routing key is matched against anything.
+    topic_checks_apply_ =
+        conn_.broker().topic_checks_apply(conn_.user(), conn_.vhost().name());
   }
   if (!publish_exchange_.empty()) {  // the default exchange always exists
     auto x = conn_.vhost().publishable_exchange(publish_exchange_);
@@ -581,6 +599,15 @@ Status Channel::finish_publish() {
       e.method_id = BasicPublish::kMethodId;
       return e;
     }
+    // After the exchange's own checks, as rabbit_channel: write on the routing key.
+    if (topic_checks_apply_)
+      if (broker::Status s = conn_.broker().check_topic_access_on(
+              *x, conn_.user(), conn_.vhost().name(), Permission::kWrite, msg->routing_key())) {
+        AmqpError e(*s);
+        e.class_id = kBasicClass;
+        e.method_id = BasicPublish::kMethodId;
+        return e;
+      }
   }
   if (tx_mode_) {
     // Published at tx.commit, dropped at tx.rollback.

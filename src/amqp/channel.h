@@ -130,6 +130,7 @@ class Channel : public broker::DeliverySink, public broker::JournalWaiter {
   // (auth::AccessControl::generation) of that check.
   std::string write_permitted_exchange_;
   uint64_t write_permitted_generation_ = 0;
+  bool topic_checks_apply_ = false;  // the user has topic permissions here (same generation)
   std::string publish_routing_key_;
   bool publish_mandatory_ = false;
   broker::MessageRef publish_message_;

@@ -25,11 +25,33 @@ bool AccessControl::clear(const std::string& user, const std::string& vhost) {
 void AccessControl::clear_user(const std::string& user) {
   ++generation_;
   std::erase_if(entries_, [&](const auto& e) { return e.first.first == user; });
+  topics_.clear_user(user);
 }
 
 void AccessControl::clear_vhost(const std::string& vhost) {
   ++generation_;
   std::erase_if(entries_, [&](const auto& e) { return e.first.second == vhost; });
+  topics_.clear_vhost(vhost);
+}
+
+std::optional<InvalidPattern> AccessControl::set_topic(const std::string& user,
+                                                       const std::string& vhost,
+                                                       const std::string& exchange,
+                                                       TopicPermissionSet p) {
+  if (auto bad = topics_.set(user, vhost, exchange, std::move(p))) return bad;
+  ++generation_;
+  return std::nullopt;
+}
+
+bool AccessControl::clear_topic(const std::string& user, const std::string& vhost) {
+  ++generation_;
+  return topics_.clear(user, vhost);
+}
+
+bool AccessControl::clear_topic(const std::string& user, const std::string& vhost,
+                                const std::string& exchange) {
+  ++generation_;
+  return topics_.clear(user, vhost, exchange);
 }
 
 bool AccessControl::has_vhost_access(std::string_view user, std::string_view vhost) const {

@@ -14,18 +14,13 @@
 #include <vector>
 
 #include "auth/erlang_regex.h"
+#include "auth/permission.h"
+#include "auth/topic_permissions.h"
 
 namespace warren::auth {
 
-enum class Permission { kConfigure, kWrite, kRead };
-
 struct PermissionSet {
   std::string configure, write, read;  // the patterns as given
-};
-
-struct InvalidPattern {
-  std::string pattern;
-  RegexError error;
 };
 
 class AccessControl {
@@ -34,12 +29,20 @@ class AccessControl {
   std::optional<InvalidPattern> set(const std::string& user, const std::string& vhost,
                                  PermissionSet p);
   bool clear(const std::string& user, const std::string& vhost);
+  // Also the user's (the vhost's) topic permissions.
   void clear_user(const std::string& user);
   void clear_vhost(const std::string& vhost);
 
   bool has_vhost_access(std::string_view user, std::string_view vhost) const;
   bool permitted(std::string_view user, std::string_view vhost, Permission what,
                  std::string_view resource_name) const;
+
+  // Topic permissions (topic_permissions.h), kept here so that generation() covers them too.
+  std::optional<InvalidPattern> set_topic(const std::string& user, const std::string& vhost,
+                                          const std::string& exchange, TopicPermissionSet p);
+  bool clear_topic(const std::string& user, const std::string& vhost);
+  bool clear_topic(const std::string& user, const std::string& vhost, const std::string& exchange);
+  const TopicPermissions& topics() const { return topics_; }
 
   // Changes with every set or clear: a cached check is valid while this is unchanged.
   uint64_t generation() const { return generation_; }
@@ -53,6 +56,7 @@ class AccessControl {
     ErlangRegex configure, write, read;
   };
   std::map<std::pair<std::string, std::string>, Compiled, std::less<>> entries_;
+  TopicPermissions topics_;
   uint64_t generation_ = 1;
 };
 

@@ -173,6 +173,33 @@ class Broker : public DispatchScheduler, public DelayTimer {
   Status check_access(std::string_view user, std::string_view vhost, auth::Permission what,
                       std::string_view kind, std::string_view name) const;
 
+  // ---- Topic permissions (broker_topic_access.cc; auth/topic_permissions.h) ----
+  // Set and clear need an existing user and vhost (any exchange name, existing or not).
+  Status set_topic_permissions(const std::string& user, const std::string& vhost,
+                               const std::string& exchange, auth::TopicPermissionSet p);
+  // Every exchange's when exchange is null.
+  Status clear_topic_permissions(const std::string& user, const std::string& vhost,
+                                 const std::string* exchange);
+  // Ordered by user, vhost, then exchange.
+  std::vector<auth::TopicPermissionEntry> list_topic_permissions() const;
+  // Whether any topic check can refuse this user in this vhost (cheap; cache it with
+  // access_control().generation()).
+  bool topic_checks_apply(std::string_view user, std::string_view vhost) const {
+    return access_.topics().any(user, vhost);
+  }
+  // rabbit_access_control:check_topic_access: nullopt when permitted, else ACCESS_REFUSED
+  // "access to topic 'key' in exchange 'x' in vhost 'v' refused for user 'u'". what is kWrite
+  // (publish) or kRead (bind, subscribe). client_id only from MQTT.
+  Status check_topic_access(std::string_view user, std::string_view vhost,
+                            std::string_view exchange, auth::Permission what,
+                            std::string_view routing_key,
+                            std::optional<std::string_view> client_id = std::nullopt) const;
+  // The same for an exchange by its type, as rabbit_channel:check_topic_authorisation: only
+  // topic exchanges are checked (a missing exchange, x = null, passes; the operation then fails
+  // on its own).
+  Status check_topic_access_on(const Exchange* x, std::string_view user, std::string_view vhost,
+                               auth::Permission what, std::string_view routing_key) const;
+
   // Firehose tracing (rabbitmqctl trace_on/trace_off; firehose.h), by vhost name as RabbitMQ's
   // trace_vhosts setting: in memory only (no vhost is traced after a restart), and a name is
   // kept whether or not such a vhost exists, so a vhost created (or recreated) under it is

@@ -59,8 +59,16 @@ Status Broker::restore_access(const store::Definitions& definitions,
       spdlog::warn("permissions of user '{}' in vhost '{}' ignored: regular expression '{}' is "
                    "invalid", p.user, p.vhost, bad->pattern);
   }
-  spdlog::info("restored {} users, {} vhosts, {} permissions", access.users.size(),
-               access.vhosts.size(), access.permissions.size());
+  for (store::TopicPermissionRecord& p : access.topic_permissions) {
+    if (auto bad = access_.set_topic(p.user, p.vhost, p.exchange,
+                                     {std::move(p.write), std::move(p.read)}))
+      spdlog::warn("topic permissions of user '{}' in vhost '{}' on exchange '{}' ignored: "
+                   "regular expression '{}' is invalid", p.user, p.vhost, p.exchange,
+                   bad->pattern);
+  }
+  spdlog::info("restored {} users, {} vhosts, {} permissions, {} topic permissions",
+               access.users.size(), access.vhosts.size(), access.permissions.size(),
+               access.topic_permissions.size());
   return std::nullopt;
 }
 

@@ -13,7 +13,8 @@ namespace warren::broker {
 namespace json = boost::json;
 
 const char* const kDefinitionSections[kDefinitionSectionCount] = {
-    "users", "vhosts", "permissions", "parameters", "policies", "exchanges", "queues", "bindings"};
+    "users",    "vhosts",    "permissions", "topic_permissions", "parameters",
+    "policies", "exchanges", "queues",      "bindings"};
 
 namespace {
 
@@ -150,7 +151,14 @@ json::object export_head(Broker& broker, DefinitionsExport* snapshot) {
   }
   d["vhosts"] = std::move(vhosts);
   d["permissions"] = std::move(permissions);
-  d["topic_permissions"] = json::array();
+  json::array topic_permissions;
+  for (const auth::TopicPermissionEntry& p : broker.list_topic_permissions())
+    topic_permissions.push_back(json::object{{"user", p.user},
+                                             {"vhost", p.vhost},
+                                             {"exchange", p.exchange},
+                                             {"write", p.permissions.write},
+                                             {"read", p.permissions.read}});
+  d["topic_permissions"] = std::move(topic_permissions);
   d["parameters"] = std::move(parameters);
   d["global_parameters"] = json::array();
   d["policies"] = std::move(policies);
@@ -219,6 +227,9 @@ std::optional<std::string> import_definition(Broker& broker, int section, const 
   if (section == kDefPermissions) {
     s = broker.set_permissions(str(o, "user"), vhost,
                                    {str(o, "configure"), str(o, "write"), str(o, "read")});
+  } else if (section == kDefTopicPermissions) {
+    s = broker.set_topic_permissions(str(o, "user"), vhost, str(o, "exchange"),
+                                     {str(o, "write"), str(o, "read")});
   } else if (section == kDefParameters) {
     std::string component = str(o, "component");
     auto value = o.find("value");

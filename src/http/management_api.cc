@@ -44,6 +44,10 @@ void ManagementApi::handle(const Request& req, const Peer& peer, Response& r,
   if (what == "overview" || what == "whoami" || what == "aliveness-test" ||
       what == "nodes" || what == "extensions" || what == "cluster-name")
     return handle_overview(call);
+  const auto& seg = target->segments;
+  if (what == "topic-permissions" ||
+      ((what == "users" || what == "vhosts") && seg.size() == 3 && seg[2] == "topic-permissions"))
+    return handle_topic_permissions(call);
   if (what == "vhosts") return handle_vhosts(call);
   if (what == "users") return handle_users(call);
   if (what == "queues") return handle_queues(call);

@@ -76,6 +76,11 @@ std::optional<std::string> Connection::publish(std::string_view topic, std::stri
       return "publish refused: " + e->text;
     write_permitted_generation_ = generation;
   }
+  // Topic permissions on the routing key, {client_id} expanded (rabbit_mqtt_processor).
+  if (broker_.topic_checks_apply(user_, vhost_->name()))
+    if (broker::Status e = broker_.check_topic_access(user_, vhost_->name(), s.exchange,
+                                                      auth::Permission::kWrite, key, client_id_))
+      return "publish refused: " + e->text;
   if (auto x = vhost_->publishable_exchange(s.exchange); !x)
     return "publish refused: " + x.error().text;
   broker::MessageRef msg;

@@ -135,6 +135,9 @@ void Connection::on_subscribe(const Subscribe& s) {
         refused = broker_.check_access(user_, vhost_->name(), Permission::kRead, "exchange",
                                        exchange);
       if (!refused)
+        refused = broker_.check_topic_access(user_, vhost_->name(), exchange, Permission::kRead,
+                                             key, client_id_);
+      if (!refused)
         refused = vhost_->bind_queue(q->name(), exchange, key, binding_arguments(sub), id_);
       if (refused)
         spdlog::warn("MQTT connection {}: subscription to '{}' refused: {}", id_, t.filter,

@@ -54,6 +54,9 @@ void run_definitions_verb(ControlContext& ctx, boost::json::object& request,
 bool run_tenancy_verb(ControlContext& ctx, const std::string& verb,
                       const boost::json::object& request,
                       ControlReply& reply);  // control_verbs_tenancy.cc
+bool run_topic_permission_verb(ControlContext& ctx, const std::string& verb,
+                               const boost::json::object& request,
+                               ControlReply& reply);  // control_verbs_topic_permissions.cc
 bool run_policy_verb(ControlContext& ctx, const std::string& verb,
                      const boost::json::object& request,
                      ControlReply& reply);  // control_verbs_policies.cc

@@ -298,6 +298,18 @@ StompStatus Session::require(Permission what, std::string_view kind, std::string
   return std::nullopt;
 }
 
+// Write (SEND) or read (binding) on the routing key of a topic exchange, as the AMQP channel
+// behind a RabbitMQ STOMP connection checks it.
+StompStatus Session::require_topic(Permission what, std::string_view exchange,
+                                   std::string_view routing_key) {
+  broker::Broker& b = conn_.broker();
+  if (!b.topic_checks_apply(user_, vhost_->name())) return std::nullopt;
+  if (broker::Status s = b.check_topic_access_on(vhost_->find_exchange(exchange), user_,
+                                                 vhost_->name(), what, routing_key))
+    return broker_error(*s);
+  return std::nullopt;
+}
+
 namespace {
 // with_destination's errors for a missing or unusable destination header.
 Result<Destination, StompError> destination_of(const Frame& f, std::string_view command) {
@@ -320,6 +332,13 @@ Result<Destination, StompError> destination_of(const Frame& f, std::string_view 
 StompStatus Session::subscribe(const Frame& f) {
   auto d = destination_of(f, "SUBSCRIBE");
   if (!d) return d.error();
+  // rabbit_stomp_processor:check_subscription_access: a /topic/ subscription needs read on its
+  // binding key, whatever the exchange's type, before anything is declared. The refusal is an
+  // access_refused ERROR whose body is the bare reason (no "ACCESS_REFUSED - ").
+  if (d->kind == DestinationKind::kTopic)
+    if (broker::Status s = conn_.broker().check_topic_access(
+            user_, vhost_->name(), d->exchange(), Permission::kRead, d->routing_key()))
+      return StompError{"access_refused", s->text, true};
   std::optional<uint32_t> prefetch;
   if (const std::string* p = f.header("prefetch-count")) {
     uint32_t n = 0;
@@ -355,6 +374,7 @@ StompStatus Session::subscribe(const Frame& f) {
   if (d->kind == DestinationKind::kTopic || d->kind == DestinationKind::kExchange) {
     StompStatus bound = require(Permission::kWrite, "queue", *queue);
     if (!bound) bound = require(Permission::kRead, "exchange", d->exchange());
+    if (!bound) bound = require_topic(Permission::kRead, d->exchange(), d->routing_key());
     if (!bound)
       if (broker::Status s = vhost_->bind_queue(*queue, d->exchange(), d->routing_key(), {},
                                                 conn_.id()))
@@ -551,8 +571,11 @@ StompStatus Session::publish(broker::MessageRef msg, const std::optional<std::st
   broker::Broker& b = conn_.broker();
   std::string exchange(msg->exchange());
   if (StompStatus s = require(Permission::kWrite, "exchange", exchange)) return s;
-  if (!exchange.empty())
-    if (auto x = vhost_->publishable_exchange(exchange); !x) return broker_error(x.error());
+  if (!exchange.empty()) {
+    auto x = vhost_->publishable_exchange(exchange);
+    if (!x) return broker_error(x.error());
+    if (StompStatus s = require_topic(Permission::kWrite, exchange, msg->routing_key())) return s;
+  }
   if (receipt && !confirm_mode_) confirm_mode_ = true;
   if (confirm_mode_) {
     ++publish_seq_;

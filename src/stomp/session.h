@@ -107,6 +107,8 @@ class Session : public broker::DeliverySink, public broker::JournalWaiter {
   StompStatus settle(uint64_t tag, bool multiple, broker::Settlement how);
   void remove_subscription(const std::string& tag);
   StompStatus require(auth::Permission what, std::string_view kind, std::string_view name);
+  StompStatus require_topic(auth::Permission what, std::string_view exchange,
+                            std::string_view routing_key);
 
   void write(std::string_view command, const std::vector<Header>& headers,
              std::string_view body = {});

@@ -18,7 +18,7 @@ constexpr std::string_view kFileName = "metadata.db";
 
 // kMigrations[i] brings a database from schema version i to i + 1. Append, never edit: a released
 // migration has already run on someone's data.
-constexpr std::array<std::string_view, 3> kMigrations = {
+constexpr std::array<std::string_view, 4> kMigrations = {
     // 1: exchanges, queues, bindings. Arguments are the AMQP encoding of the table body, so every
     // field type round-trips byte for byte. `position` orders rows as first saved; an upsert keeps
     // it. Queue ids use AUTOINCREMENT so an id is never handed out twice, even after a delete.
@@ -89,6 +89,17 @@ constexpr std::array<std::string_view, 3> kMigrations = {
         priority INTEGER NOT NULL,
         definition TEXT NOT NULL,
         UNIQUE (vhost, name)
+      ) STRICT;
+    )sql",
+    // 4: topic permissions (TopicPermissionRecord).
+    R"sql(
+      CREATE TABLE topic_permissions (
+        user TEXT NOT NULL,
+        vhost TEXT NOT NULL,
+        exchange TEXT NOT NULL,
+        write TEXT NOT NULL,
+        read TEXT NOT NULL,
+        PRIMARY KEY (user, vhost, exchange)
       ) STRICT;
     )sql",
 };
@@ -634,6 +645,14 @@ Result<AccessDefinitions> MetadataStore::Database::load_access() {
                                                         r.column_text(4)});
           }))
     return *s;
+  if (Status s = each_row("SELECT user, vhost, exchange, write, read FROM topic_permissions "
+                          "ORDER BY user, vhost, exchange",
+                          [&](const Run& r) {
+                            defs.topic_permissions.push_back(TopicPermissionRecord{
+                                r.column_text(0), r.column_text(1), r.column_text(2),
+                                r.column_text(3), r.column_text(4)});
+                          }))
+    return *s;
   return defs;
 }
 
@@ -750,6 +769,8 @@ Status MetadataStore::delete_user(const std::string& name) {
   const std::string what = fmt::format("delete user '{}'", name);
   return db_->write(what, [&]() -> Status {
     if (Status s = db_->exec_sql(what, "DELETE FROM permissions WHERE user = ?", {name})) return s;
+    if (Status s = db_->exec_sql(what, "DELETE FROM topic_permissions WHERE user = ?", {name}))
+      return s;
     return db_->exec_sql(what, "DELETE FROM users WHERE name = ?", {name});
   });
 }
@@ -771,6 +792,7 @@ Status MetadataStore::delete_vhost(const std::string& name) {
     for (const char* sql : {"DELETE FROM bindings WHERE vhost = ?", "DELETE FROM queues WHERE vhost = ?",
                             "DELETE FROM exchanges WHERE vhost = ?",
                             "DELETE FROM permissions WHERE vhost = ?",
+                            "DELETE FROM topic_permissions WHERE vhost = ?",
                             "DELETE FROM policies WHERE vhost = ?",
                             "DELETE FROM vhosts WHERE name = ?"}) {
       if (Status s = db_->exec_sql(what, sql, {name})) return s;
@@ -796,6 +818,33 @@ Status MetadataStore::delete_permission(const std::string& user, const std::stri
   return db_->write(what, [&]() -> Status {
     return db_->exec_sql(what, "DELETE FROM permissions WHERE user = ? AND vhost = ?",
                          {user, vhost});
+  });
+}
+
+Status MetadataStore::save_topic_permission(const TopicPermissionRecord& p) {
+  const std::string what = fmt::format(
+      "save topic permissions on exchange '{}' of user '{}' in vhost '{}'", p.exchange, p.user,
+      p.vhost);
+  return db_->write(what, [&]() -> Status {
+    return db_->exec_sql(what,
+                         "INSERT INTO topic_permissions (user, vhost, exchange, write, read) "
+                         "VALUES (?, ?, ?, ?, ?) ON CONFLICT (user, vhost, exchange) DO UPDATE "
+                         "SET write = excluded.write, read = excluded.read",
+                         {p.user, p.vhost, p.exchange, p.write, p.read});
+  });
+}
+
+Status MetadataStore::delete_topic_permissions(const std::string& user, const std::string& vhost,
+                                               const std::string* exchange) {
+  const std::string what =
+      fmt::format("clear topic permissions of user '{}' in vhost '{}'", user, vhost);
+  return db_->write(what, [&]() -> Status {
+    if (exchange == nullptr)
+      return db_->exec_sql(what, "DELETE FROM topic_permissions WHERE user = ? AND vhost = ?",
+                           {user, vhost});
+    return db_->exec_sql(
+        what, "DELETE FROM topic_permissions WHERE user = ? AND vhost = ? AND exchange = ?",
+        {user, vhost, *exchange});
   });
 }
 

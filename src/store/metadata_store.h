@@ -80,6 +80,8 @@ struct Definitions {
 //     (base64 of salt(4) ++ sha256(salt ++ password)); "" = cannot log in; tags comma-separated
 //   vhosts(name TEXT PRIMARY KEY, max_connections INTEGER, max_queues INTEGER)  -- -1 = no limit
 //   permissions(user, vhost, configure, write, read: TEXT; PRIMARY KEY (user, vhost))  -- regexes
+//   topic_permissions(user, vhost, exchange, write, read: TEXT;
+//     PRIMARY KEY (user, vhost, exchange))  -- regexes (schema version 4)
 struct UserRecord {
   std::string name, password_hash;
   std::vector<std::string> tags;
@@ -94,10 +96,15 @@ struct PermissionRecord {
   std::string user, vhost, configure, write, read;
 };
 
+struct TopicPermissionRecord {
+  std::string user, vhost, exchange, write, read;
+};
+
 struct AccessDefinitions {
   std::vector<UserRecord> users;              // by name
   std::vector<VHostRecord> vhosts;            // by name
   std::vector<PermissionRecord> permissions;  // by user, then vhost
+  std::vector<TopicPermissionRecord> topic_permissions;  // by user, vhost, then exchange
 };
 
 class MetadataStore {
@@ -130,12 +137,16 @@ class MetadataStore {
 
   // Users, vhosts and permissions; each call is one transaction (or joins the open batch).
   Status save_user(const UserRecord& user);  // insert or replace
-  Status delete_user(const std::string& name);  // and its permissions
+  Status delete_user(const std::string& name);  // and its permissions and topic permissions
   Status save_vhost(const VHostRecord& vhost);  // insert or replace (limits)
-  // And every exchange, queue, binding and permission in it.
+  // And every exchange, queue, binding, permission and topic permission in it.
   Status delete_vhost(const std::string& name);
   Status save_permission(const PermissionRecord& permission);  // insert or replace
   Status delete_permission(const std::string& user, const std::string& vhost);
+  Status save_topic_permission(const TopicPermissionRecord& permission);  // insert or replace
+  // Those of every exchange when exchange is null.
+  Status delete_topic_permissions(const std::string& user, const std::string& vhost,
+                                  const std::string* exchange);
   Result<AccessDefinitions> load_access();
 
   // Starts a transaction that every write through this store joins until the batch is committed
