@@ -70,10 +70,12 @@ void put_topic_permission(ApiCall& c, const std::string& vhost, const std::strin
     return reply_error(r, bhttp::status::bad_request, "bad_request", "vhost_or_user_not_found");
   auto body = json_body(c.req, r);
   if (!body) return;
+  std::string missing;  // rabbit_mgmt_util:with_decode names every missing key
   for (const char* key : {"exchange", "write", "read"})
     if (!body->contains(key))
-      return reply_error(r, bhttp::status::bad_request, "bad_request",
-                         std::string("[{key_missing,") + key + "}]");
+      missing += std::string(missing.empty() ? "" : ",") + "{key_missing," + key + "}";
+  if (!missing.empty())
+    return reply_error(r, bhttp::status::bad_request, "bad_request", "[" + missing + "]");
   auth::TopicPermissionSet p{json_string(*body, "write"), json_string(*body, "read")};
   for (const std::string* pattern : {&p.write, &p.read}) {
     auto compiled = auth::ErlangRegex::compile(*pattern);
