@@ -172,5 +172,57 @@ TEST_F(BrokerAccessTest, DeletingAVhostForceClosesOnlyItsConnections) {
   b.unregister_connection(in_root.get());
 }
 
+TEST_F(BrokerAccessTest, TopicPermissionsAreStoredCheckedAndDeletedWithTheirUserAndVhost) {
+  Broker& b = start();
+  ASSERT_FALSE(b.add_user("u", "p"));
+  ASSERT_FALSE(b.create_vhost("v"));
+  EXPECT_EQ(b.set_topic_permissions("nobody", "/", "x", {"a", "a"})->text,
+            "no such user 'nobody'");
+  EXPECT_EQ(b.set_topic_permissions("u", "nope", "x", {"a", "a"})->text, "no such vhost 'nope'");
+  EXPECT_TRUE(b.set_topic_permissions("u", "/", "x", {"(", "a"}));
+  ASSERT_FALSE(b.set_topic_permissions("u", "/", "amq.topic", {"^a\\.", "^{username}\\."}));
+  ASSERT_FALSE(b.set_topic_permissions("u", "v", "amq.topic", {"", ""}));
+  Broker& again = start();  // restored from the store
+  ASSERT_EQ(again.list_topic_permissions().size(), 2u);
+  EXPECT_EQ(again.list_topic_permissions()[0].permissions.read, "^{username}\\.");
+  EXPECT_TRUE(again.topic_checks_apply("u", "/"));
+  EXPECT_FALSE(again.topic_checks_apply("guest", "/"));
+  EXPECT_FALSE(again.check_topic_access("u", "/", "amq.topic", Permission::kWrite, "a.b"));
+  Status s = again.check_topic_access("u", "/", "amq.topic", Permission::kWrite, "z.b");
+  ASSERT_TRUE(s);
+  EXPECT_EQ(s->code, ErrorCode::kAccessRefused);
+  EXPECT_EQ(s->text,
+            "access to topic 'z.b' in exchange 'amq.topic' in vhost '/' refused for user 'u'");
+  EXPECT_FALSE(again.check_topic_access("u", "/", "amq.topic", Permission::kRead, "u.x"));
+  EXPECT_TRUE(again.check_topic_access("u", "/", "amq.topic", Permission::kRead, "w.x"));
+  // Only topic exchanges are checked by type; a missing exchange passes.
+  VHost* root = again.find_vhost("/");
+  EXPECT_TRUE(again.check_topic_access_on(root->find_exchange("amq.topic"), "u", "/",
+                                          Permission::kWrite, "z"));
+  EXPECT_FALSE(again.check_topic_access_on(root->find_exchange("amq.direct"), "u", "/",
+                                           Permission::kWrite, "z"));
+  EXPECT_FALSE(again.check_topic_access_on(nullptr, "u", "/", Permission::kWrite, "z"));
+  // Deleting the vhost, then the user, removes theirs from the store too.
+  ASSERT_FALSE(again.delete_vhost("v"));
+  ASSERT_EQ(start().list_topic_permissions().size(), 1u);
+  ASSERT_FALSE(broker_->delete_user("u"));
+  EXPECT_TRUE(start().list_topic_permissions().empty());
+}
+
+TEST_F(BrokerAccessTest, ClearTopicPermissionsOfOneExchangeOrAll) {
+  Broker& b = start();
+  ASSERT_FALSE(b.add_user("u", "p"));
+  ASSERT_FALSE(b.set_topic_permissions("u", "/", "x1", {"a", "a"}));
+  ASSERT_FALSE(b.set_topic_permissions("u", "/", "x2", {"a", "a"}));
+  const std::string x1 = "x1";
+  ASSERT_FALSE(b.clear_topic_permissions("u", "/", &x1));
+  ASSERT_EQ(start().list_topic_permissions().size(), 1u);
+  EXPECT_EQ(broker_->list_topic_permissions()[0].exchange, "x2");
+  ASSERT_FALSE(broker_->clear_topic_permissions("u", "/", nullptr));
+  EXPECT_TRUE(start().list_topic_permissions().empty());
+  EXPECT_EQ(broker_->clear_topic_permissions("nobody", "/", nullptr)->text,
+            "no such user 'nobody'");
+}
+
 }  // namespace
 }  // namespace warren::broker
