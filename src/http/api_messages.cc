@@ -165,8 +165,15 @@ void publish(ApiCall& c, broker::VHost& vh, const std::string& exchange) {
   if (auto s = c.broker.check_access(c.user.name, vh.name(), auth::Permission::kWrite,
                                      "exchange", exchange))
     return reply_error(r, bhttp::status::unauthorized, "not_authorised", s->text);
-  if (!exchange.empty())
-    if (auto x = vh.publishable_exchange(exchange); !x) return reply_broker_error(r, x.error());
+  if (!exchange.empty()) {
+    auto x = vh.publishable_exchange(exchange);
+    if (!x) return reply_broker_error(r, x.error());
+    // RabbitMQ publishes through an AMQP channel, whose 403 comes back as this 400.
+    if (auto s = c.broker.check_topic_access_on(*x, c.user.name, vh.name(),
+                                                auth::Permission::kWrite, key))
+      return reply_error(r, bhttp::status::bad_request, "bad_request",
+                         "403 ACCESS_REFUSED - " + s->text);
+  }
   BasicProperties props;
   std::string headers, raw;
   int64_t expiration_ms = -1;
