@@ -58,6 +58,10 @@ void Connection::schedule_will(const Will& w, const Properties& properties, uint
   if (broker::Status e = broker_.check_access(user_, vhost_->name(), auth::Permission::kWrite,
                                               "exchange", s.exchange))
     return fail(e->text);
+  if (broker::Status e = broker_.check_topic_access(user_, vhost_->name(), s.exchange,
+                                                    auth::Permission::kWrite,
+                                                    topic_to_routing_key(w.topic), client_id_))
+    return fail(e->text);
   // A queue without consumers whose only message expires after the delay and is dead-lettered
   // to the exchange under the will's topic; the queue itself goes with the session.
   broker::QueueDeclare d;

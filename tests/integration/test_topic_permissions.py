@@ -14,6 +14,7 @@ RabbitMQ 3.13 answers, where 3.10 closed the connection."""
 import json
 import os
 import shlex
+import socket
 import threading
 import time
 
@@ -217,6 +218,28 @@ def test_mqtt_publish_and_subscribe(server):
     assert [(m.topic, m.payload) for m in d.expect(1)] == [("c/cid2/y", b"allowed")]
     d.expect_none()
     d.disconnect()
+
+
+def test_mqtt_will_needs_write_on_its_topic(server):
+    ok(ctl(server, "set_topic_permissions", USER, "amq.topic", r"^will\.ok\.", ".*"))
+    watcher = mqtt_helpers.Client(mqtt_helpers.mqtt_port(server), client_id="watcher",
+                                  username="guest", password="guest")
+    assert watcher.connect() == 0
+    assert watcher.subscribe("will/#", 1) == [1]
+    for client_id, topic in (("w1", "will/no/x"), ("w2", "will/ok/x")):
+        c = mqtt_helpers.Client(mqtt_helpers.mqtt_port(server), client_id=client_id,
+                                username=USER, password=PASSWORD,
+                                will=(topic, b"gone", 1, False))
+        assert c.connect() == 0
+        # Gone without a DISCONNECT: the network thread first, then the socket.
+        c.c.loop_stop()
+        sock = c.c.socket()
+        sock.shutdown(socket.SHUT_RDWR)
+        sock.close()
+    # Only the permitted will arrives (the refused one was sent first).
+    assert [m.topic for m in watcher.expect(1)] == ["will/ok/x"]
+    watcher.expect_none()
+    watcher.disconnect()
 
 
 def test_mqtt5_refused_subscribe_is_not_authorized(server):
