@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <functional>
+#include <optional>
 #include <string>
 
 #include <boost/asio/any_io_executor.hpp>
@@ -26,6 +27,9 @@ class ByteStream {
   // The TCP socket under it (addresses, options).
   virtual boost::asio::ip::tcp::socket& socket() = 0;
   virtual bool is_websocket() const { return false; }
+  // TLS: the common name of the client's verified certificate (a login, see
+  // net/peer_certificate.h); nothing otherwise.
+  virtual std::optional<std::string> verified_peer_common_name() { return std::nullopt; }
 };
 
 }  // namespace warren

@@ -4,6 +4,8 @@
 #include <boost/asio/write.hpp>
 #include <spdlog/spdlog.h>
 
+#include "net/peer_certificate.h"
+
 namespace warren::net {
 
 void TlsByteStream::accept(boost::asio::ip::tcp::socket socket, TlsContext& tls, Ready ready) {
@@ -40,6 +42,10 @@ void TlsByteStream::close() {
   boost::system::error_code ec;
   stream_.next_layer().shutdown(boost::asio::ip::tcp::socket::shutdown_both, ec);
   stream_.next_layer().close(ec);
+}
+
+std::optional<std::string> TlsByteStream::verified_peer_common_name() {
+  return net::verified_peer_common_name(stream_.native_handle());
 }
 
 }  // namespace warren::net

@@ -28,6 +28,7 @@ class TlsByteStream : public ByteStream {
   void async_write(boost::asio::const_buffer data, Handler h) override;
   void close() override;
   boost::asio::ip::tcp::socket& socket() override { return stream_.next_layer(); }
+  std::optional<std::string> verified_peer_common_name() override;
   boost::asio::ssl::stream<boost::asio::ip::tcp::socket>& ssl() { return stream_; }
 
  private:
