@@ -167,14 +167,23 @@ void Connection::on_disconnect(const Disconnect& d) {
 
 std::optional<uint8_t> Connection::log_in(const Connect& c) {
   const Settings& s = service_.settings();
+  // Which credentials count, in RabbitMQ's order (rabbit_mqtt_processor:creds): a user name
+  // with a non-empty password; else the certificate's name under mqtt.ssl_cert_login; else the
+  // default user when anonymous logins are allowed.
   std::string name, password;
-  if (c.username && c.password) {
+  bool by_certificate = false;
+  if (c.username || c.password) {
+    if (!c.username || !c.password || c.password->empty()) {
+      spdlog::warn("MQTT login failed from {}: {} provided without {}", ends_.peer_host,
+                   c.username ? "user name" : "password", c.username ? "password" : "user name");
+      return reason::kBadUserNameOrPassword;
+    }
     name = *c.username;
     password = *c.password;
-  } else if (c.username || c.password) {
-    spdlog::warn("MQTT login failed from {}: {} provided without {}", ends_.peer_host,
-                 c.username ? "user name" : "password", c.username ? "password" : "user name");
-    return reason::kBadUserNameOrPassword;
+  } else if (std::optional<std::string> cn =
+                 s.ssl_cert_login ? stream_->verified_peer_common_name() : std::nullopt) {
+    name = std::move(*cn);
+    by_certificate = true;
   } else if (s.allow_anonymous) {
     name = s.default_user;
     password = s.default_pass;
@@ -189,7 +198,9 @@ std::optional<uint8_t> Connection::log_in(const Connect& c) {
                  login.vhost);
     return reason::kBadUserNameOrPassword;
   }
-  if (broker_.users().authenticate(login.user, password) == nullptr) {
+  // A verified certificate is the proof (as AMQP's EXTERNAL): the user need only exist.
+  if ((by_certificate ? broker_.users().find(login.user)
+                      : broker_.users().authenticate(login.user, password)) == nullptr) {
     spdlog::warn("MQTT login failed for user '{}' from {}: invalid credentials", login.user,
                  ends_.peer_host);
     return reason::kBadUserNameOrPassword;

@@ -24,6 +24,9 @@ struct Settings {
   uint64_t max_session_expiry_ms = 86'400'000;
   uint16_t topic_alias_maximum = 16;    // mqtt.topic_alias_maximum: aliases a 5.0 client may set
   bool ignore_colons_in_username = false;  // mqtt.ignore_colons_in_username
+  // mqtt.ssl_cert_login: over TLS, a CONNECT without credentials logs in as the common name of
+  // the client's verified certificate (no password), before any anonymous login.
+  bool ssl_cert_login = false;
   // RabbitMQ 3.13's mqtt.max_packet_size_unauthenticated / _authenticated.
   uint32_t max_packet_size_unauthenticated = 65'536;
   uint32_t max_packet_size_authenticated = 268'435'455;

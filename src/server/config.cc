@@ -217,6 +217,7 @@ std::optional<std::string> apply_entry(const ConfEntry& e, Config& c, FileListen
          c.mqtt.max_session_expiry_ms = static_cast<uint64_t>(seconds) * 1000;
          return std::nullopt;
        }},
+      {"mqtt.ssl_cert_login", [&] { return boolean(c.mqtt.ssl_cert_login); }},
       {"mqtt.topic_alias_maximum", [&] { return integer(c.mqtt.topic_alias_maximum, 0, 65535); }},
       {"mqtt.ignore_colons_in_username",
        [&] { return boolean(c.mqtt.ignore_colons_in_username); }},

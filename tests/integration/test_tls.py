@@ -246,6 +246,38 @@ def test_mqtt_over_tls_with_paho(warren_factory, certs):
     s.close()
 
 
+def test_mqtt_ssl_cert_login_uses_the_certificate_cn(warren_factory, certs, tmp_path):
+    # mqtt.ssl_cert_login: a CONNECT without credentials over TLS logs in as the CN of the
+    # client's verified certificate ("guest" here); credentials, when given, still come first.
+    from mqtt_helpers import Client
+    conf = tmp_path / "rabbitmq.conf"
+    conf.write_text("mqtt.ssl_cert_login = true\n")
+    b = warren_factory("--config", str(conf),
+                       *tls_args(certs, "--mqtts-port", "0", "--ssl-verify", "verify_peer"))
+    port = b.listener_port("MQTTS")
+
+    def login(cert, **credentials):
+        c = Client(port, **credentials)
+        if cert:
+            c.c.tls_set(ca_certs=str(certs / "ca.pem"), certfile=str(certs / (cert + ".pem")),
+                        keyfile=str(certs / (cert + ".key")))
+        else:
+            c.c.tls_set(ca_certs=str(certs / "ca.pem"))
+        rc = c.connect()
+        c.disconnect()
+        return rc
+
+    assert login("client", username=None, password=None) == 0
+    assert login("stranger", username=None, password=None) == 4  # no user of that name
+    assert login(None, username=None, password=None) == 4  # no certificate, no anonymous
+    assert login("stranger", username="guest", password="guest") == 0
+    assert login("client", username="guest", password="wrong") == 4
+    # Without mqtt.ssl_cert_login the certificate is no login.
+    plain = warren_factory(*tls_args(certs, "--mqtts-port", "0", "--ssl-verify", "verify_peer"))
+    port = plain.listener_port("MQTTS")
+    assert login("client", username=None, password=None) == 4
+
+
 def test_stomp_over_tls(warren_factory, certs):
     b = warren_factory(*tls_args(certs, "--stomps-port", "0"))
     raw = socket.create_connection(("127.0.0.1", b.listener_port("STOMPS")), timeout=10)
