@@ -208,11 +208,33 @@ void Connection::on_unsubscribe(const Unsubscribe& u) {
       continue;
     }
     const Subscription sub = it->second;
-    subscriptions_.erase(it);
+    const std::string key = topic_to_routing_key(t.filter);
+    // Unbinding needs what binding needed (RabbitMQ 3.13's binding_action_with_checks): a
+    // refusal keeps the subscription.
     const auto& consumer = consumers_[sub.qos];
-    if (consumer && consumer->queue)
-      vhost_->unbind_queue(consumer->queue->name(), exchange, topic_to_routing_key(t.filter),
-                           binding_arguments(sub), id_);
+    broker::Status refused;
+    if (consumer && consumer->queue) {
+      refused = broker_.check_access(user_, vhost_->name(), Permission::kWrite, "queue",
+                                     consumer->queue->name());
+      if (!refused)
+        refused = broker_.check_access(user_, vhost_->name(), Permission::kRead, "exchange",
+                                       exchange);
+      if (!refused)
+        refused = broker_.check_topic_access(user_, vhost_->name(), exchange, Permission::kRead,
+                                             key, client_id_);
+      if (!refused)
+        refused = vhost_->unbind_queue(consumer->queue->name(), exchange, key,
+                                       binding_arguments(sub), id_);
+    }
+    if (refused) {
+      spdlog::warn("MQTT connection {}: unsubscribe from '{}' refused: {}", id_, t.filter,
+                   refused->text);
+      codes.push_back(refused->code == broker::ErrorCode::kAccessRefused
+                          ? reason::kNotAuthorized
+                          : reason::kUnspecifiedError);
+      continue;
+    }
+    subscriptions_.erase(it);
     codes.push_back(reason::kSuccess);
   }
   if (v5())

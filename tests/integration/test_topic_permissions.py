@@ -263,6 +263,26 @@ def test_mqtt5_refused_subscribe_is_not_authorized(server):
         c.loop_stop()
 
 
+def test_mqtt5_unsubscribe_needs_read_too(server):
+    # RabbitMQ 3.13 checks an UNSUBSCRIBE as it checks the SUBSCRIBE: a refusal keeps the
+    # subscription (reason 0x87), and it still delivers.
+    ok(ctl(server, "set_topic_permissions", USER, "amq.topic", ".*", ".*"))
+    raw = mqtt_helpers.RawClient5(mqtt_helpers.mqtt_port(server))
+    sp, rc, _ = raw.connect5(client_id="unsub5", username=USER, password=PASSWORD)
+    assert rc == 0
+    assert raw.subscribe5(1, [("u/x", 1), ("u/y", 1)]) == [1, 1]
+    ok(ctl(server, "set_topic_permissions", USER, "amq.topic", ".*", r"^u\.y$"))
+    assert raw.unsubscribe5(2, ["u/x", "u/y"]) == [0x87, 0x00]
+    pub = mqtt_client(server, "unsub5-pub")
+    pub.publish("u/x", b"still subscribed", qos=1)
+    pub.publish("u/y", b"not any more", qos=1)
+    p = raw.next_publish()
+    assert p is not None and (p.topic, p.payload) == ("u/x", b"still subscribed"), p
+    assert raw.next_publish(timeout=0.5) is None
+    pub.disconnect()
+    raw.close()
+
+
 # ---- STOMP
 
 class Events(stomp.ConnectionListener):
