@@ -58,46 +58,56 @@ std::string Exchange::binding_id(Destination dest, std::string_view routing_key,
 bool Exchange::add_binding(Destination dest, std::string_view routing_key,
                            const FieldTable& args, std::string* error) {
   std::string id = binding_id(dest, routing_key, args);
-  if (binding_ids_.count(id)) return false;
+  if (positions_.count(id)) return false;
   Binding b{dest, std::string(routing_key), args, std::nullopt};
   if (type_ == ExchangeType::kHeaders) {
     HeadersPattern p;
     if (!HeadersPattern::parse(args, &p, error)) return false;
     b.headers = std::move(p);
   }
-  index_add(b);
+  auto [entry, inserted] = positions_.emplace(std::move(id), bindings_.size());
+  ids_by_dest_[dest].push_back(&entry->first);
   bindings_.push_back(std::move(b));
-  binding_ids_.insert(std::move(id));
+  index_add(bindings_.back());
   return true;
 }
 
 bool Exchange::remove_binding(Destination dest, std::string_view routing_key,
                               const FieldTable& args) {
-  auto id = binding_ids_.find(binding_id(dest, routing_key, args));
-  if (id == binding_ids_.end()) return false;
-  binding_ids_.erase(id);
-  auto it = std::find_if(bindings_.begin(), bindings_.end(), [&](const Binding& b) {
-    return b.dest == dest && b.routing_key == routing_key && b.arguments == args;
-  });
-  if (it == bindings_.end()) return false;
-  index_remove(*it);
-  bindings_.erase(it);
+  auto entry = positions_.find(binding_id(dest, routing_key, args));
+  if (entry == positions_.end()) return false;
+  index_remove(bindings_[entry->second]);
+  auto ids = ids_by_dest_.find(dest);
+  std::erase(ids->second, &entry->first);
+  if (ids->second.empty()) ids_by_dest_.erase(ids);
+  erase_at(entry->second, &entry->first);
   return true;
 }
 
 size_t Exchange::remove_bindings_to(Destination dest) {
-  size_t removed = std::erase_if(bindings_, [&](const Binding& b) {
-    if (!(b.dest == dest)) return false;
-    binding_ids_.erase(binding_id(b.dest, b.routing_key, b.arguments));
-    if (type_ == ExchangeType::kTopic) topic_trie_.remove(b.routing_key, b.dest);
-    return true;
-  });
-  if (removed > 0 && type_ == ExchangeType::kDirect) {
-    // Rebuild the index: several removed bindings may share a key (differing by arguments).
-    direct_.clear();
-    for (const Binding& b : bindings_) index_add(b);
+  // One at a time, so that index_remove sees the destination's bindings still left.
+  size_t removed = 0;
+  for (auto ids = ids_by_dest_.find(dest); ids != ids_by_dest_.end();
+       ids = ids_by_dest_.find(dest)) {
+    const std::string* id = ids->second.back();
+    index_remove(bindings_[positions_.find(*id)->second]);
+    ids->second.pop_back();
+    if (ids->second.empty()) ids_by_dest_.erase(ids);
+    erase_at(positions_.find(*id)->second, id);
+    ++removed;
   }
   return removed;
+}
+
+void Exchange::erase_at(size_t pos, const std::string* id) {
+  const size_t last = bindings_.size() - 1;
+  if (pos != last) {
+    bindings_[pos] = std::move(bindings_[last]);
+    const Binding& moved = bindings_[pos];
+    positions_.find(binding_id(moved.dest, moved.routing_key, moved.arguments))->second = pos;
+  }
+  bindings_.pop_back();
+  positions_.erase(positions_.find(*id));  // last: id points into this entry's key
 }
 
 void Exchange::index_add(const Binding& b) {
@@ -111,10 +121,12 @@ void Exchange::index_add(const Binding& b) {
 void Exchange::index_remove(const Binding& b) {
   if (type_ == ExchangeType::kTopic) topic_trie_.remove(b.routing_key, b.dest);
   if (type_ != ExchangeType::kDirect) return;
-  // Keep the destination while another binding with the same key still targets it.
+  // Keep the destination while another binding with the same key still targets it (b itself is
+  // still among the destination's bindings).
   size_t same = 0;
-  for (const Binding& o : bindings_)
-    if (o.dest == b.dest && o.routing_key == b.routing_key) ++same;
+  for_each_binding_to(b.dest, [&](const Binding& o) {
+    if (o.routing_key == b.routing_key) ++same;
+  });
   if (same > 1) return;
   auto it = direct_.find(b.routing_key);
   if (it == direct_.end()) return;

@@ -60,7 +60,11 @@ class Exchange {
   // The alternate exchange of the policy that applies (null: none). As RabbitMQ's
   // rabbit_policy:get_arg, the exchange's own alternate-exchange argument wins when it has one.
   void apply_policy_alternate_exchange(const std::string* policy_ae);
+  // Every binding, in no particular order (a removal moves the last binding into its place).
   const std::vector<Binding>& bindings() const { return bindings_; }
+  // Calls f(const Binding&) for each binding to dest, without looking at the others.
+  template <class F>
+  void for_each_binding_to(Destination dest, F&& f) const;
   bool has_bindings() const { return !bindings_.empty(); }
 
   // Adds a binding; false (and no error) if the same binding exists. Errors for bad arguments.
@@ -83,8 +87,15 @@ class Exchange {
   const ObjectStats& stats() const { return stats_; }
 
  private:
+  struct DestinationHash {
+    size_t operator()(const Destination& d) const {
+      return std::hash<const void*>{}(d.queue) * 31 + std::hash<const void*>{}(d.exchange);
+    }
+  };
   void index_add(const Binding& b);
   void index_remove(const Binding& b);
+  // Removes bindings_[pos], whose id is `id`, by moving the last binding into its place.
+  void erase_at(size_t pos, const std::string* id);
   static std::string binding_id(Destination dest, std::string_view routing_key,
                                 const FieldTable& args);
 
@@ -99,10 +110,20 @@ class Exchange {
   std::unordered_map<std::string, std::vector<Destination>, StringHash, std::equal_to<>> direct_;
   // Topic exchanges: the binding keys as a trie.
   TopicTrie topic_trie_;
-  // Every binding's identity (binding_id): a bind finds an existing equal binding, and an
-  // unbind a missing one, without a scan of bindings_ (an MQTT broker binds a queue per client).
-  std::unordered_set<std::string, StringHash, std::equal_to<>> binding_ids_;
+  // Every binding's identity (binding_id) and its index in bindings_, and each destination's
+  // binding ids (pointing at the keys of positions_, which stay put): bind, unbind and the
+  // removal of a queue's bindings touch only the bindings concerned, not every binding (an MQTT
+  // broker binds a queue per client to one exchange).
+  std::unordered_map<std::string, size_t, StringHash, std::equal_to<>> positions_;
+  std::unordered_map<Destination, std::vector<const std::string*>, DestinationHash> ids_by_dest_;
 };
+
+template <class F>
+void Exchange::for_each_binding_to(Destination dest, F&& f) const {
+  auto it = ids_by_dest_.find(dest);
+  if (it == ids_by_dest_.end()) return;
+  for (const std::string* id : it->second) f(bindings_[positions_.find(*id)->second]);
+}
 
 template <class Emit, class HeadersFn>
 void Exchange::route(std::string_view routing_key, HeadersFn&& headers, Emit&& emit) const {

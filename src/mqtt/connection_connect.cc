@@ -261,8 +261,9 @@ void Connection::recover_subscriptions() {
   broker::Exchange* x = vhost_->find_exchange(service_.settings().exchange);
   const auto& consumer = consumers_[static_cast<int>(Qos::k1)];
   if (x == nullptr || !consumer || !consumer->queue) return;
-  for (const broker::Binding& b : x->bindings()) {
-    if (b.dest.queue != consumer->queue.get()) continue;
+  // Only this queue's bindings are visited, however many clients are subscribed.
+  x->for_each_binding_to(broker::Destination{consumer->queue.get(), nullptr},
+                         [&](const broker::Binding& b) {
     Subscription sub;
     sub.qos = 1;
     if (const FieldValue* v = b.arguments.find(kSubscriptionOptionsArgument))
@@ -283,7 +284,7 @@ void Connection::recover_subscriptions() {
         subscription_options_in_use_ |= sub.id != 0 || sub.no_local || sub.retain_as_published;
       }
     subscriptions_[routing_key_to_topic(b.routing_key)] = sub;
-  }
+  });
 }
 
 }  // namespace warren::mqtt
