@@ -20,6 +20,7 @@
 #include "broker/error.h"
 #include "broker/delayed_exchange.h"
 #include "broker/exchange.h"
+#include "broker/global_parameters.h"
 #include "broker/memory_trimmer.h"
 #include "broker/message_journal.h"
 #include "broker/queue.h"
@@ -200,6 +201,21 @@ class Broker : public DispatchScheduler, public DelayTimer {
   Status check_topic_access_on(const Exchange* x, std::string_view user, std::string_view vhost,
                                auth::Permission what, std::string_view routing_key) const;
 
+  // ---- Global runtime parameters (broker_global_parameters.cc; global_parameters.h) ----
+  // The JSON value of global parameter `name`, or null when it is not set. A map lookup, no
+  // lock; the pointer is valid until that parameter is next set or cleared.
+  const boost::json::value* global_parameter(std::string_view name) const {
+    return global_parameters_.find(name);
+  }
+  // Adds or replaces (any name, any JSON value); saved to the metadata store first.
+  Status set_global_parameter(const std::string& name, boost::json::value value);
+  // kNotFound "Parameter does not exist" (rabbit_runtime_parameters:clear_global's text).
+  Status clear_global_parameter(const std::string& name);
+  const GlobalParameters::Map& list_global_parameters() const { return global_parameters_.all(); }
+  // Loads them from the metadata store at start (a stored value that no longer parses is
+  // skipped with a warning).
+  Status restore_global_parameters();
+
   // Firehose tracing (rabbitmqctl trace_on/trace_off; firehose.h), by vhost name as RabbitMQ's
   // trace_vhosts setting: in memory only (no vhost is traced after a restart), and a name is
   // kept whether or not such a vhost exists, so a vhost created (or recreated) under it is
@@ -334,6 +350,7 @@ class Broker : public DispatchScheduler, public DelayTimer {
   uint64_t wakeup_timer_at_ = 0;  // when the timer fires (0: idle)
   MemoryTrimmer trimmer_;
   std::set<std::string, std::less<>> traced_vhosts_;
+  GlobalParameters global_parameters_;
   std::string node_name_ = "warren@localhost";
 };
 

@@ -13,8 +13,8 @@ namespace warren::broker {
 namespace json = boost::json;
 
 const char* const kDefinitionSections[kDefinitionSectionCount] = {
-    "users",    "vhosts",    "permissions", "topic_permissions", "parameters",
-    "policies", "exchanges", "queues",      "bindings"};
+    "users",      "vhosts",   "permissions", "topic_permissions", "global_parameters",
+    "parameters", "policies", "exchanges",   "queues",            "bindings"};
 
 namespace {
 
@@ -160,7 +160,12 @@ json::object export_head(Broker& broker, DefinitionsExport* snapshot) {
                                              {"read", p.permissions.read}});
   d["topic_permissions"] = std::move(topic_permissions);
   d["parameters"] = std::move(parameters);
-  d["global_parameters"] = json::array();
+  // Only those set: Warren keeps no internal_cluster_id, and its cluster_name is not stored
+  // until someone sets it (as RabbitMQ 3.10 stores cluster_name only once it is set).
+  json::array global_parameters;
+  for (const auto& [name, value] : broker.list_global_parameters())
+    global_parameters.push_back(json::object{{"name", name}, {"value", value}});
+  d["global_parameters"] = std::move(global_parameters);
   d["policies"] = std::move(policies);
   d["queues"] = json::array();
   d["exchanges"] = json::array();
@@ -218,6 +223,17 @@ std::optional<std::string> import_definition(Broker& broker, int section, const 
   if (section == kDefUsers) return apply_user(broker, o);
   if (section == kDefVHosts) {
     if (Status s = broker.create_vhost(str(o, "name"))) return failed(s);
+    return std::nullopt;
+  }
+  if (section == kDefGlobalParameters) {
+    // rabbit_definitions:add_global_parameter: any name and value, replacing one already set.
+    const json::value* name = o.if_contains("name");
+    const json::value* value = o.if_contains("value");
+    if (name == nullptr || !name->is_string()) return "a global parameter has no name";
+    if (value == nullptr)
+      return "global parameter '" + std::string(name->get_string()) + "' has no value";
+    if (Status s = broker.set_global_parameter(std::string(name->get_string()), *value))
+      return failed(s);
     return std::nullopt;
   }
   std::string vhost = str(o, "vhost", "/");

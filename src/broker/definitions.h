@@ -1,6 +1,7 @@
 // Definitions in RabbitMQ's JSON format (the file `rabbitmqctl export_definitions` writes and
 // GET /api/definitions returns): users (RabbitMQ SHA-256 password hashes), vhosts, permissions,
-// topic permissions, vhost limits (parameters of component "vhost-limits"), policies, exchanges, queues and
+// topic permissions, global parameters, vhost limits (parameters of component "vhost-limits"),
+// policies, exchanges, queues and
 // bindings of every vhost. Shared by warrenctl's control socket and the management API; both
 // decide how much to do per event-loop turn.
 #pragma once
@@ -40,8 +41,8 @@ void export_some(Broker& broker, DefinitionsExport& snapshot, size_t max,
 
 // Import sections, in RabbitMQ's order (rabbit_definitions).
 enum DefinitionSection {
-  kDefUsers, kDefVHosts, kDefPermissions, kDefTopicPermissions, kDefParameters, kDefPolicies,
-  kDefExchanges, kDefQueues, kDefBindings, kDefinitionSectionCount
+  kDefUsers, kDefVHosts, kDefPermissions, kDefTopicPermissions, kDefGlobalParameters,
+  kDefParameters, kDefPolicies, kDefExchanges, kDefQueues, kDefBindings, kDefinitionSectionCount
 };
 extern const char* const kDefinitionSections[kDefinitionSectionCount];
 

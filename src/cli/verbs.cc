@@ -14,6 +14,7 @@
 
 #include "cli/control_client.h"
 #include "cli/formatter.h"
+#include "cli/verbs_parameters.h"
 #include "cli/verbs_tenancy.h"
 
 namespace warren::cli {
@@ -100,12 +101,19 @@ const Verb* find_verb(const std::string& name) {
     if (name == v.name) return &v;
   for (const Verb& v : tenancy_verbs())
     if (name == v.name) return &v;
+  for (const Verb& v : parameter_verbs())
+    if (name == v.name) return &v;
   return nullptr;
 }
 
 bool is_tenancy_verb(const Verb* v) {
   const auto& t = tenancy_verbs();
   return v >= t.data() && v < t.data() + t.size();
+}
+
+bool is_parameter_verb(const Verb* v) {
+  const auto& p = parameter_verbs();
+  return v >= p.data() && v < p.data() + p.size();
 }
 
 }  // namespace
@@ -384,6 +392,7 @@ void print_usage(const Options& o) {
               o.program.c_str());
   for (const Verb& v : verbs()) std::printf("   %-30s%s\n", v.name, v.description);
   for (const Verb& v : tenancy_verbs()) std::printf("   %-30s%s\n", v.name, v.description);
+  for (const Verb& v : parameter_verbs()) std::printf("   %-30s%s\n", v.name, v.description);
   std::printf("\nUse '%s help <command>' to learn more about a specific command\n",
               o.program.c_str());
 }
@@ -412,6 +421,7 @@ int run_verb(const Options& o) {
   }
   std::string name = v->name;
   if (is_tenancy_verb(v)) return run_tenancy_verb(o, *v);
+  if (is_parameter_verb(v)) return run_parameter_verb(o, *v);
   if (!v->default_columns.empty()) return list(o, *v);
   if (name == "status") return status(o);
   if (name == "await_startup") return await_startup(o);

@@ -154,6 +154,7 @@ void handle_bindings(ApiCall& c);     // api_exchanges.cc
 void handle_queue_bindings(ApiCall& c, broker::VHost& vh, const std::string& queue);
 void handle_permissions(ApiCall& c);  // permissions, policies (api_permissions.cc)
 void handle_topic_permissions(ApiCall& c);  // topic-permissions (api_topic_permissions.cc)
+void handle_global_parameters(ApiCall& c);  // global-parameters (api_global_parameters.cc)
 void handle_connections(ApiCall& c);  // connections, channels, consumers (api_connections.cc)
 // .../publish, .../get, .../contents under exchanges and queues; false if not one of those.
 bool handle_messages(ApiCall& c);     // api_messages.cc

@@ -48,6 +48,7 @@ void ManagementApi::handle(const Request& req, const Peer& peer, Response& r,
   if (what == "topic-permissions" ||
       ((what == "users" || what == "vhosts") && seg.size() == 3 && seg[2] == "topic-permissions"))
     return handle_topic_permissions(call);
+  if (what == "global-parameters") return handle_global_parameters(call);
   if (what == "vhosts") return handle_vhosts(call);
   if (what == "users") return handle_users(call);
   if (what == "queues") return handle_queues(call);

@@ -57,6 +57,9 @@ bool run_tenancy_verb(ControlContext& ctx, const std::string& verb,
 bool run_topic_permission_verb(ControlContext& ctx, const std::string& verb,
                                const boost::json::object& request,
                                ControlReply& reply);  // control_verbs_topic_permissions.cc
+bool run_global_parameter_verb(ControlContext& ctx, const std::string& verb,
+                               const boost::json::object& request,
+                               ControlReply& reply);  // control_verbs_global_parameters.cc
 bool run_policy_verb(ControlContext& ctx, const std::string& verb,
                      const boost::json::object& request,
                      ControlReply& reply);  // control_verbs_policies.cc

@@ -422,6 +422,7 @@ void run_control_verb(ControlContext& ctx, json::object& req, ControlReply& repl
     return run_definitions_verb(ctx, req, reply);
   if (run_tenancy_verb(ctx, verb, req, reply)) return;
   if (run_topic_permission_verb(ctx, verb, req, reply)) return;
+  if (run_global_parameter_verb(ctx, verb, req, reply)) return;
   if (run_policy_verb(ctx, verb, req, reply)) return;
   if (run_plugin_verb(ctx, verb, reply)) return;
   if (run_tracing_verb(ctx, verb, req, reply)) return;

@@ -78,6 +78,10 @@ int main(int argc, char** argv) {
     spdlog::critical("cannot restore users and vhosts: {}", s->text);
     return 1;
   }
+  if (broker::Status s = broker.restore_global_parameters()) {
+    spdlog::critical("cannot restore global parameters: {}", s->text);
+    return 1;
+  }
   store::MessageStoreOptions journal_options;
   journal_options.dir = config->data_dir;
   if (config->segment_size != 0) journal_options.segment_size = config->segment_size;

@@ -18,7 +18,7 @@ constexpr std::string_view kFileName = "metadata.db";
 
 // kMigrations[i] brings a database from schema version i to i + 1. Append, never edit: a released
 // migration has already run on someone's data.
-constexpr std::array<std::string_view, 4> kMigrations = {
+constexpr std::array<std::string_view, 5> kMigrations = {
     // 1: exchanges, queues, bindings. Arguments are the AMQP encoding of the table body, so every
     // field type round-trips byte for byte. `position` orders rows as first saved; an upsert keeps
     // it. Queue ids use AUTOINCREMENT so an id is never handed out twice, even after a delete.
@@ -100,6 +100,13 @@ constexpr std::array<std::string_view, 4> kMigrations = {
         write TEXT NOT NULL,
         read TEXT NOT NULL,
         PRIMARY KEY (user, vhost, exchange)
+      ) STRICT;
+    )sql",
+    // 5: global runtime parameters (GlobalParameterRecord). The value is JSON text.
+    R"sql(
+      CREATE TABLE global_parameters (
+        name TEXT PRIMARY KEY,
+        value TEXT NOT NULL
       ) STRICT;
     )sql",
 };
@@ -846,6 +853,35 @@ Status MetadataStore::delete_topic_permissions(const std::string& user, const st
         what, "DELETE FROM topic_permissions WHERE user = ? AND vhost = ? AND exchange = ?",
         {user, vhost, *exchange});
   });
+}
+
+Status MetadataStore::save_global_parameter(const GlobalParameterRecord& p) {
+  const std::string what = fmt::format("save global parameter '{}'", p.name);
+  return db_->write(what, [&]() -> Status {
+    return db_->exec_sql(what,
+                         "INSERT INTO global_parameters (name, value) VALUES (?, ?) "
+                         "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                         {p.name, p.value});
+  });
+}
+
+Status MetadataStore::delete_global_parameter(const std::string& name) {
+  const std::string what = fmt::format("clear global parameter '{}'", name);
+  return db_->write(what, [&]() -> Status {
+    return db_->exec_sql(what, "DELETE FROM global_parameters WHERE name = ?", {name});
+  });
+}
+
+Result<std::vector<GlobalParameterRecord>> MetadataStore::load_global_parameters() {
+  std::vector<GlobalParameterRecord> out;
+  auto stmt = db_->prepare("SELECT name, value FROM global_parameters ORDER BY name",
+                           "load global parameters");
+  if (!stmt) return stmt.error();
+  Run run(stmt->get());
+  int rc;
+  while ((rc = run.step()) == SQLITE_ROW) out.push_back({run.column_text(0), run.column_text(1)});
+  if (rc != SQLITE_DONE) return db_->fail("load global parameters", rc);
+  return out;
 }
 
 Status MetadataStore::save_policy(const PolicyRecord& p) {

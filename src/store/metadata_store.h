@@ -100,6 +100,13 @@ struct TopicPermissionRecord {
   std::string user, vhost, exchange, write, read;
 };
 
+// A global runtime parameter (rabbitmqctl set_global_parameter) as stored: table
+// global_parameters(name TEXT PRIMARY KEY, value TEXT: the JSON text) (schema version 5). The
+// broker parses the value again when it restores it.
+struct GlobalParameterRecord {
+  std::string name, value;
+};
+
 struct AccessDefinitions {
   std::vector<UserRecord> users;              // by name
   std::vector<VHostRecord> vhosts;            // by name
@@ -148,6 +155,11 @@ class MetadataStore {
   Status delete_topic_permissions(const std::string& user, const std::string& vhost,
                                   const std::string* exchange);
   Result<AccessDefinitions> load_access();
+
+  // Global runtime parameters; each call is one transaction (or joins the open batch).
+  Status save_global_parameter(const GlobalParameterRecord& parameter);  // insert or replace
+  Status delete_global_parameter(const std::string& name);  // none such: nothing to do
+  Result<std::vector<GlobalParameterRecord>> load_global_parameters();  // by name
 
   // Starts a transaction that every write through this store joins until the batch is committed
   // or destroyed; destroying it uncommitted rolls all of them back. If any write in the batch

@@ -202,7 +202,7 @@ TEST_F(MetadataStoreTest, CreatesDirectoryAndWalDatabaseWithSchemaVersion) {
     EXPECT_TRUE(defs->exchanges.empty() && defs->queues.empty() && defs->bindings.empty());
   }
   EXPECT_EQ(raw_query(nested + "/metadata.db", "PRAGMA journal_mode"), "wal");
-  EXPECT_EQ(raw_query(nested + "/metadata.db", "SELECT version FROM schema_version"), "4");
+  EXPECT_EQ(raw_query(nested + "/metadata.db", "SELECT version FROM schema_version"), "5");
   // Reopening an up-to-date store migrates nothing and keeps one version row.
   ASSERT_TRUE(Ok(MetadataStore::open(nested)));
   EXPECT_EQ(raw_query(nested + "/metadata.db", "SELECT count(*) FROM schema_version"), "1");
