@@ -7,6 +7,7 @@
 #include "common/random_id.h"
 #include "broker/exchange.h"
 #include "mqtt/connection.h"
+#include "mqtt/login_vhost.h"
 #include "mqtt/reason_code.h"
 #include "mqtt/topic.h"
 
@@ -25,22 +26,6 @@ ConnackCode return_code_of(uint8_t code) {
     case reason::kQuotaExceeded: return ConnackCode::kNotAuthorized;
     default: return ConnackCode::kServerUnavailable;
   }
-}
-
-struct Login {
-  std::string vhost;
-  std::string user;
-};
-
-// The vhost and user a user name names: "vhost:user" (split at the last colon) unless
-// mqtt.ignore_colons_in_username, else the configured vhost.
-Login split_user_name(std::string_view name, const Settings& s) {
-  if (!s.ignore_colons_in_username) {
-    const size_t colon = name.rfind(':');
-    if (colon != std::string_view::npos)
-      return Login{std::string(name.substr(0, colon)), std::string(name.substr(colon + 1))};
-  }
-  return Login{s.vhost, std::string(name)};
 }
 
 }  // namespace
@@ -172,6 +157,10 @@ std::optional<uint8_t> Connection::log_in(const Connect& c) {
   // default user when anonymous logins are allowed.
   std::string name, password;
   bool by_certificate = false;
+  // The certificate's name counts for the vhost whenever mqtt.ssl_cert_login is on, also for a
+  // login with a password (as RabbitMQ's ssl_login_name).
+  const std::optional<std::string> certificate_name =
+      s.ssl_cert_login ? stream_->verified_peer_common_name() : std::nullopt;
   if (c.username || c.password) {
     if (!c.username || !c.password || c.password->empty()) {
       spdlog::warn("MQTT login failed from {}: {} provided without {}", ends_.peer_host,
@@ -180,9 +169,8 @@ std::optional<uint8_t> Connection::log_in(const Connect& c) {
     }
     name = *c.username;
     password = *c.password;
-  } else if (std::optional<std::string> cn =
-                 s.ssl_cert_login ? stream_->verified_peer_common_name() : std::nullopt) {
-    name = std::move(*cn);
+  } else if (certificate_name) {
+    name = *certificate_name;
     by_certificate = true;
   } else if (s.allow_anonymous) {
     name = s.default_user;
@@ -191,7 +179,11 @@ std::optional<uint8_t> Connection::log_in(const Connect& c) {
     spdlog::warn("MQTT login failed from {}: no credentials provided", ends_.peer_host);
     return reason::kBadUserNameOrPassword;
   }
-  Login login = split_user_name(name, s);
+  LoginVhost login =
+      login_vhost(name, certificate_name ? &*certificate_name : nullptr, ends_.local_port, s,
+                  broker_.global_parameter(kPortToVhostMapping),
+                  broker_.global_parameter(kCertificateToVhostMapping));
+  spdlog::debug("MQTT connection {}: vhost '{}' picked by {}", id_, login.vhost, login.picked_by);
   broker::VHost* vhost = broker_.find_vhost(login.vhost);
   if (vhost == nullptr) {
     spdlog::warn("MQTT login failed for user '{}': vhost '{}' does not exist", login.user,

@@ -220,6 +220,33 @@ def test_warrenctl_lists_mqtt_connections(broker, clients, uname):
     c.disconnect()
 
 
+def test_port_to_vhost_mapping(warren_factory, uname):
+    # The global parameter mqtt_port_to_vhost_mapping picks the vhost of a login whose user name
+    # names none, by the port the client connected to (RabbitMQ's port to vhost mapping); a
+    # "vhost:user" name still wins.
+    b = warren_factory()
+    port = mqtt_helpers.mqtt_port(b)
+    for args in (("add_vhost", "devices"),
+                 ("set_permissions", "-p", "devices", "guest", ".*", ".*", ".*"),
+                 ("set_global_parameter", "mqtt_port_to_vhost_mapping",
+                  '{"%d": "devices", "1": "elsewhere"}' % port)):
+        code, _, err = ctl(b, *args)
+        assert code == 0, err
+
+    def vhost_of(cid, **credentials):
+        c = Client(port, client_id=cid, **credentials)
+        assert c.connect() == 0
+        code, out, err = ctl(b, "list_mqtt_connections", "client_id", "vhost", "-q")
+        c.disconnect()
+        return [line.split("\t")[1] for line in out.splitlines() if line.startswith(cid + "\t")]
+
+    assert vhost_of(uname("mapped")) == ["devices"]
+    assert vhost_of(uname("named"), username="/:guest", password="guest") == ["/"]
+    code, _, err = ctl(b, "clear_global_parameter", "mqtt_port_to_vhost_mapping")
+    assert code == 0, err
+    assert vhost_of(uname("default")) == ["/"]
+
+
 # ---- sessions
 
 

@@ -272,6 +272,21 @@ def test_mqtt_ssl_cert_login_uses_the_certificate_cn(warren_factory, certs, tmp_
     assert login(None, username=None, password=None) == 4  # no certificate, no anonymous
     assert login("stranger", username="guest", password="guest") == 0
     assert login("client", username="guest", password="wrong") == 4
+    # mqtt_default_vhosts maps the certificate's name to a vhost (before the port mapping).
+    from test_warrenctl import ctl
+    for args in (("add_vhost", "certs"),
+                 ("set_permissions", "-p", "certs", "guest", ".*", ".*", ".*"),
+                 ("set_global_parameter", "mqtt_default_vhosts", '{"guest": "certs"}'),
+                 ("set_global_parameter", "mqtt_port_to_vhost_mapping", '{"%d": "nowhere"}' % port)):
+        code, _, err = ctl(b, *args)
+        assert code == 0, err
+    c = Client(port, client_id="by-cert", username=None, password=None)
+    c.c.tls_set(ca_certs=str(certs / "ca.pem"), certfile=str(certs / "client.pem"),
+                keyfile=str(certs / "client.key"))
+    assert c.connect() == 0
+    code, out, _ = ctl(b, "list_mqtt_connections", "client_id", "vhost", "-q")
+    c.disconnect()
+    assert "by-cert\tcerts" in out.splitlines()
     # Without mqtt.ssl_cert_login the certificate is no login.
     plain = warren_factory(*tls_args(certs, "--mqtts-port", "0", "--ssl-verify", "verify_peer"))
     port = plain.listener_port("MQTTS")
