@@ -207,7 +207,6 @@ class Connection : public broker::OutputFlusher,
   uint16_t topic_alias_max_out_ = 0;
   std::unordered_map<std::string, uint16_t> aliases_out_;
   std::vector<std::string> aliases_in_;  // index = alias - 1
-  std::string properties_scratch_;
   std::unique_ptr<broker::Consumer> consumers_[2];  // by QoS
   broker::DeliveryTracker deliveries_;
   // QoS 1 deliveries awaiting PUBACK: packet id -> delivery tag.
