@@ -223,26 +223,31 @@ std::optional<uint8_t> Connection::log_in(const Connect& c) {
 }
 
 std::optional<bool> Connection::prepare_session() {
-  const std::string qos1 = queue_name(Qos::k1);
-  broker::Queue* existing = vhost_->find_queue(qos1);
+  const Qos both[] = {Qos::k0, Qos::k1};
   if (!clean_session_) {
-    if (existing == nullptr) return false;
-    // Resume: consume the session's queue again, and recover its subscriptions from the
-    // queue's bindings (so that UNSUBSCRIBE works after a reconnect).
-    if (ensure_queue(Qos::k1) == nullptr) return std::nullopt;
-    recover_subscriptions();
-    return true;
+    // Resume: consume the session's queues again, and recover its subscriptions from the
+    // queues' bindings (so that UNSUBSCRIBE works after a reconnect).
+    bool present = false;
+    for (Qos qos : both) {
+      if (vhost_->find_queue(queue_name(qos)) == nullptr) continue;
+      if (ensure_queue(qos) == nullptr) return std::nullopt;
+      present = true;
+    }
+    if (present) recover_subscriptions();
+    return present;
   }
   // A clean session starts empty: a persistent session left by this client id goes.
-  if (existing != nullptr) {
-    if (broker_.check_access(user_, vhost_->name(), auth::Permission::kConfigure, "queue", qos1)) {
+  for (Qos qos : both) {
+    const std::string name = queue_name(qos);
+    if (vhost_->find_queue(name) == nullptr) continue;
+    if (broker_.check_access(user_, vhost_->name(), auth::Permission::kConfigure, "queue", name)) {
       spdlog::error("MQTT cannot start a clean session: `configure` permission missing for "
-                    "queue '{}'", qos1);
+                    "queue '{}'", name);
       return std::nullopt;
     }
-    auto deleted = vhost_->delete_queue(qos1, false, false, id_);
+    auto deleted = vhost_->delete_queue(name, false, false, id_);
     if (!deleted) {
-      spdlog::error("MQTT cannot delete the session queue '{}': {}", qos1, deleted.error().text);
+      spdlog::error("MQTT cannot delete the session queue '{}': {}", name, deleted.error().text);
       return std::nullopt;
     }
   }
@@ -251,32 +256,36 @@ std::optional<bool> Connection::prepare_session() {
 
 void Connection::recover_subscriptions() {
   broker::Exchange* x = vhost_->find_exchange(service_.settings().exchange);
-  const auto& consumer = consumers_[static_cast<int>(Qos::k1)];
-  if (x == nullptr || !consumer || !consumer->queue) return;
-  // Only this queue's bindings are visited, however many clients are subscribed.
-  x->for_each_binding_to(broker::Destination{consumer->queue.get(), nullptr},
-                         [&](const broker::Binding& b) {
-    Subscription sub;
-    sub.qos = 1;
-    if (const FieldValue* v = b.arguments.find(kSubscriptionOptionsArgument))
-      if (const FieldTable* o = v->as_table()) {
-        sub.with_options = true;
-        auto number = [&](std::string_view key) {
-          const FieldValue* f = o->find(key);
-          return f != nullptr ? f->as_int().value_or(0) : 0;
-        };
-        auto flag = [&](std::string_view key) {
-          const FieldValue* f = o->find(key);
-          return f != nullptr && f->as_bool().value_or(false);
-        };
-        sub.id = static_cast<uint32_t>(number("id"));
-        sub.no_local = flag("no-local");
-        sub.retain_as_published = flag("retain-as-published");
-        sub.retain_handling = static_cast<uint8_t>(number("retain-handling"));
-        subscription_options_in_use_ |= sub.id != 0 || sub.no_local || sub.retain_as_published;
-      }
-    subscriptions_[routing_key_to_topic(b.routing_key)] = sub;
-  });
+  if (x == nullptr) return;
+  for (uint8_t qos : {0, 1}) {
+    const auto& consumer = consumers_[qos];
+    if (!consumer || !consumer->queue) continue;
+    // Only this queue's bindings are visited, however many clients are subscribed.
+    x->for_each_binding_to(
+        broker::Destination{consumer->queue.get(), nullptr}, [&](const broker::Binding& b) {
+          Subscription sub;
+          sub.qos = qos;
+          if (const FieldValue* v = b.arguments.find(kSubscriptionOptionsArgument))
+            if (const FieldTable* o = v->as_table()) {
+              sub.with_options = true;
+              auto number = [&](std::string_view key) {
+                const FieldValue* f = o->find(key);
+                return f != nullptr ? f->as_int().value_or(0) : 0;
+              };
+              auto flag = [&](std::string_view key) {
+                const FieldValue* f = o->find(key);
+                return f != nullptr && f->as_bool().value_or(false);
+              };
+              sub.id = static_cast<uint32_t>(number("id"));
+              sub.no_local = flag("no-local");
+              sub.retain_as_published = flag("retain-as-published");
+              sub.retain_handling = static_cast<uint8_t>(number("retain-handling"));
+              subscription_options_in_use_ |=
+                  sub.id != 0 || sub.no_local || sub.retain_as_published;
+            }
+          subscriptions_[routing_key_to_topic(b.routing_key)] = sub;
+        });
+  }
 }
 
 }  // namespace warren::mqtt

@@ -162,10 +162,11 @@ void Connection::release_resources() {
   // A session that ends with its connection takes its queue along, also one declared to
   // outlive it (a 5.0 session resumed with expiry 0, or ended by DISCONNECT's expiry 0).
   if (vhost_ != nullptr && state_ == State::kRunning && session_expiry_ms_ == 0)
-    if (broker::Queue* q = vhost_->find_queue(queue_name(Qos::k1)); q != nullptr && !q->deleted())
-      if (auto deleted = vhost_->delete_queue(q->name(), false, false, id_); !deleted)
-        spdlog::warn("MQTT connection {}: cannot delete the session queue '{}': {}", id_,
-                     q->name(), deleted.error().text);
+    for (Qos qos : {Qos::k0, Qos::k1})
+      if (broker::Queue* q = vhost_->find_queue(queue_name(qos)); q != nullptr && !q->deleted())
+        if (auto deleted = vhost_->delete_queue(q->name(), false, false, id_); !deleted)
+          spdlog::warn("MQTT connection {}: cannot delete the session queue '{}': {}", id_,
+                       q->name(), deleted.error().text);
   // Unacknowledged QoS 1 deliveries go back to their queue, flagged redelivered: a persistent
   // session sends them again (DUP) after a reconnect.
   deliveries_.requeue_all();

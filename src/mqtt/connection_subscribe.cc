@@ -42,9 +42,11 @@ broker::Queue* Connection::ensure_queue(Qos qos) {
   if (vhost_->find_queue(name) == nullptr) {
     broker::QueueDeclare d;
     d.name = name;
-    if (qos == Qos::k0) {
+    if (qos == Qos::k0 && session_expiry_ms_ == 0) {
       d.auto_delete = true;
     } else {
+      // A session that outlives its connection keeps its QoS 0 subscriptions too (as RabbitMQ
+      // 3.13, where both queues of such a session are durable with x-expires).
       d.durable = true;
       d.auto_delete = session_expiry_ms_ == 0;
       if (session_expiry_ms_ != 0 && session_expiry_ms_ != kNeverExpires)

@@ -173,19 +173,47 @@ def test_subscription_queues_are_named_and_declared_as_rabbitmq(broker, clients,
     rows = {r.split("\t")[0]: r.split("\t")[1:] for r in out.splitlines() if cid in r}
     assert rows["mqtt-subscription-%sqos1" % cid][:2] == ["true", "false"]
     assert "86400000" in rows["mqtt-subscription-%sqos1" % cid][2]  # x-expires, 24 h
-    assert rows["mqtt-subscription-%sqos0" % cid][:2] == ["false", "true"]
+    # A persistent session's QoS 0 queue is durable with the same x-expires (RabbitMQ 3.13;
+    # 3.10 made it transient and auto-delete, losing QoS 0 subscriptions at a reconnect).
+    assert rows["mqtt-subscription-%sqos0" % cid][:2] == ["true", "false"]
+    assert "86400000" in rows["mqtt-subscription-%sqos0" % cid][2]
     code, out, err = ctl(broker, "list_bindings", "source_name", "destination_name",
                          "routing_key")
     assert "amq.topic\tmqtt-subscription-%sqos1\ta.b" % cid in out
+    assert "amq.topic\tmqtt-subscription-%sqos0\tc.d" % cid in out
     persistent.disconnect()
-    # The QoS 0 queue (auto-delete) goes with the connection, the QoS 1 queue stays.
-    amqp_helpers.wait_until(lambda: "qos0" not in ctl(broker, "list_queues", "name")[1]
-                            or cid + "qos0" not in ctl(broker, "list_queues", "name")[1])
+    # Both stay while the session lasts.
     ch.queue_declare(queue="mqtt-subscription-%sqos1" % cid, passive=True)
-    # A clean session with the same id removes it.
+    ch.queue_declare(queue="mqtt-subscription-%sqos0" % cid, passive=True)
+    # A clean session with the same id removes them.
     clean = connected(clients, client_id=cid, clean_session=True)
     assert clean.session_present is False
-    amqp_helpers.wait_until(lambda: cid + "qos1" not in ctl(broker, "list_queues", "name")[1])
+    amqp_helpers.wait_until(lambda: cid + "qos1" not in ctl(broker, "list_queues", "name")[1]
+                            and cid + "qos0" not in ctl(broker, "list_queues", "name")[1])
+    # A clean session's QoS 0 queue is transient and auto-delete: it goes with the connection.
+    clean.subscribe("e/f", 0)
+    code, out, err = ctl(broker, "list_queues", "name", "durable", "auto_delete")
+    assert "mqtt-subscription-%sqos0\tfalse\ttrue" % cid in out.splitlines()
+    clean.disconnect()
+    amqp_helpers.wait_until(lambda: cid + "qos0" not in ctl(broker, "list_queues", "name")[1])
+
+
+def test_persistent_session_keeps_qos0_subscriptions(clients, uname):
+    cid, topic = uname("ps0"), uname("ps0-topic")
+    c = connected(clients, client_id=cid, clean_session=False)
+    assert c.subscribe(topic, 0) == [0]
+    c.disconnect()
+    connected(clients).publish(topic, b"while away", qos=0)
+    back = connected(clients, client_id=cid, clean_session=False)
+    assert back.session_present is True
+    [m] = back.expect(1)
+    assert (m.payload, m.qos) == (b"while away", 0)
+    # The subscription came back with the session: UNSUBSCRIBE ends it.
+    back.unsubscribe(topic)
+    connected(clients).publish(topic, b"after unsubscribe", qos=0)
+    back.expect_none()
+    back.disconnect()
+    connected(clients, client_id=cid, clean_session=True).disconnect()
 
 
 def test_management_lists_mqtt_connections(broker, clients, uname):
