@@ -100,6 +100,9 @@ class Queue {
   const std::string& name() const { return name_; }
   const std::string& vhost() const { return vhost_; }
   const Options& options() const { return options_; }
+  // Replaces the declared arguments (VHost::set_queue_argument, which also re-resolves the
+  // effective settings and stores the change).
+  void set_arguments(FieldTable args) { options_.arguments = std::move(args); }
   bool durable() const { return options_.durable; }
   bool exclusive() const { return options_.exclusive; }
   bool auto_delete() const { return options_.auto_delete; }

@@ -85,6 +85,10 @@ class VHost {
   Status declare_exchange(const ExchangeDeclare& d);
   Status delete_exchange(std::string_view name, bool if_unused);
   OpResult<QueueDeclareOk> declare_queue(const QueueDeclare& d, uint64_t connection_id);
+  // Sets (or, with no value, removes) one declared argument of an existing queue, stored for a
+  // durable queue and applied at once as a policy change is (RabbitMQ's amqqueue:update with
+  // policy_changed; MQTT changes a session's x-expires this way).
+  Status set_queue_argument(Queue& q, std::string_view key, std::optional<FieldValue> value);
   OpResult<uint32_t> delete_queue(std::string_view name, bool if_unused, bool if_empty,
                                   uint64_t connection_id);
   OpResult<uint32_t> purge_queue(std::string_view name, uint64_t connection_id);

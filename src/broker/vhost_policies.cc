@@ -1,10 +1,12 @@
 // VHost's policies: set/clear/list, persistence, and re-resolving the settings of the queues and
 // exchanges they apply to (policy.h; RabbitMQ's rabbit_policy:update_matched_objects).
-#include <spdlog/spdlog.h>
-
 #include <algorithm>
 
+#include <spdlog/spdlog.h>
+
+#include "broker/queue_arguments.h"
 #include "broker/vhost.h"
+#include "store/metadata_store.h"
 
 namespace warren::broker {
 
@@ -60,6 +62,21 @@ const Policy* VHost::policy_for_queue(std::string_view queue) const {
 
 const Policy* VHost::policy_for_exchange(std::string_view exchange) const {
   return best_policy(policies_, exchange, false);
+}
+
+Status VHost::set_queue_argument(Queue& q, std::string_view key, std::optional<FieldValue> value) {
+  FieldTable args = q.options().arguments;
+  std::erase_if(args.entries, [&](const auto& e) { return e.first == key; });
+  if (value) args.entries.emplace_back(std::string(key), std::move(*value));
+  if (Status invalid = validate_queue_arguments(args, q.name(), name_)) return invalid;
+  if (metadata_ != nullptr && q.durable())
+    if (auto saved = metadata_->save_queue(
+            store::QueueRecord{name_, q.name(), true, q.auto_delete(), args, 0});
+        !saved)
+      return persisted(saved.error());
+  q.set_arguments(std::move(args));
+  apply_policy(q);
+  return std::nullopt;
 }
 
 void VHost::apply_policy(Queue& q) {

@@ -150,6 +150,9 @@ class Connection : public broker::OutputFlusher,
   static FieldTable binding_arguments(const Subscription& s);
   // Reads the subscriptions of a resumed session back from its queues' bindings.
   void recover_subscriptions();
+  // Gives the session's queues the x-expires of session_expiry_ms_ (a resumed session, or a
+  // DISCONNECT, may ask for another interval than the queues were declared with).
+  void apply_session_expiry();
   void send_retained(const std::string& filter, uint8_t qos);
   uint16_t next_packet_id();
   void write_pubacks();

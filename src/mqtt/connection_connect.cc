@@ -138,10 +138,10 @@ void Connection::on_disconnect(const Disconnect& d) {
     } else if (requested == 0) {
       session_expiry_ms_ = 0;  // the session ends now: release_resources deletes its queue
     } else {
-      // The queue keeps the x-expires it was declared with (see the README).
       const uint64_t max = service_.settings().max_session_expiry_ms;
       session_expiry_ms_ =
           requested == UINT32_MAX ? max : std::min<uint64_t>(uint64_t{requested} * 1000, max);
+      apply_session_expiry();
     }
   }
   // 0x04 "disconnect with will message" asks for the will; any other client reason code
@@ -233,7 +233,10 @@ std::optional<bool> Connection::prepare_session() {
       if (ensure_queue(qos) == nullptr) return std::nullopt;
       present = true;
     }
-    if (present) recover_subscriptions();
+    if (present) {
+      recover_subscriptions();
+      apply_session_expiry();
+    }
     return present;
   }
   // A clean session starts empty: a persistent session left by this client id goes.
@@ -252,6 +255,23 @@ std::optional<bool> Connection::prepare_session() {
     }
   }
   return false;
+}
+
+void Connection::apply_session_expiry() {
+  if (session_expiry_ms_ == 0) return;  // the queues go when the connection does
+  std::optional<FieldValue> expires;
+  if (session_expiry_ms_ != kNeverExpires)
+    expires = FieldValue(static_cast<int64_t>(session_expiry_ms_));
+  for (Qos qos : {Qos::k0, Qos::k1}) {
+    broker::Queue* q = vhost_->find_queue(queue_name(qos));
+    if (q == nullptr || q->auto_delete()) continue;
+    const FieldValue* now = q->options().arguments.find("x-expires");
+    const std::optional<int64_t> current = now ? now->as_int() : std::nullopt;
+    if (current == (expires ? expires->as_int() : std::nullopt)) continue;  // no store write
+    if (broker::Status e = vhost_->set_queue_argument(*q, "x-expires", expires))
+      spdlog::warn("MQTT connection {}: cannot set the session expiry of queue '{}': {}", id_,
+                   q->name(), e->text);
+  }
 }
 
 void Connection::recover_subscriptions() {

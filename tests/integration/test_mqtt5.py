@@ -287,6 +287,31 @@ def test_session_expiry_keeps_the_queue_and_messages_while_away(broker, clients5
     again.disconnect(properties=_disconnect_expiry(0))
 
 
+def test_a_resumed_session_and_disconnect_change_the_session_expiry(broker, clients5, uname):
+    # As RabbitMQ 3.13: the session's queues take the interval of the latest CONNECT, and of a
+    # DISCONNECT that names one; both of them, QoS 0 and QoS 1.
+    cid = uname("seic")
+    queues = ["mqtt-subscription-%sqos%d" % (cid, qos) for qos in (0, 1)]
+
+    def expires():
+        return [management_queue(broker, q)["arguments"].get("x-expires") for q in queues]
+
+    c = connected(clients5, client_id=cid, clean_start=False, session_expiry=300)
+    c.subscribe(uname("t0"), 0)
+    c.subscribe(uname("t1"), 1)
+    c.disconnect()
+    assert expires() == [300000, 300000]
+    again = connected(clients5, client_id=cid, clean_start=False, session_expiry=600)
+    assert again.session_present is True
+    assert expires() == [600000, 600000]
+    again.disconnect(properties=_disconnect_expiry(120))
+    assert amqp_helpers.wait_until(lambda: expires() == [120000, 120000], timeout=5), expires()
+    # The cap applies to the new interval too.
+    last = connected(clients5, client_id=cid, clean_start=False, session_expiry=0xFFFFFFFF)
+    assert expires() == [86400000, 86400000]
+    last.disconnect(properties=_disconnect_expiry(0))
+
+
 def test_clean_start_drops_an_existing_session(connection, clients5, uname):
     cid, topic = uname("drop"), uname("drop-t")
     q = "mqtt-subscription-%sqos1" % cid
