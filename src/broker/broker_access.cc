@@ -5,15 +5,12 @@
 #include <spdlog/spdlog.h>
 
 #include "broker/broker.h"
+#include "broker/stored.h"
 #include "store/metadata_store.h"
 
 namespace warren::broker {
 namespace {
 
-Status stored(const store::Status& s) {
-  if (!s) return std::nullopt;
-  return make_error(ErrorCode::kInternalError, "cannot store definitions: {}", s->message);
-}
 
 Error no_such_user(std::string_view name) {
   return make_error(ErrorCode::kNotFound, "no such user '{}'", name);

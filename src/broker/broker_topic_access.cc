@@ -4,18 +4,10 @@
 #include <spdlog/spdlog.h>
 
 #include "broker/broker.h"
+#include "broker/stored.h"
 #include "store/metadata_store.h"
 
 namespace warren::broker {
-
-namespace {
-
-Status stored(const store::Status& s) {
-  if (!s) return std::nullopt;
-  return make_error(ErrorCode::kInternalError, "cannot store definitions: {}", s->message);
-}
-
-}  // namespace
 
 Status Broker::set_topic_permissions(const std::string& user, const std::string& vhost,
                                      const std::string& exchange, auth::TopicPermissionSet p) {

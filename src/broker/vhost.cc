@@ -1,5 +1,7 @@
 #include "broker/vhost.h"
 
+#include "broker/stored.h"
+
 #include "common/random_id.h"
 
 #include "broker/firehose.h"
@@ -90,10 +92,7 @@ VHost::~VHost() {
   for (auto& [name, q] : queues_) q->mark_deleted();
 }
 
-Status VHost::persisted(const store::Status& s) {
-  if (!s) return std::nullopt;
-  return make_error(ErrorCode::kInternalError, "cannot store definitions: {}", s->message);
-}
+Status VHost::persisted(const store::Status& s) { return stored(s); }
 
 store::BindingRecord VHost::binding_record(std::string_view source, std::string_view dest,
                                            bool dest_is_queue, std::string_view key,

@@ -146,6 +146,9 @@ class Connection : public broker::OutputFlusher,
   // The queue of subscriptions with this QoS, declared and consumed; null if refused.
   broker::Queue* ensure_queue(Qos qos);
   std::string queue_name(Qos qos) const;
+  // Why this client may not bind (or unbind) `queue` with `key` to the exchange: write on the
+  // queue, read on the exchange, topic read on the key (as an AMQP queue.bind); or nothing.
+  broker::Status binding_refused(const std::string& queue, std::string_view key);
   // The binding arguments of a subscription: none for 3.1.1, its options for 5.0.
   static FieldTable binding_arguments(const Subscription& s);
   // Reads the subscriptions of a resumed session back from its queues' bindings.

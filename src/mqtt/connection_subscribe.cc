@@ -76,6 +76,18 @@ broker::Queue* Connection::ensure_queue(Qos qos) {
   return q;
 }
 
+broker::Status Connection::binding_refused(const std::string& queue, std::string_view key) {
+  const std::string& exchange = service_.settings().exchange;
+  if (broker::Status e =
+          broker_.check_access(user_, vhost_->name(), Permission::kWrite, "queue", queue))
+    return e;
+  if (broker::Status e =
+          broker_.check_access(user_, vhost_->name(), Permission::kRead, "exchange", exchange))
+    return e;
+  return broker_.check_topic_access(user_, vhost_->name(), exchange, Permission::kRead, key,
+                                    client_id_);
+}
+
 FieldTable Connection::binding_arguments(const Subscription& s) {
   FieldTable args;
   if (!s.with_options) return args;
@@ -132,13 +144,7 @@ void Connection::on_subscribe(const Subscribe& s) {
     if (q == nullptr) {
       refused = broker::make_error(broker::ErrorCode::kAccessRefused, "cannot use the queue");
     } else {
-      refused = broker_.check_access(user_, vhost_->name(), Permission::kWrite, "queue", q->name());
-      if (!refused)
-        refused = broker_.check_access(user_, vhost_->name(), Permission::kRead, "exchange",
-                                       exchange);
-      if (!refused)
-        refused = broker_.check_topic_access(user_, vhost_->name(), exchange, Permission::kRead,
-                                             key, client_id_);
+      refused = binding_refused(q->name(), key);
       if (!refused)
         refused = vhost_->bind_queue(q->name(), exchange, key, binding_arguments(sub), id_);
       if (refused)
@@ -216,14 +222,7 @@ void Connection::on_unsubscribe(const Unsubscribe& u) {
     const auto& consumer = consumers_[sub.qos];
     broker::Status refused;
     if (consumer && consumer->queue) {
-      refused = broker_.check_access(user_, vhost_->name(), Permission::kWrite, "queue",
-                                     consumer->queue->name());
-      if (!refused)
-        refused = broker_.check_access(user_, vhost_->name(), Permission::kRead, "exchange",
-                                       exchange);
-      if (!refused)
-        refused = broker_.check_topic_access(user_, vhost_->name(), exchange, Permission::kRead,
-                                             key, client_id_);
+      refused = binding_refused(consumer->queue->name(), key);
       if (!refused)
         refused = vhost_->unbind_queue(consumer->queue->name(), exchange, key,
                                        binding_arguments(sub), id_);
