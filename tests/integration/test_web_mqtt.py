@@ -9,7 +9,7 @@ import websocket  # python3-websocket (websocket-client)
 
 import amqp_helpers
 import mqtt_helpers
-from mqtt_helpers import Client
+from mqtt_helpers import Client, Client5, PacketTypes, Properties
 
 
 @pytest.fixture
@@ -38,6 +38,35 @@ def test_websocket_subscriber_gets_tcp_mqtt_and_amqp_publishes(broker, ws_port, 
         sub.publish(topic + "/back", b"over ws", qos=1)
         [m] = pub.expect(1)
         assert m.payload == b"over ws"
+    finally:
+        sub.disconnect()
+        pub.disconnect()
+
+
+def test_mqtt5_over_websocket(broker, ws_port):
+    # The same connection class serves MQTT 5.0 over WebSocket: properties both ways, and the
+    # listing says "Web MQTT 5.0".
+    from test_management_api import call
+    cid, topic = name("ws5"), name("ws5")
+    sub = Client5(ws_port, client_id=cid, websocket_path="/ws")
+    pub = Client5(mqtt_helpers.mqtt_port(broker))
+    try:
+        assert sub.connect() == 0
+        assert sub.connack_properties.MaximumQoS == 1
+        assert sub.subscribe(topic, 1, subscription_id=7) == [1]
+        assert pub.connect() == 0
+        props = Properties(PacketTypes.PUBLISH)
+        props.ContentType = "text/plain"
+        props.UserProperty = [("k", "v")]
+        pub.publish(topic, b"five", qos=1, properties=props)
+        [m] = sub.expect(1)
+        assert m.payload == b"five"
+        assert m.properties.ContentType == "text/plain"
+        assert m.properties.UserProperty == [("k", "v")]
+        assert m.properties.SubscriptionIdentifier == [7]
+        status, body, _ = call(broker, "GET", "/api/connections")
+        mine = [x for x in body if x["client_properties"].get("client_id") == cid]
+        assert mine and mine[0]["protocol"] == "Web MQTT 5.0"
     finally:
         sub.disconnect()
         pub.disconnect()
