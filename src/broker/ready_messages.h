@@ -83,12 +83,12 @@ class ReadyMessages {
   }
   // The message with this seq and priority, or null.
   QueuedMessage* find(uint64_t seq, uint8_t priority) {
-    auto& l = level(priority);
+    auto& l = levels_[cap(priority)];  // a lookup: the level is not marked non-empty
     auto it = lower(l, seq);
     return it == l.end() || it->seq != seq ? nullptr : &*it;
   }
   void erase(uint64_t seq, uint8_t priority) {
-    auto& l = level(priority);
+    auto& l = levels_[cap(priority)];
     auto it = lower(l, seq);
     if (it == l.end() || it->seq != seq) return;
     l.erase(it);
@@ -151,6 +151,9 @@ class ReadyMessages {
   void grew() {
     if (size_ > mark_) mark_ = size_;
   }
+  // The level a message is about to be added to, marked non-empty. Only for additions: a level
+  // marked but left empty would be top() and take_front() would read past an empty deque (a
+  // lookup of a message already delivered did that, when a journal sync came late).
   std::deque<QueuedMessage>& level(uint8_t priority) {
     uint8_t p = cap(priority);
     nonempty_[p / 64] |= uint64_t{1} << (p % 64);

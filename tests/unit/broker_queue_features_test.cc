@@ -71,6 +71,22 @@ TEST(ReadyMessagesTest, FindAndEraseBySeqAndPriority) {
   EXPECT_EQ(drain(r), (std::vector<uint64_t>{2}));
 }
 
+// A journal sync that completes after its message left looks the message up in an empty (and
+// higher) level: the lookup must not make that level the front, or take_front() reads an empty
+// deque (a crash seen under slow fsyncs in test_priorities_survive_paging_to_disk).
+TEST(ReadyMessagesTest, LookupsInAnEmptyLevelLeaveTheFrontAlone) {
+  ReadyMessages r(5);
+  r.push_back(queued(1, 5));
+  r.push_back(queued(2, 1));
+  EXPECT_EQ(r.take_front().seq, 1u);  // level 5 is empty now
+  EXPECT_EQ(r.find(1, 5), nullptr);
+  r.erase(1, 5);
+  EXPECT_EQ(r.find(7, 4), nullptr);
+  ASSERT_EQ(r.size(), 1u);
+  EXPECT_EQ(r.front().seq, 2u);
+  EXPECT_EQ(drain(r), (std::vector<uint64_t>{2}));
+}
+
 class QueueLimitsTest : public ::testing::Test {
  protected:
   FakeScheduler sched;
