@@ -158,7 +158,9 @@ class Client {
     if (eol == std::string_view::npos) return false;
     size_t end_headers = data.find("\n\n", eol);
     size_t blank = 2;
-    if (size_t crlf = data.find("\n\r\n", eol); crlf != std::string_view::npos && crlf < end_headers) {
+    // A CRLF blank line before it (searched only up to there: the buffer can hold many frames).
+    const std::string_view head = data.substr(0, end_headers);
+    if (size_t crlf = head.find("\n\r\n", eol); crlf != std::string_view::npos) {
       end_headers = crlf;
       blank = 3;
     }
