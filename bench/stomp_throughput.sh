@@ -33,6 +33,7 @@ run_all() {
   local mode shape
   for mode in "--ack auto" "--ack client-individual --receipts"; do
     for shape in "fan-in $BENCH_FAN 1" "fan-out 1 $BENCH_FAN"; do
+      # shellcheck disable=SC2086  # shape: label and counts, split on spaces
       set -- $shape
       printf '{"broker": "%s", "shape": "%s", ' "$LABEL" "$1" | tee -a "$RESULTS"
       # shellcheck disable=SC2086  # mode: flags, split on spaces
