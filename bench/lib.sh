@@ -55,15 +55,16 @@ wait_for_port() {  # port pid seconds
   return 1
 }
 
-# Builds build/warren-server and build/warren-perf unless BENCH_SKIP_BUILD=1.
+# Builds build/warren-server and the perf clients unless BENCH_SKIP_BUILD=1.
 build() {
   if [ "${BENCH_SKIP_BUILD:-0}" = 1 ]; then
     return 0
-  elif [ ! -x build/warren-server ] || [ ! -x build/warren-perf ] || [ ! -x build/warren-mqtt-perf ]; then
+  elif [ ! -x build/warren-server ] || [ ! -x build/warren-perf ] || [ ! -x build/warren-mqtt-perf ] ||
+    [ ! -x build/warren-stomp-perf ]; then
     log "building Warren (scripts/build.sh)"
     bash scripts/build.sh
   else
-    cmake --build build --target warren-server warren-perf warren-mqtt-perf >/dev/null
+    cmake --build build --target warren-server warren-perf warren-mqtt-perf warren-stomp-perf >/dev/null
   fi
 }
 
@@ -194,6 +195,21 @@ start_rabbitmq_mqtt() {
   rabbitmq_setup "$WORK/rabbitmq" "$1"
   echo '[rabbitmq_mqtt].' >"$RMQ_DIR/plugins"
   echo "mqtt.listeners.tcp.default = $2" >"$RMQ_DIR/rabbitmq.conf"
+  chown -R rabbitmq:rabbitmq "$RMQ_DIR" 2>/dev/null || true
+  RABBITMQ_CONFIG_FILE=$RMQ_DIR/rabbitmq rabbitmq_launch
+  rabbitmq_wait_up 180
+  wait_for_port "$2" "$RMQ_PID" 60
+  sleep 5  # the plugin settles after the port opens
+}
+
+# start_rabbitmq_stomp NODE STOMP_PORT: installs rabbitmq-server when missing, then starts a
+# private node with the rabbitmq_stomp plugin listening on STOMP_PORT, and waits for it. Sets PORT
+# (AMQP).
+start_rabbitmq_stomp() {
+  rabbitmq_install
+  rabbitmq_setup "$WORK/rabbitmq" "$1"
+  echo '[rabbitmq_stomp].' >"$RMQ_DIR/plugins"
+  echo "stomp.listeners.tcp.default = $2" >"$RMQ_DIR/rabbitmq.conf"
   chown -R rabbitmq:rabbitmq "$RMQ_DIR" 2>/dev/null || true
   RABBITMQ_CONFIG_FILE=$RMQ_DIR/rabbitmq rabbitmq_launch
   rabbitmq_wait_up 180
