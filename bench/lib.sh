@@ -188,34 +188,25 @@ start_rabbitmq() {
   rabbitmq_wait_up 120
 }
 
-# start_rabbitmq_mqtt NODE MQTT_PORT: installs rabbitmq-server when missing, then starts a private
-# node with the rabbitmq_mqtt plugin listening on MQTT_PORT, and waits for it. Sets PORT (AMQP).
-start_rabbitmq_mqtt() {
+# start_rabbitmq_plugin PLUGIN LISTENER_KEY NODE PORT: installs rabbitmq-server when missing, then
+# starts a private node with PLUGIN enabled and listening on PORT (LISTENER_KEY = PORT in its
+# rabbitmq.conf), and waits for it. Sets PORT (AMQP).
+start_rabbitmq_plugin() {
   rabbitmq_install
-  rabbitmq_setup "$WORK/rabbitmq" "$1"
-  echo '[rabbitmq_mqtt].' >"$RMQ_DIR/plugins"
-  echo "mqtt.listeners.tcp.default = $2" >"$RMQ_DIR/rabbitmq.conf"
+  rabbitmq_setup "$WORK/rabbitmq" "$3"
+  echo "[$1]." >"$RMQ_DIR/plugins"
+  echo "$2 = $4" >"$RMQ_DIR/rabbitmq.conf"
   chown -R rabbitmq:rabbitmq "$RMQ_DIR" 2>/dev/null || true
   RABBITMQ_CONFIG_FILE=$RMQ_DIR/rabbitmq rabbitmq_launch
   rabbitmq_wait_up 180
-  wait_for_port "$2" "$RMQ_PID" 60
+  wait_for_port "$4" "$RMQ_PID" 60
   sleep 5  # the plugin settles after the port opens
 }
 
-# start_rabbitmq_stomp NODE STOMP_PORT: installs rabbitmq-server when missing, then starts a
-# private node with the rabbitmq_stomp plugin listening on STOMP_PORT, and waits for it. Sets PORT
-# (AMQP).
-start_rabbitmq_stomp() {
-  rabbitmq_install
-  rabbitmq_setup "$WORK/rabbitmq" "$1"
-  echo '[rabbitmq_stomp].' >"$RMQ_DIR/plugins"
-  echo "stomp.listeners.tcp.default = $2" >"$RMQ_DIR/rabbitmq.conf"
-  chown -R rabbitmq:rabbitmq "$RMQ_DIR" 2>/dev/null || true
-  RABBITMQ_CONFIG_FILE=$RMQ_DIR/rabbitmq rabbitmq_launch
-  rabbitmq_wait_up 180
-  wait_for_port "$2" "$RMQ_PID" 60
-  sleep 5  # the plugin settles after the port opens
-}
+# start_rabbitmq_mqtt NODE MQTT_PORT / start_rabbitmq_stomp NODE STOMP_PORT: the MQTT or STOMP
+# plugin on that port.
+start_rabbitmq_mqtt() { start_rabbitmq_plugin rabbitmq_mqtt mqtt.listeners.tcp.default "$1" "$2"; }
+start_rabbitmq_stomp() { start_rabbitmq_plugin rabbitmq_stomp stomp.listeners.tcp.default "$1" "$2"; }
 
 # rabbitmq_beam_pid: the pid of the node's Erlang VM: the beam.smp whose environment names the node
 # (RABBITMQ_NODENAME; the name is not on its command line), or else whose command line has the

@@ -22,9 +22,13 @@
 
 #include <CLI/CLI.hpp>
 
+#include "perf/load_run.h"
+
 namespace {
 
 using Clock = std::chrono::steady_clock;
+using namespace warren;
+constexpr const char* kTool = "warren-mqtt-perf";
 
 struct Options {
   int port = 1883;
@@ -63,14 +67,7 @@ void fixed_header(std::string& out, uint8_t first, size_t remaining) {
 class Client {
  public:
   Client(const Options& o, const std::string& client_id) {
-    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(static_cast<uint16_t>(o.port));
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) fail("connect");
-    int one = 1;
-    ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    fd_ = perf::connect_loopback(o.port, kTool);
     std::string body;
     put_str(body, "MQTT");
     body.push_back(static_cast<char>(o.version));
@@ -91,13 +88,7 @@ class Client {
   }
   ~Client() { ::close(fd_); }
 
-  void send_all(std::string_view data) {
-    while (!data.empty()) {
-      ssize_t n = ::send(fd_, data.data(), data.size(), MSG_NOSIGNAL);
-      if (n <= 0) fail("send");
-      data.remove_prefix(static_cast<size_t>(n));
-    }
-  }
+  void send_all(std::string_view data) { perf::send_all(fd_, data, kTool); }
 
   // The next packet's type and body (valid until the next call); false at EOF.
   bool next_packet(uint8_t* type, std::string_view* body) {
@@ -280,46 +271,21 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   const std::string run = std::to_string(::getpid()) + "-" + std::to_string(std::random_device{}());
-  std::atomic<uint64_t> sent{0}, acked{0}, received{0};
-  std::atomic<int> ready{0};
-  std::vector<std::thread> subs, pubs;
-  for (int i = 0; i < o.subscribers; ++i)
-    subs.emplace_back([&, i] { subscriber(o, "perf/" + run + "/#", received, ready, i); });
-  while (ready.load() < o.subscribers) std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  const auto start = Clock::now();
-  for (int i = 0; i < o.publishers; ++i)
-    pubs.emplace_back(
-        [&, i] { publisher(o, "perf/" + run + "/" + std::to_string(i), sent, acked, i); });
-  std::this_thread::sleep_for(std::chrono::duration<double>(o.time));
-  g_stop_publishing = true;
-  const double publish_s = std::chrono::duration<double>(Clock::now() - start).count();
-  const uint64_t sent_at_stop = sent.load();
-  for (auto& t : pubs) t.join();
-  // Subscribers drain what is on its way: until nothing arrives for a second (at most 30 s).
-  uint64_t last = received.load();
-  auto quiet_since = Clock::now();
-  const auto drain_deadline = Clock::now() + std::chrono::seconds(30);
-  const uint64_t expected = sent.load() * static_cast<uint64_t>(o.subscribers);
-  while (Clock::now() < drain_deadline && received.load() < expected) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    if (received.load() != last) {
-      last = received.load();
-      quiet_since = Clock::now();
-    } else if (Clock::now() - quiet_since > std::chrono::seconds(1)) {
-      break;
-    }
-  }
-  const double total_s = std::chrono::duration<double>(Clock::now() - start).count();
-  g_stop_receiving = true;
-  for (auto& t : subs) t.join();
+  perf::LoadCounters n;
+  const perf::LoadResult r = perf::run_load(
+      o.subscribers, o.publishers, o.time, static_cast<uint64_t>(o.subscribers), n,
+      g_stop_publishing, g_stop_receiving,
+      [&](int i) { subscriber(o, "perf/" + run + "/#", n.received, n.ready, i); },
+      [&](int i) { publisher(o, "perf/" + run + "/" + std::to_string(i), n.sent, n.acked, i); });
   std::printf(
       "{\"mqtt_version\": %d, \"publishers\": %d, \"subscribers\": %d, \"qos\": %d, \"size\": %u, \"publish_s\": %.2f, "
       "\"sent\": %llu, \"acked\": %llu, \"received\": %llu, \"expected\": %llu, "
       "\"publish_rate\": %.0f, \"receive_rate\": %.0f}\n",
-      o.version, o.publishers, o.subscribers, o.qos, o.size, publish_s,
-      static_cast<unsigned long long>(sent.load()), static_cast<unsigned long long>(acked.load()),
-      static_cast<unsigned long long>(received.load()),
-      static_cast<unsigned long long>(expected), sent_at_stop / publish_s,
-      received.load() / total_s);
+      o.version, o.publishers, o.subscribers, o.qos, o.size, r.publish_s,
+      static_cast<unsigned long long>(n.sent.load()),
+      static_cast<unsigned long long>(n.acked.load()),
+      static_cast<unsigned long long>(n.received.load()),
+      static_cast<unsigned long long>(r.expected), r.sent_at_stop / r.publish_s,
+      n.received.load() / r.total_s);
   return 0;
 }

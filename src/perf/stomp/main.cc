@@ -30,9 +30,13 @@
 
 #include <CLI/CLI.hpp>
 
+#include "perf/load_run.h"
+
 namespace {
 
 using Clock = std::chrono::steady_clock;
+using namespace warren;
+constexpr const char* kTool = "warren-stomp-perf";
 
 struct Options {
   int port = 61613;
@@ -79,14 +83,7 @@ struct Frame {
 class Client {
  public:
   explicit Client(const Options& o) {
-    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(static_cast<uint16_t>(o.port));
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) fail("connect");
-    int one = 1;
-    ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    fd_ = perf::connect_loopback(o.port, kTool);
     // CONNECT's header values are not escaped (STOMP 1.2).
     send_all("CONNECT\naccept-version:1.2\nhost:" + o.vhost + "\nlogin:" + o.user +
              "\npasscode:" + o.password + "\nheart-beat:0,0\n\n" + std::string(1, '\0'));
@@ -96,13 +93,7 @@ class Client {
   }
   ~Client() { ::close(fd_); }
 
-  void send_all(std::string_view data) {
-    while (!data.empty()) {
-      ssize_t n = ::send(fd_, data.data(), data.size(), MSG_NOSIGNAL);
-      if (n <= 0) fail("send");
-      data.remove_prefix(static_cast<size_t>(n));
-    }
-  }
+  void send_all(std::string_view data) { perf::send_all(fd_, data, kTool); }
 
   // The next frame (valid until the next call); false at EOF or on a receive timeout (errno).
   bool next_frame(Frame* f) {
@@ -332,52 +323,28 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   const std::string run = std::to_string(::getpid()) + "-" + std::to_string(std::random_device{}());
-  std::atomic<uint64_t> sent{0}, acked{0}, received{0};
-  std::atomic<int> ready{0};
-  std::vector<std::thread> subs, pubs;
   const std::string sub_destination =
       o.queue() ? "/queue/perf-" + run : "/topic/perf." + run + ".#";
-  for (int i = 0; i < o.subscribers; ++i)
-    subs.emplace_back([&, i] { subscriber(o, sub_destination, received, ready, i); });
-  while (ready.load() < o.subscribers) std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  const auto start = Clock::now();
-  for (int i = 0; i < o.publishers; ++i)
-    pubs.emplace_back([&, i] {
-      publisher(o, o.queue() ? sub_destination : "/topic/perf." + run + "." + std::to_string(i),
-                sent, acked);
-    });
-  std::this_thread::sleep_for(std::chrono::duration<double>(o.time));
-  g_stop_publishing = true;
-  const double publish_s = std::chrono::duration<double>(Clock::now() - start).count();
-  const uint64_t sent_at_stop = sent.load();
-  for (auto& t : pubs) t.join();
-  // Subscribers drain what is on its way: until nothing arrives for a second (at most 30 s).
-  uint64_t last = received.load();
-  auto quiet_since = Clock::now();
-  const auto drain_deadline = Clock::now() + std::chrono::seconds(30);
-  const uint64_t expected = sent.load() * static_cast<uint64_t>(o.queue() ? 1 : o.subscribers);
-  while (Clock::now() < drain_deadline && received.load() < expected) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    if (received.load() != last) {
-      last = received.load();
-      quiet_since = Clock::now();
-    } else if (Clock::now() - quiet_since > std::chrono::seconds(1)) {
-      break;
-    }
-  }
-  const double total_s = std::chrono::duration<double>(Clock::now() - start).count();
-  g_stop_receiving = true;
-  for (auto& t : subs) t.join();
+  perf::LoadCounters n;
+  const perf::LoadResult r = perf::run_load(
+      o.subscribers, o.publishers, o.time,
+      static_cast<uint64_t>(o.queue() ? 1 : o.subscribers), n, g_stop_publishing,
+      g_stop_receiving,
+      [&](int i) { subscriber(o, sub_destination, n.received, n.ready, i); },
+      [&](int i) {
+        publisher(o, o.queue() ? sub_destination : "/topic/perf." + run + "." + std::to_string(i),
+                  n.sent, n.acked);
+      });
   std::printf(
       "{\"publishers\": %d, \"subscribers\": %d, \"destination_kind\": \"%s\", \"ack\": \"%s\", "
       "\"receipts\": %s, \"size\": %u, \"publish_s\": %.2f, \"total_s\": %.2f, "
       "\"sent\": %llu, \"receipted\": %llu, \"received\": %llu, \"expected\": %llu, "
       "\"publish_rate\": %.0f, \"receive_rate\": %.0f}\n",
       o.publishers, o.subscribers, o.kind.c_str(), o.ack.c_str(), o.receipts ? "true" : "false",
-      o.size, publish_s, total_s, static_cast<unsigned long long>(sent.load()),
-      static_cast<unsigned long long>(acked.load()),
-      static_cast<unsigned long long>(received.load()),
-      static_cast<unsigned long long>(expected), sent_at_stop / publish_s,
-      received.load() / total_s);
+      o.size, r.publish_s, r.total_s, static_cast<unsigned long long>(n.sent.load()),
+      static_cast<unsigned long long>(n.acked.load()),
+      static_cast<unsigned long long>(n.received.load()),
+      static_cast<unsigned long long>(r.expected), r.sent_at_stop / r.publish_s,
+      n.received.load() / r.total_s);
   return 0;
 }
